@@ -1,0 +1,364 @@
+//! The blocking driver: [`Atom`], the handle users hold.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+use crate::options::Options;
+use crate::state::{Core, Opening, Outcome, check, encode, lock};
+use crate::store::{Committed, Observed, Store, Version};
+use crate::value::Value;
+
+/// A durable atom: one value of type `T`, kept in a [`Store`], changed only by pure
+/// functions, and durable before any change is seen.
+///
+/// `Atom` is a cheap handle: clones share the value, the store, the validator and the
+/// watches. It is `Send` and `Sync`. Every change goes through one retry loop: the update
+/// function sees the latest committed value (the store is checked for commits by other
+/// processes first), its result is validated, encoded and committed over the version it
+/// came from, and only then published to [`deref`](Atom::deref), the caller and the
+/// watches. A conflict with another writer reloads and runs the function again.
+///
+/// ```
+/// use enduro_core::Atom;
+/// use enduro_mem::MemStore;
+///
+/// let atom = Atom::open(MemStore::new(), vec![1], Default::default())?;
+/// let (old, new) = atom.swap_vals(|v| [v.as_slice(), &[2]].concat())?;
+/// assert_eq!((*old, *new), (vec![1], vec![1, 2]));
+/// assert_eq!(*atom.deref(), vec![1, 2]);
+/// # Ok::<(), enduro_core::Error>(())
+/// ```
+pub struct Atom<T> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T> {
+    core: Core<T>,
+    store: Box<dyn Store>,
+    /// Serializes this process's commits to one store, so `f` runs once per swap unless
+    /// another process (or another atom on the same resource) commits in between.
+    committing: Mutex<()>,
+}
+
+impl<T> Clone for Atom<T> {
+    fn clone(&self) -> Self {
+        Atom {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: Value> fmt::Debug for Atom<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Atom")
+            .field("resource", &self.inner.core.resource())
+            .field("released", &self.is_released())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Value> Atom<T> {
+    /// Opens an atom on `store`: adopts the stored value, or validates and commits `init`
+    /// when the store is empty. A stored value that does not decode is an error that
+    /// names the resource, and the stored bytes are left untouched.
+    ///
+    /// ```
+    /// use enduro_core::{Atom, Error, Options};
+    /// use enduro_mem::MemStore;
+    ///
+    /// let options = Options::new().validator(|n: &i32| *n >= 0);
+    /// let err = Atom::open(MemStore::new(), -1, options).unwrap_err();
+    /// assert!(matches!(err, Error::Invalid));
+    /// ```
+    pub fn open<S: Store>(store: S, init: T, options: Options<T>) -> Result<Self> {
+        let resource = store.resource();
+        let (value, version) = loop {
+            match Core::opening(&resource, &options, store.load()?)? {
+                Opening::Existing(value, version) => break (value, version),
+                Opening::Create(expected) => {
+                    check(options.validator.as_ref(), &init)?;
+                    let encode =
+                        &mut |out: &mut dyn std::io::Write| encode(&resource, &options, &init, out);
+                    match store.commit(expected, encode)? {
+                        Committed::Done(version) => break (init, version),
+                        // Someone else created it at the same moment: adopt theirs.
+                        Committed::Conflict => continue,
+                    }
+                }
+            }
+        };
+        let core = Core::new(resource, options, Arc::new(value), version);
+        Ok(Atom {
+            inner: Arc::new(Inner {
+                core,
+                store: Box::new(store),
+                committing: Mutex::new(()),
+            }),
+        })
+    }
+    /// The last committed value this atom knows. Never blocks on storage; see
+    /// [`refresh`](Atom::refresh) to pick up commits by other processes.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(5);
+    /// assert_eq!(*atom.deref(), 5);
+    /// ```
+    #[allow(clippy::should_implement_trait)]
+    pub fn deref(&self) -> Arc<T> {
+        self.inner.core.value()
+    }
+
+    /// Replaces the value with `f(current)` and returns the new value once it is durable.
+    ///
+    /// `f` may run more than once (when another writer commits in between), so it must be
+    /// pure. If it panics, the panic reaches the caller and the atom is unchanged.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// assert_eq!(*atom.swap(|n| n * 10)?, 10);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn swap(&self, f: impl FnMut(&T) -> T) -> Result<Arc<T>> {
+        self.swap_vals(f).map(|(_, new)| new)
+    }
+
+    /// Like [`swap`](Atom::swap), returning `(old, new)`.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// let (old, new) = atom.swap_vals(|n| n + 1)?;
+    /// assert_eq!((*old, *new), (1, 2));
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(Arc<T>, Arc<T>)> {
+        self.transact(|current| Some(Arc::new(f(current))))
+            .map(|o| (o.old, o.new))
+    }
+
+    /// Sets the value to `value` (validated and durable first) and returns it.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// assert_eq!(*atom.reset(7)?, 7);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn reset(&self, value: T) -> Result<Arc<T>> {
+        self.reset_vals(value).map(|(_, new)| new)
+    }
+
+    /// Like [`reset`](Atom::reset), returning `(old, new)`.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// let (old, new) = atom.reset_vals(7)?;
+    /// assert_eq!((*old, *new), (1, 7));
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
+        let value = Arc::new(value);
+        self.transact(|_| Some(Arc::clone(&value)))
+            .map(|o| (o.old, o.new))
+    }
+
+    /// Sets the value to `value` only if the current value (after picking up other
+    /// writers' commits) equals `expected`. Returns whether it did.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// assert!(!atom.compare_and_set(&5, 9)?);
+    /// assert!(atom.compare_and_set(&1, 9)?);
+    /// assert_eq!(*atom.deref(), 9);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn compare_and_set(&self, expected: &T, value: T) -> Result<bool>
+    where
+        T: PartialEq,
+    {
+        let value = Arc::new(value);
+        let mut matched = false;
+        self.transact(|current| {
+            matched = current == expected;
+            matched.then(|| Arc::clone(&value))
+        })?;
+        Ok(matched)
+    }
+
+    /// Calls `watch(old, new)` after every committed transition, once each, in commit
+    /// order — including transitions picked up from other writers. A watch with the same
+    /// key replaces the old one. A watch that panics is skipped; the commit stands.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// atom.add_watch("log", move |old: &i32, new: &i32| log.lock().unwrap().push((*old, *new)));
+    /// atom.swap(|n| n + 1)?;
+    /// atom.reset(10)?;
+    /// assert_eq!(*seen.lock().unwrap(), [(1, 2), (2, 10)]);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn add_watch(
+        &self,
+        key: impl Into<String>,
+        watch: impl Fn(&T, &T) + Send + Sync + 'static,
+    ) {
+        self.inner.core.add_watch(key.into(), Arc::new(watch));
+    }
+
+    /// Removes the watch with this key; returns whether there was one.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// atom.add_watch("w", |_: &i32, _: &i32| {});
+    /// assert!(atom.remove_watch("w"));
+    /// assert!(!atom.remove_watch("w"));
+    /// ```
+    pub fn remove_watch(&self, key: &str) -> bool {
+        self.inner.core.remove_watch(key)
+    }
+
+    /// Requires every future value to pass `validator`. Fails with
+    /// [`Error::Invalid`] (and sets nothing) if the current value does not.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// atom.set_validator(|n: &i32| *n < 5)?;
+    /// assert!(matches!(atom.reset(9), Err(enduro_core::Error::Invalid)));
+    /// assert_eq!(*atom.deref(), 1);
+    /// assert!(atom.set_validator(|n: &i32| *n > 1).is_err());
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn set_validator(
+        &self,
+        validator: impl Fn(&T) -> bool + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.inner.core.set_validator(Arc::new(validator))
+    }
+
+    /// Removes the validator.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// atom.set_validator(|n: &i32| *n < 5)?;
+    /// atom.clear_validator();
+    /// assert_eq!(*atom.reset(9)?, 9);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn clear_validator(&self) {
+        self.inner.core.clear_validator();
+    }
+
+    /// Picks up what other processes (or other atoms on the same resource) committed and
+    /// returns the current value. Swaps do this by themselves before running `f`.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// assert_eq!(*atom.refresh()?, 1);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn refresh(&self) -> Result<Arc<T>> {
+        self.transact(|_| None).map(|o| o.new)
+    }
+
+    /// Deletes the backing resource. Afterwards every change through any clone fails with
+    /// [`Error::Released`]; [`deref`](Atom::deref) still returns the last value. Releasing
+    /// twice is not an error.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// atom.release()?;
+    /// assert!(atom.is_released());
+    /// assert!(matches!(atom.swap(|n| n + 1), Err(enduro_core::Error::Released)));
+    /// assert_eq!(*atom.deref(), 1);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        let _committing = lock(&self.inner.committing);
+        if self.is_released() {
+            return Ok(());
+        }
+        self.inner.store.release()?;
+        self.inner.core.mark_released();
+        Ok(())
+    }
+
+    /// Whether the atom was released.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// assert!(!atom.is_released());
+    /// ```
+    pub fn is_released(&self) -> bool {
+        self.inner.core.is_released()
+    }
+
+    /// Names the backing resource, as errors do (``file `/path` ``, ...).
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// assert_eq!(atom.resource(), "memory cell");
+    /// ```
+    pub fn resource(&self) -> &str {
+        self.inner.core.resource()
+    }
+
+    /// The retry loop: brings the atom up to date, asks `decide` for the new value (`None`:
+    /// leave it), validates, commits over the version it came from, and on a conflict
+    /// reloads and asks again. Watches are shown the transitions after the commit lock
+    /// is released, so a watch may itself change the atom.
+    fn transact(&self, mut decide: impl FnMut(&T) -> Option<Arc<T>>) -> Result<Outcome<T>> {
+        let Inner {
+            core,
+            store,
+            committing,
+        } = &*self.inner;
+        let outcome = {
+            let _committing = lock(committing);
+            (|| {
+                core.ensure_live()?;
+                let (mut current, mut version) = core.current();
+                match store.check(version)? {
+                    Observed::Unchanged => {}
+                    Observed::Changed(snapshot) => (current, version) = core.adopt(snapshot)?,
+                    Observed::Missing => return Err(core.mark_released()),
+                }
+                loop {
+                    let Some(new) = decide(&current) else {
+                        return Ok(Outcome {
+                            old: Arc::clone(&current),
+                            new: current,
+                        });
+                    };
+                    core.validate(&new)?;
+                    match store.commit(version, &mut |out| core.encode(&new, out))? {
+                        Committed::Done(committed) => {
+                            let old = core.publish(Arc::clone(&new), committed);
+                            return Ok(Outcome { old, new });
+                        }
+                        Committed::Conflict => match store.load()? {
+                            Some(snapshot) => (current, version) = core.adopt(snapshot)?,
+                            None => return Err(core.mark_released()),
+                        },
+                    }
+                }
+            })()
+        };
+        core.deliver();
+        outcome
+    }
+
+    /// The version of the value [`deref`](Atom::deref) returns.
+    ///
+    /// ```
+    /// # let atom = enduro_mem::mem_atom(1);
+    /// let before = atom.version();
+    /// atom.swap(|n| n + 1)?;
+    /// assert_ne!(atom.version(), before);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn version(&self) -> Version {
+        self.inner.core.current().1
+    }
+}

@@ -1,0 +1,134 @@
+//! The one error type of enduro.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// An error from a codec, boxed so that any codec can report its own error type.
+pub type CodecError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result<T, enduro::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong with an atom.
+///
+/// Whatever the variant, a failed operation leaves the atom, every clone of it and the
+/// stored value exactly as they were, and the atom stays usable.
+///
+/// ```
+/// use enduro_core::Error;
+///
+/// fn explain(e: &Error) -> &'static str {
+///     match e {
+///         Error::Released => "the atom was released",
+///         Error::Invalid => "the validator said no",
+///         _ => "something else; its message says what and where",
+///     }
+/// }
+/// assert_eq!(explain(&Error::Invalid), "the validator said no");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The atom was released (by this handle, a clone, or another process that deleted the
+    /// backing resource); it can no longer change. `deref` still returns the last value.
+    #[error("the atom was released: its backing resource is deleted and it can no longer change")]
+    Released,
+
+    /// The validator rejected the value; nothing was written.
+    #[error("the validator rejected the value; nothing was written and the atom is unchanged")]
+    Invalid,
+
+    /// The new value could not be encoded (or would not read back as itself); nothing was
+    /// written.
+    #[error(
+        "cannot store the new value in {resource} with the {codec} codec: {source}; nothing was written"
+    )]
+    Encode {
+        /// The resource the value was meant for.
+        resource: String,
+        /// The codec's name.
+        codec: &'static str,
+        /// What the codec said.
+        #[source]
+        source: CodecError,
+    },
+
+    /// The stored data does not decode as the atom's type; the stored data was left
+    /// untouched.
+    #[error(
+        "{resource} holds data that does not decode as `{type_name}` with the {codec} codec: {source}; the stored data was left untouched (fix or move it, then open again)"
+    )]
+    Decode {
+        /// The resource holding the data.
+        resource: String,
+        /// The Rust type the data was decoded as.
+        type_name: &'static str,
+        /// The codec's name.
+        codec: &'static str,
+        /// What the codec said.
+        #[source]
+        source: CodecError,
+    },
+
+    /// A file system operation failed.
+    #[error("cannot {action} `{}`: {source}", path.display())]
+    Io {
+        /// What enduro was doing, e.g. "rename the pending file over".
+        action: String,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The atom's path cannot hold an atom (a directory, say).
+    #[error("`{}` cannot hold an atom: {reason}", path.display())]
+    InvalidPath {
+        /// The offending path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+
+    /// Waiting for another writer's lock took longer than the configured timeout.
+    #[error("timed out after {waited:?} waiting for the lock `{}`, held by another writer", path.display())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long enduro waited.
+        waited: Duration,
+    },
+
+    /// A database or other backend failed. The message never contains a password.
+    #[error("{resource}: {message}")]
+    Backend {
+        /// The resource, e.g. a table and row key.
+        resource: String,
+        /// What failed.
+        message: String,
+        /// The backend's own error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Io`].
+    ///
+    /// ```
+    /// let e = enduro_core::Error::io(
+    ///     "read",
+    ///     "/tmp/x",
+    ///     std::io::Error::from(std::io::ErrorKind::NotFound),
+    /// );
+    /// assert!(e.to_string().starts_with("cannot read `/tmp/x`"));
+    /// ```
+    pub fn io(action: impl Into<String>, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action: action.into(),
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The core of [enduro](https://docs.rs/enduro): durable atoms, written once for every
+//! backend.
+//!
+//! An [`Atom`] holds one value of any serde type. Every change is a pure function of the
+//! current value; it is validated, encoded by a [`Codec`] and committed to a [`Store`]
+//! over the [`Version`] it came from, and only then published. Stores only move bytes and
+//! versions; the atom's state machine — cache, versions, validator, watches in commit
+//! order, the retry loop — lives here, driven by a blocking driver ([`Atom`]) and, with
+//! the `async` feature, an async one (`AsyncAtom`).
+//!
+//! Most users want the `enduro` crate, which picks backends by feature. This crate is for
+//! writing a backend of your own.
+//!
+//! ```
+//! use enduro_core::{Atom, Options};
+//!
+//! let atom = Atom::open(enduro_mem::MemStore::new(), 0u64, Options::new())?;
+//! atom.swap(|n| n + 1)?;
+//! assert_eq!(*atom.deref(), 1);
+//! # Ok::<(), enduro_core::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+#[cfg(feature = "async")]
+mod async_atom;
+mod atom;
+mod codec;
+mod error;
+mod finite;
+mod options;
+mod state;
+mod store;
+pub mod testing;
+mod value;
+
+#[cfg(feature = "async")]
+pub use async_atom::{AsyncAtom, AsyncStore, BoxFuture};
+pub use atom::Atom;
+pub use codec::{Codec, Json};
+pub use error::{CodecError, Error, Result};
+pub use options::{Options, Validator};
+pub use store::{Committed, Encoder, Observed, Snapshot, Store, Version};
+pub use value::Value;

@@ -1,0 +1,86 @@
+//! Options every atom takes, whatever its backend: the codec and a validator.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::codec::{Codec, Json, Typed, TypedCodec};
+use crate::value::Value;
+
+/// A validator: `true` accepts a value, `false` rejects it with [`Error::Invalid`](crate::Error::Invalid).
+pub type Validator<T> = Arc<dyn Fn(&T) -> bool + Send + Sync + 'static>;
+
+/// The options an atom is opened with: its codec (JSON unless chosen otherwise) and an
+/// optional validator that the initial value and every new value must pass.
+///
+/// Backend builders (`FileAtom::builder`, ...) wrap this; use it directly with
+/// [`Atom::open`](crate::Atom::open) on a store of your own.
+///
+/// ```
+/// use enduro_core::{Json, Options};
+///
+/// let options = Options::<u32>::new().codec(Json::pretty()).validator(|n| *n < 10);
+/// assert_eq!(options.codec_name(), "JSON");
+/// assert!(options.has_validator());
+/// ```
+pub struct Options<T> {
+    pub(crate) codec: Arc<dyn TypedCodec<T>>,
+    pub(crate) validator: Option<Validator<T>>,
+}
+
+impl<T: Value> Options<T> {
+    /// Compact JSON and no validator.
+    pub fn new() -> Self {
+        Options {
+            codec: Arc::new(Typed(Json::default())),
+            validator: None,
+        }
+    }
+
+    /// Uses `codec` to turn values into bytes and back.
+    pub fn codec<C: Codec>(mut self, codec: C) -> Self {
+        self.codec = Arc::new(Typed(codec));
+        self
+    }
+
+    /// Requires every value, the initial one included, to pass `validator`.
+    pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.validator = Some(Arc::new(validator));
+        self
+    }
+}
+
+impl<T> Options<T> {
+    /// The chosen codec's name.
+    pub fn codec_name(&self) -> &'static str {
+        self.codec.name()
+    }
+
+    /// Whether a validator is set.
+    pub fn has_validator(&self) -> bool {
+        self.validator.is_some()
+    }
+}
+
+impl<T: Value> Default for Options<T> {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+impl<T> Clone for Options<T> {
+    fn clone(&self) -> Self {
+        Options {
+            codec: Arc::clone(&self.codec),
+            validator: self.validator.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Options<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("codec", &self.codec.name())
+            .field("validator", &self.validator.is_some())
+            .finish()
+    }
+}

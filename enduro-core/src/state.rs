@@ -1,0 +1,258 @@
+//! The atom's state machine, shared by the blocking and the async driver: the published
+//! value and its version, the validator, the watches and their ordered delivery, and the
+//! released flag. Drivers only add the calls to their store.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::codec::TypedCodec;
+use crate::error::{Error, Result};
+use crate::options::{Options, Validator};
+use crate::store::{Snapshot, Version};
+use crate::value::Value;
+
+/// A watch: called with `(old, new)` after each committed transition.
+pub(crate) type Watch<T> = Arc<dyn Fn(&T, &T) + Send + Sync + 'static>;
+
+/// Locks a mutex, ignoring poison: the state behind our locks is only ever replaced whole,
+/// after a commit, so a panic elsewhere (in `f`, in a watch) cannot leave it half-done.
+pub(crate) fn lock<G>(m: &Mutex<G>) -> MutexGuard<'_, G> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<G>(l: &RwLock<G>) -> RwLockReadGuard<'_, G> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<G>(l: &RwLock<G>) -> RwLockWriteGuard<'_, G> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Current<T> {
+    value: Arc<T>,
+    version: Version,
+}
+
+/// What the store holds at open: a value to adopt, or nothing, so `init` must be committed
+/// over the given version.
+pub(crate) enum Opening<T> {
+    Existing(T, Version),
+    Create(Version),
+}
+
+/// The outcome of one transaction: the values before and after.
+pub(crate) struct Outcome<T> {
+    pub(crate) old: Arc<T>,
+    pub(crate) new: Arc<T>,
+}
+
+pub(crate) struct Core<T> {
+    resource: String,
+    codec: Arc<dyn TypedCodec<T>>,
+    current: RwLock<Current<T>>,
+    validator: RwLock<Option<Validator<T>>>,
+    watches: RwLock<Vec<(String, Watch<T>)>>,
+    released: AtomicBool,
+    /// Transitions committed but not yet shown to the watches, in commit order.
+    events: Mutex<VecDeque<(Arc<T>, Arc<T>)>>,
+    /// Held by the one thread delivering events, so that watches see them in order.
+    delivering: Mutex<()>,
+}
+
+impl<T: Value> Core<T> {
+    /// Decides what to do with what the store holds at open.
+    pub(crate) fn opening(
+        resource: &str,
+        options: &Options<T>,
+        stored: Option<Snapshot>,
+    ) -> Result<Opening<T>> {
+        match stored {
+            Some(snapshot) if !options.codec.is_blank(&snapshot.bytes) => {
+                let value = decode(resource, &*options.codec, &snapshot.bytes)?;
+                check(options.validator.as_ref(), &value)?;
+                Ok(Opening::Existing(value, snapshot.version))
+            }
+            Some(blank) => Ok(Opening::Create(blank.version)),
+            None => Ok(Opening::Create(Version::ABSENT)),
+        }
+    }
+
+    pub(crate) fn new(
+        resource: String,
+        options: Options<T>,
+        value: Arc<T>,
+        version: Version,
+    ) -> Self {
+        Core {
+            resource,
+            codec: options.codec,
+            current: RwLock::new(Current { value, version }),
+            validator: RwLock::new(options.validator),
+            watches: RwLock::new(Vec::new()),
+            released: AtomicBool::new(false),
+            events: Mutex::new(VecDeque::new()),
+            delivering: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    pub(crate) fn value(&self) -> Arc<T> {
+        Arc::clone(&read(&self.current).value)
+    }
+
+    pub(crate) fn current(&self) -> (Arc<T>, Version) {
+        let current = read(&self.current);
+        (Arc::clone(&current.value), current.version)
+    }
+
+    pub(crate) fn ensure_live(&self) -> Result<()> {
+        if self.is_released() {
+            Err(Error::Released)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn is_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_released(&self) -> Error {
+        self.released.store(true, Ordering::Release);
+        Error::Released
+    }
+
+    pub(crate) fn validate(&self, value: &T) -> Result<()> {
+        let validator = read(&self.validator).clone();
+        check(validator.as_ref(), value)
+    }
+
+    /// Encodes `value` into `out`, mapping a codec failure to [`Error::Encode`].
+    pub(crate) fn encode(&self, value: &T, out: &mut dyn Write) -> Result<()> {
+        encode_with(&self.resource, &*self.codec, value, out)
+    }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn encode_to_vec(&self, value: &T) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.encode(value, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Makes a committed value the current one and queues the transition for the watches.
+    /// Called with the driver's commit lock held, so queue order is commit order.
+    pub(crate) fn publish(&self, new: Arc<T>, version: Version) -> Arc<T> {
+        let old = {
+            let mut current = write(&self.current);
+            current.version = version;
+            std::mem::replace(&mut current.value, Arc::clone(&new))
+        };
+        lock(&self.events).push_back((Arc::clone(&old), new));
+        old
+    }
+
+    /// Adopts what another writer committed: decodes it and publishes it.
+    pub(crate) fn adopt(&self, snapshot: Snapshot) -> Result<(Arc<T>, Version)> {
+        let value = Arc::new(decode(&self.resource, &*self.codec, &snapshot.bytes)?);
+        self.publish(Arc::clone(&value), snapshot.version);
+        Ok((value, snapshot.version))
+    }
+
+    /// Shows queued transitions to the watches, in order, on whichever thread gets here
+    /// first; a thread that finds delivery under way leaves its events to that thread.
+    /// A watch that panics is skipped (the panic hook has reported it); the commit stands.
+    pub(crate) fn deliver(&self) {
+        loop {
+            let Ok(_delivering) = self.delivering.try_lock() else {
+                return;
+            };
+            loop {
+                let Some((old, new)) = lock(&self.events).pop_front() else {
+                    break;
+                };
+                let watches: Vec<Watch<T>> = read(&self.watches)
+                    .iter()
+                    .map(|(_, w)| Arc::clone(w))
+                    .collect();
+                for watch in watches {
+                    let _ = catch_unwind(AssertUnwindSafe(|| watch(&old, &new)));
+                }
+            }
+            drop(_delivering);
+            if lock(&self.events).is_empty() {
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn add_watch(&self, key: String, watch: Watch<T>) {
+        let mut watches = write(&self.watches);
+        match watches.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = watch,
+            None => watches.push((key, watch)),
+        }
+    }
+
+    pub(crate) fn remove_watch(&self, key: &str) -> bool {
+        let mut watches = write(&self.watches);
+        let before = watches.len();
+        watches.retain(|(k, _)| k != key);
+        watches.len() != before
+    }
+
+    pub(crate) fn set_validator(&self, validator: Validator<T>) -> Result<()> {
+        let value = self.value();
+        check(Some(&validator), &value)?;
+        *write(&self.validator) = Some(validator);
+        Ok(())
+    }
+
+    pub(crate) fn clear_validator(&self) {
+        *write(&self.validator) = None;
+    }
+}
+
+fn decode<T: Value>(resource: &str, codec: &dyn TypedCodec<T>, bytes: &[u8]) -> Result<T> {
+    codec.decode(bytes).map_err(|source| Error::Decode {
+        resource: resource.to_owned(),
+        type_name: std::any::type_name::<T>(),
+        codec: codec.name(),
+        source,
+    })
+}
+
+/// Encodes `value` into `out` with the options' codec, mapping a failure to [`Error::Encode`].
+pub(crate) fn encode<T: Value>(
+    resource: &str,
+    options: &Options<T>,
+    value: &T,
+    out: &mut dyn Write,
+) -> Result<()> {
+    encode_with(resource, &*options.codec, value, out)
+}
+
+fn encode_with<T>(
+    resource: &str,
+    codec: &dyn TypedCodec<T>,
+    value: &T,
+    out: &mut dyn Write,
+) -> Result<()> {
+    codec.encode(value, out).map_err(|source| Error::Encode {
+        resource: resource.to_owned(),
+        codec: codec.name(),
+        source,
+    })
+}
+
+pub(crate) fn check<T>(validator: Option<&Validator<T>>, value: &T) -> Result<()> {
+    match validator {
+        Some(valid) if !valid(value) => Err(Error::Invalid),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,216 @@
+//! Fault injection for tests: a store wrapper that fails where you tell it to.
+//!
+//! In the spirit of redb's crash backend: every failure point of a commit can be
+//! produced on purpose, so that the atom's promises (memory unchanged, no watch fired,
+//! atom still usable, nothing lost) are checked at each of them, not only at the ones a
+//! real file system happens to produce.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::state::lock;
+use crate::store::{Committed, Encoder, Observed, Snapshot, Store, Version};
+
+/// Where a commit fails.
+///
+/// ```
+/// use enduro_core::testing::FailPoint;
+/// assert_ne!(FailPoint::BeforeWrite, FailPoint::AfterWrite);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailPoint {
+    /// Before anything is written: the store is unchanged.
+    BeforeWrite,
+    /// While the value is being written, after part of it went out: the store is unchanged
+    /// (the inner store discards the partial write).
+    MidWrite,
+    /// After the inner store committed: the value is stored, but the caller is told it
+    /// failed (a lost acknowledgement, like a connection dropped after COMMIT).
+    AfterWrite,
+}
+
+/// Which store calls fail next: shared between a [`FaultyStore`] and the test.
+///
+/// ```
+/// use enduro_core::testing::{FailPoint, Faults};
+///
+/// let faults = Faults::default();
+/// faults.fail_commit(2, FailPoint::AfterWrite);
+/// assert_eq!(faults.commits(), 0);
+/// ```
+#[derive(Clone, Default)]
+pub struct Faults {
+    plan: Arc<Mutex<Plan>>,
+}
+
+#[derive(Default)]
+struct Plan {
+    commits: u64,
+    commit_faults: Vec<(u64, FailPoint)>,
+    fail_checks: u32,
+    fail_loads: u32,
+}
+
+impl fmt::Debug for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plan = lock(&self.plan);
+        f.debug_struct("Faults")
+            .field("commits", &plan.commits)
+            .field("commit_faults", &plan.commit_faults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Faults {
+    /// Makes the `n`-th commit from now (1: the next one) fail at `point`.
+    pub fn fail_commit(&self, n: u64, point: FailPoint) {
+        let mut plan = lock(&self.plan);
+        let at = plan.commits + n;
+        plan.commit_faults.push((at, point));
+    }
+
+    /// Makes the next `n` calls to `check` fail.
+    pub fn fail_checks(&self, n: u32) {
+        lock(&self.plan).fail_checks = n;
+    }
+
+    /// Makes the next `n` calls to `load` fail.
+    pub fn fail_loads(&self, n: u32) {
+        lock(&self.plan).fail_loads = n;
+    }
+
+    /// How many commits were attempted so far.
+    pub fn commits(&self) -> u64 {
+        lock(&self.plan).commits
+    }
+
+    fn next_commit(&self) -> Option<FailPoint> {
+        let mut plan = lock(&self.plan);
+        plan.commits += 1;
+        let now = plan.commits;
+        let fault = plan.commit_faults.iter().position(|(at, _)| *at == now)?;
+        Some(plan.commit_faults.swap_remove(fault).1)
+    }
+
+    fn take(counter: &mut u32) -> bool {
+        let hit = *counter > 0;
+        *counter = counter.saturating_sub(1);
+        hit
+    }
+}
+
+fn injected(what: &str) -> Error {
+    Error::io(
+        format!("{what} (fault injected by FaultyStore)"),
+        "<faulty store>",
+        io::Error::other("injected fault"),
+    )
+}
+
+/// Wraps a store and fails the calls that its [`Faults`] name.
+///
+/// ```
+/// use enduro_core::{Atom, Error};
+/// use enduro_core::testing::{FailPoint, FaultyStore};
+///
+/// let store = FaultyStore::new(enduro_mem::MemStore::new());
+/// let faults = store.faults();
+/// let atom = Atom::open(store, 1, Default::default())?;
+/// faults.fail_commit(1, FailPoint::BeforeWrite);
+/// assert!(matches!(atom.swap(|n| n + 1), Err(Error::Io { .. })));
+/// assert_eq!(*atom.deref(), 1);
+/// assert_eq!(*atom.swap(|n| n + 1)?, 2);
+/// # Ok::<(), enduro_core::Error>(())
+/// ```
+pub struct FaultyStore<S> {
+    inner: S,
+    faults: Faults,
+}
+
+impl<S: Store> fmt::Debug for FaultyStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultyStore")
+            .field("resource", &self.inner.resource())
+            .field("faults", &self.faults)
+            .finish()
+    }
+}
+
+impl<S: Store> FaultyStore<S> {
+    /// Wraps `inner`; nothing fails until told to.
+    pub fn new(inner: S) -> Self {
+        FaultyStore {
+            inner,
+            faults: Faults::default(),
+        }
+    }
+
+    /// The handle that tells this store what to fail.
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
+    }
+}
+
+/// A writer that fails after letting `budget` bytes through.
+struct Cut<'a> {
+    inner: &'a mut dyn io::Write,
+    budget: usize,
+}
+
+impl io::Write for Cut<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.budget == 0 {
+            return Err(io::Error::other("injected write failure"));
+        }
+        let n = buf.len().min(self.budget);
+        self.budget -= n;
+        self.inner.write(&buf[..n])
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<S: Store> Store for FaultyStore<S> {
+    fn resource(&self) -> String {
+        self.inner.resource()
+    }
+
+    fn load(&self) -> Result<Option<Snapshot>> {
+        if Faults::take(&mut lock(&self.faults.plan).fail_loads) {
+            return Err(injected("load"));
+        }
+        self.inner.load()
+    }
+
+    fn check(&self, known: Version) -> Result<Observed> {
+        if Faults::take(&mut lock(&self.faults.plan).fail_checks) {
+            return Err(injected("check"));
+        }
+        self.inner.check(known)
+    }
+
+    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
+        match self.faults.next_commit() {
+            None => self.inner.commit(expected, encode),
+            Some(FailPoint::BeforeWrite) => Err(injected("commit before writing")),
+            Some(FailPoint::MidWrite) => self.inner.commit(expected, &mut |out| {
+                encode(&mut Cut {
+                    inner: out,
+                    budget: 1,
+                })
+                .map_err(|_| injected("commit in the middle of writing"))
+            }),
+            Some(FailPoint::AfterWrite) => {
+                self.inner.commit(expected, encode)?;
+                Err(injected("commit after writing (acknowledgement lost)"))
+            }
+        }
+    }
+
+    fn release(&self) -> Result<()> {
+        self.inner.release()
+    }
+}
