@@ -25,7 +25,8 @@ use crate::value::Value;
 ///
 /// let atom = Atom::open(MemStore::new(), vec![1], Default::default())?;
 /// let (old, new) = atom.swap_vals(|v| [v.as_slice(), &[2]].concat())?;
-/// assert_eq!((*old, *new), (vec![1], vec![1, 2]));
+/// assert_eq!(*old, [1]);
+/// assert_eq!(*new, [1, 2]);
 /// assert_eq!(*atom.deref(), vec![1, 2]);
 /// # Ok::<(), enduro_core::Error>(())
 /// ```

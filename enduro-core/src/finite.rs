@@ -390,7 +390,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    #[derive(Serialize)]
+    #[derive(serde::Serialize)]
     struct Price {
         name: String,
         values: Vec<f64>,

@@ -158,3 +158,41 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the resource. Other handles then see it as [`Observed::Missing`].
     fn release(&self) -> Result<()>;
 }
+
+/// A shared store: several atoms (in tests, say) can be opened on one resource.
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn resource(&self) -> String {
+        (**self).resource()
+    }
+    fn load(&self) -> Result<Option<Snapshot>> {
+        (**self).load()
+    }
+    fn check(&self, known: Version) -> Result<Observed> {
+        (**self).check(known)
+    }
+    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
+        (**self).commit(expected, encode)
+    }
+    fn release(&self) -> Result<()> {
+        (**self).release()
+    }
+}
+
+/// A boxed store, so that the backend can be chosen at run time.
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn resource(&self) -> String {
+        (**self).resource()
+    }
+    fn load(&self) -> Result<Option<Snapshot>> {
+        (**self).load()
+    }
+    fn check(&self, known: Version) -> Result<Observed> {
+        (**self).check(known)
+    }
+    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
+        (**self).commit(expected, encode)
+    }
+    fn release(&self) -> Result<()> {
+        (**self).release()
+    }
+}

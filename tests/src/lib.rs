@@ -1,0 +1,111 @@
+//! enduro's conformance suite: one set of generic cases, written against a [`Backend`]
+//! ("give me a fresh resource, and stores on it"), run against every backend.
+//!
+//! A backend's test file instantiates the whole suite with one macro call:
+//!
+//! ```text
+//! enduro_tests::conformance!(enduro_tests::backends::FileBackend::new());
+//! ```
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+pub mod backends;
+pub mod suite;
+
+use enduro::store::Store;
+use enduro::{Atom, Options, Value};
+
+/// What the suite needs from a backend.
+pub trait Backend: Send + Sync + 'static {
+    /// Names one resource (a file path, a table and key, a memory cell).
+    type Resource: Clone + Send + Sync + 'static;
+
+    /// A new resource that holds nothing yet.
+    fn fresh(&self) -> Self::Resource;
+
+    /// A new, independent store on `resource`, as another process would open it.
+    fn store(&self, resource: &Self::Resource) -> enduro::Result<Box<dyn Store>>;
+
+    /// The stored bytes, read around enduro where the backend allows; `None` when the
+    /// resource does not exist.
+    fn stored(&self, resource: &Self::Resource) -> Option<Vec<u8>> {
+        self.store(resource)
+            .unwrap()
+            .load()
+            .unwrap()
+            .map(|s| s.bytes)
+    }
+
+    /// Puts `bytes` in the resource around enduro's encoding (to plant bad data).
+    fn plant(&self, resource: &Self::Resource, bytes: &[u8]) {
+        let store = self.store(resource).unwrap();
+        let version = store
+            .load()
+            .unwrap()
+            .map_or(enduro::Version::ABSENT, |s| s.version);
+        let done = store
+            .commit(version, &mut |out| {
+                out.write_all(bytes)
+                    .map_err(|e| enduro::Error::io("plant", "test", e))
+            })
+            .unwrap();
+        assert!(matches!(done, enduro::store::Committed::Done(_)));
+    }
+
+    /// Opens an atom on `resource` with `options`.
+    fn open_with<T: Value>(
+        &self,
+        resource: &Self::Resource,
+        init: T,
+        options: Options<T>,
+    ) -> enduro::Result<Atom<T>> {
+        Atom::open(self.store(resource)?, init, options)
+    }
+
+    /// Opens an atom on `resource`, panicking on error.
+    fn open<T: Value>(&self, resource: &Self::Resource, init: T) -> Atom<T> {
+        self.open_with(resource, init, Options::new()).unwrap()
+    }
+}
+
+/// Instantiates every case of the [`suite`] as a `#[test]` against `$backend`, an
+/// expression evaluated afresh for each test.
+#[macro_export]
+macro_rules! conformance {
+    ($backend:expr) => {
+        $crate::conformance!(@cases $backend;
+            initial_value_is_written,
+            stored_value_wins_over_init,
+            blank_resource_gets_init,
+            value_persists_across_reopen,
+            swap_and_friends_return_what_they_should,
+            compare_and_set_compares_values,
+            clones_share_everything,
+            validator_rejects_invalid_init,
+            validator_rejects_invalid_swap,
+            set_validator_checks_current_value,
+            watches_see_each_transition_in_order,
+            panicking_watch_breaks_nothing,
+            panic_in_swap_function_changes_nothing,
+            unencodable_values_are_refused,
+            non_finite_float_is_refused,
+            corrupt_data_is_an_error_and_left_untouched,
+            wrong_type_is_an_error_and_left_untouched,
+            release_deletes_and_stops_every_clone,
+            hundred_concurrent_swaps,
+            sixteen_threads_times_five_hundred,
+            two_atoms_on_one_resource_stay_exact,
+            refresh_picks_up_other_writers,
+            every_commit_fault_leaves_the_atom_unchanged,
+            lost_acknowledgement_is_picked_up_not_overwritten,
+            failed_check_changes_nothing,
+        );
+    };
+    (@cases $backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::suite::$case(&$backend);
+            }
+        )*
+    };
+}

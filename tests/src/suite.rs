@@ -1,0 +1,440 @@
+//! The conformance cases. Each is generic over a [`Backend`] and checks one promise of
+//! DESIGN.md, in memory and in storage.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use enduro::testing::{FailPoint, FaultyStore};
+use enduro::{Atom, Error, Options};
+
+use crate::Backend;
+
+/// The stored bytes decoded as JSON of type `T`.
+fn stored_as<B: Backend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource) -> T {
+    let bytes = b.stored(r).expect("the resource should exist");
+    serde_json::from_slice(&bytes).expect("the stored bytes should be valid JSON of the type")
+}
+
+/// Records every `(old, new)` a watch sees.
+fn recorder<T: Clone + Send + Sync + 'static>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>>
+where
+    T: enduro::Value,
+{
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    atom.add_watch("recorder", move |old: &T, new: &T| {
+        log.lock().unwrap().push((old.clone(), new.clone()));
+    });
+    seen
+}
+
+pub fn initial_value_is_written<B: Backend>(b: &B) {
+    let r = b.fresh();
+    assert_eq!(b.stored(&r), None);
+    let atom = b.open(&r, vec![1u32, 2]);
+    assert_eq!(*atom.deref(), [1, 2]);
+    assert_eq!(stored_as::<_, Vec<u32>>(b, &r), [1, 2]);
+}
+
+pub fn stored_value_wins_over_init<B: Backend>(b: &B) {
+    let r = b.fresh();
+    b.open(&r, 5u64);
+    let again = b.open(&r, 99u64);
+    assert_eq!(*again.deref(), 5);
+    assert_eq!(stored_as::<_, u64>(b, &r), 5);
+}
+
+pub fn blank_resource_gets_init<B: Backend>(b: &B) {
+    for blank in [&b""[..], b"  \n\t "] {
+        let r = b.fresh();
+        b.plant(&r, blank);
+        let atom = b.open(&r, 7u64);
+        assert_eq!(*atom.deref(), 7);
+        assert_eq!(stored_as::<_, u64>(b, &r), 7);
+    }
+}
+
+pub fn value_persists_across_reopen<B: Backend>(b: &B) {
+    let r = b.fresh();
+    {
+        let atom = b.open(&r, BTreeMap::<String, u32>::new());
+        atom.swap(|m| {
+            let mut m = m.clone();
+            m.insert("a".into(), 1);
+            m
+        })
+        .unwrap();
+    }
+    let atom = b.open(&r, BTreeMap::<String, u32>::new());
+    assert_eq!(atom.deref().get("a"), Some(&1));
+}
+
+pub fn swap_and_friends_return_what_they_should<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 1i64);
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2);
+    let (old, new) = atom.swap_vals(|n| n * 10).unwrap();
+    assert_eq!((*old, *new), (2, 20));
+    assert_eq!(*atom.reset(-3).unwrap(), -3);
+    let (old, new) = atom.reset_vals(4).unwrap();
+    assert_eq!((*old, *new), (-3, 4));
+    assert_eq!(*atom.deref(), 4);
+    assert_eq!(stored_as::<_, i64>(b, &r), 4);
+}
+
+pub fn compare_and_set_compares_values<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, "a".to_string());
+    assert!(!atom.compare_and_set(&"b".to_string(), "c".into()).unwrap());
+    assert_eq!(stored_as::<_, String>(b, &r), "a");
+    assert!(atom.compare_and_set(&"a".to_string(), "c".into()).unwrap());
+    assert_eq!(*atom.deref(), "c");
+    assert_eq!(stored_as::<_, String>(b, &r), "c");
+    // Another writer changed it: the comparison is against the latest committed value.
+    let other = b.open(&r, String::new());
+    other.reset("d".into()).unwrap();
+    assert!(!atom.compare_and_set(&"c".to_string(), "e".into()).unwrap());
+    assert!(atom.compare_and_set(&"d".to_string(), "e".into()).unwrap());
+    assert_eq!(stored_as::<_, String>(b, &r), "e");
+}
+
+pub fn clones_share_everything<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 0u32);
+    let clone = atom.clone();
+    let seen = recorder(&atom);
+    clone.swap(|n| n + 1).unwrap();
+    assert_eq!(*atom.deref(), 1);
+    clone.set_validator(|n| *n < 10).unwrap();
+    assert!(matches!(atom.reset(10), Err(Error::Invalid)));
+    assert_eq!(*seen.lock().unwrap(), [(0, 1)]);
+}
+
+pub fn validator_rejects_invalid_init<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let err = b
+        .open_with(&r, -1i32, Options::new().validator(|n| *n >= 0))
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid), "{err}");
+    assert_eq!(b.stored(&r), None, "nothing may be written");
+    // A stored value that fails the validator is refused too, and left alone.
+    b.open(&r, -5i32);
+    let err = b
+        .open_with(&r, 1i32, Options::new().validator(|n| *n >= 0))
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid), "{err}");
+    assert_eq!(stored_as::<_, i32>(b, &r), -5);
+}
+
+pub fn validator_rejects_invalid_swap<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b
+        .open_with(&r, 1i32, Options::new().validator(|n| *n < 5))
+        .unwrap();
+    let seen = recorder(&atom);
+    assert!(matches!(atom.swap(|n| n + 10), Err(Error::Invalid)));
+    assert!(matches!(atom.reset(9), Err(Error::Invalid)));
+    assert!(matches!(atom.compare_and_set(&1, 9), Err(Error::Invalid)));
+    assert_eq!(*atom.deref(), 1);
+    assert_eq!(stored_as::<_, i32>(b, &r), 1);
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2, "the atom stays usable");
+}
+
+pub fn set_validator_checks_current_value<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 3u8);
+    assert!(matches!(
+        atom.set_validator(|n| *n > 5),
+        Err(Error::Invalid)
+    ));
+    atom.reset(100).unwrap(); // the refused validator was not installed
+    atom.set_validator(|n| *n > 5).unwrap();
+    assert!(matches!(atom.reset(1), Err(Error::Invalid)));
+    atom.clear_validator();
+    atom.reset(1).unwrap();
+    assert_eq!(stored_as::<_, u8>(b, &r), 1);
+}
+
+pub fn watches_see_each_transition_in_order<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 0u32);
+    let seen = recorder(&atom);
+    let other = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&other);
+    atom.add_watch("count", move |_: &u32, _: &u32| *count.lock().unwrap() += 1);
+    atom.swap(|n| n + 1).unwrap();
+    atom.reset(5).unwrap();
+    atom.compare_and_set(&5, 6).unwrap();
+    atom.compare_and_set(&5, 7).unwrap(); // no transition
+    assert!(atom.remove_watch("count"));
+    assert!(!atom.remove_watch("count"));
+    atom.swap(|n| n * 2).unwrap();
+    assert_eq!(*seen.lock().unwrap(), [(0, 1), (1, 5), (5, 6), (6, 12)]);
+    assert_eq!(*other.lock().unwrap(), 3);
+    // Re-adding a key replaces the watch instead of adding a second one.
+    let again = recorder(&atom);
+    atom.swap(|n| n + 1).unwrap();
+    assert_eq!(again.lock().unwrap().len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 4);
+}
+
+pub fn panicking_watch_breaks_nothing<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 0u32);
+    atom.add_watch("a-bad-one", |_: &u32, _: &u32| {
+        panic!("watch panics on purpose")
+    });
+    let seen = recorder(&atom);
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 1);
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2);
+    assert_eq!(stored_as::<_, u32>(b, &r), 2);
+    assert_eq!(*seen.lock().unwrap(), [(0, 1), (1, 2)]);
+}
+
+pub fn panic_in_swap_function_changes_nothing<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 1u32);
+    let seen = recorder(&atom);
+    let before = b.stored(&r);
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        atom.swap(|_| panic!("f panics on purpose")).ok();
+    }));
+    assert!(panicked.is_err(), "the panic reaches the caller");
+    assert_eq!(*atom.deref(), 1);
+    assert_eq!(b.stored(&r), before);
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2, "no poisoning");
+    assert_eq!(*atom.clone().swap(|n| n + 1).unwrap(), 3);
+}
+
+pub fn unencodable_values_are_refused<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, BTreeMap::<Vec<u8>, u8>::new());
+    let before = b.stored(&r);
+    let err = atom
+        .swap(|m| {
+            let mut m = m.clone();
+            m.insert(vec![1, 2], 3);
+            m
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert!(err.to_string().contains("key must be a string"), "{err}");
+    assert!(atom.deref().is_empty());
+    assert_eq!(b.stored(&r), before);
+}
+
+pub fn non_finite_float_is_refused<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, vec![0.5f64]);
+    let seen = recorder(&atom);
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = atom.swap(|v| [v.as_slice(), &[bad]].concat()).unwrap_err();
+        assert!(matches!(err, Error::Encode { .. }), "{err}");
+        assert!(err.to_string().contains("[1]"), "names where: {err}");
+    }
+    assert_eq!(*atom.deref(), [0.5]);
+    assert_eq!(stored_as::<_, Vec<f64>>(b, &r), [0.5]);
+    assert!(seen.lock().unwrap().is_empty());
+    // The initial value is checked too.
+    let err = b
+        .open_with(&b.fresh(), f32::NAN, Options::new())
+        .unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+}
+
+pub fn corrupt_data_is_an_error_and_left_untouched<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let corrupt = b"{\"half\": [1, 2";
+    b.plant(&r, corrupt);
+    let err = b.open_with(&r, 0u32, Options::new()).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    let store = b.store(&r).unwrap();
+    assert!(
+        err.to_string().contains(&store.resource()),
+        "names the resource: {err}"
+    );
+    assert_eq!(b.stored(&r).as_deref(), Some(&corrupt[..]));
+}
+
+pub fn wrong_type_is_an_error_and_left_untouched<B: Backend>(b: &B) {
+    let r = b.fresh();
+    b.plant(&r, b"{\"name\": \"not a number\"}");
+    let err = b.open_with(&r, 0u32, Options::new()).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(err.to_string().contains("u32"), "names the type: {err}");
+    assert_eq!(
+        b.stored(&r).as_deref(),
+        Some(&b"{\"name\": \"not a number\"}"[..])
+    );
+}
+
+pub fn release_deletes_and_stops_every_clone<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 1u32);
+    let clone = atom.clone();
+    let other = b.open(&r, 0u32);
+    atom.release().unwrap();
+    assert_eq!(b.stored(&r), None, "the resource is deleted");
+    assert!(atom.is_released() && clone.is_released());
+    assert!(matches!(clone.swap(|n| n + 1), Err(Error::Released)));
+    assert!(matches!(clone.reset(3), Err(Error::Released)));
+    assert!(matches!(atom.compare_and_set(&1, 2), Err(Error::Released)));
+    assert_eq!(*clone.deref(), 1, "deref still works");
+    atom.release().unwrap();
+    // Another handle on the same resource finds it gone.
+    assert!(matches!(other.swap(|n| n + 1), Err(Error::Released)));
+    assert!(other.is_released());
+    assert_eq!(b.stored(&r), None, "and does not bring it back");
+}
+
+pub fn hundred_concurrent_swaps<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 0u64);
+    thread::scope(|s| {
+        for _ in 0..100 {
+            let atom = atom.clone();
+            s.spawn(move || atom.swap(|n| n + 1).unwrap());
+        }
+    });
+    assert_eq!(*atom.deref(), 100);
+    assert_eq!(stored_as::<_, u64>(b, &r), 100);
+}
+
+pub fn sixteen_threads_times_five_hundred<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 0u64);
+    let seen = recorder(&atom);
+    thread::scope(|s| {
+        for _ in 0..16 {
+            let atom = atom.clone();
+            s.spawn(move || {
+                for _ in 0..500 {
+                    atom.swap(|n| n + 1).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(*atom.deref(), 8000);
+    assert_eq!(stored_as::<_, u64>(b, &r), 8000);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 8000);
+    for (i, (old, new)) in seen.iter().enumerate() {
+        assert_eq!(
+            (*old, *new),
+            (i as u64, i as u64 + 1),
+            "transition {i} out of order"
+        );
+    }
+}
+
+pub fn two_atoms_on_one_resource_stay_exact<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let first = b.open(&r, 0u64);
+    let second = b.open(&r, 0u64);
+    let seen = recorder(&first);
+    thread::scope(|s| {
+        for atom in [&first, &second] {
+            for _ in 0..2 {
+                let atom = atom.clone();
+                s.spawn(move || {
+                    for _ in 0..100 {
+                        atom.swap(|n| n + 1).unwrap();
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(stored_as::<_, u64>(b, &r), 400);
+    assert_eq!(*first.refresh().unwrap(), 400);
+    assert_eq!(*second.refresh().unwrap(), 400);
+    // The watch saw a chain: each old is the previous new, ending at 400.
+    let seen = seen.lock().unwrap();
+    for pair in seen.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0);
+    }
+    assert_eq!(seen.last().map(|t| t.1), Some(400));
+}
+
+pub fn refresh_picks_up_other_writers<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let reader = b.open(&r, 0u32);
+    let writer = b.open(&r, 0u32);
+    writer.reset(42).unwrap();
+    assert_eq!(*reader.deref(), 0, "deref never touches storage");
+    assert_eq!(*reader.refresh().unwrap(), 42);
+    assert_eq!(*reader.deref(), 42);
+    writer.reset(43).unwrap();
+    assert_eq!(
+        *reader.swap(|n| n + 1).unwrap(),
+        44,
+        "a swap starts from the latest"
+    );
+}
+
+pub fn every_commit_fault_leaves_the_atom_unchanged<B: Backend>(b: &B) {
+    for point in [FailPoint::BeforeWrite, FailPoint::MidWrite] {
+        let r = b.fresh();
+        let store = FaultyStore::new(b.store(&r).unwrap());
+        let faults = store.faults();
+        let atom = Atom::open(store, 10u32, Options::new()).unwrap();
+        let seen = recorder(&atom);
+        let before = b.stored(&r);
+        faults.fail_commit(1, point);
+        let err = atom.swap(|n| n + 1).unwrap_err();
+        assert!(err.to_string().contains("injected"), "{point:?}: {err}");
+        assert_eq!(*atom.deref(), 10, "{point:?}");
+        assert_eq!(b.stored(&r), before, "{point:?}: storage unchanged");
+        assert!(seen.lock().unwrap().is_empty(), "{point:?}: no watch fired");
+        assert_eq!(
+            *atom.swap(|n| n + 1).unwrap(),
+            11,
+            "{point:?}: still usable"
+        );
+        assert_eq!(stored_as::<_, u32>(b, &r), 11);
+        assert_eq!(*seen.lock().unwrap(), [(10, 11)]);
+    }
+}
+
+pub fn lost_acknowledgement_is_picked_up_not_overwritten<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let store = FaultyStore::new(b.store(&r).unwrap());
+    let faults = store.faults();
+    let atom = Atom::open(store, vec![0u32], Options::new()).unwrap();
+    let seen = recorder(&atom);
+    faults.fail_commit(1, FailPoint::AfterWrite);
+    assert!(atom.swap(|v| [v.as_slice(), &[1]].concat()).is_err());
+    // Memory does not run ahead of what was acknowledged, and no watch fired...
+    assert_eq!(*atom.deref(), [0]);
+    assert!(seen.lock().unwrap().is_empty());
+    // ...but the store did take it, so the next swap starts from it instead of losing it.
+    assert_eq!(stored_as::<_, Vec<u32>>(b, &r), [0, 1]);
+    atom.swap(|v| [v.as_slice(), &[2]].concat()).unwrap();
+    assert_eq!(stored_as::<_, Vec<u32>>(b, &r), [0, 1, 2]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(vec![0], vec![0, 1]), (vec![0, 1], vec![0, 1, 2])]
+    );
+}
+
+pub fn failed_check_changes_nothing<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let store = FaultyStore::new(b.store(&r).unwrap());
+    let faults = store.faults();
+    let atom = Atom::open(store, 1u32, Options::new()).unwrap();
+    faults.fail_checks(1);
+    assert!(atom.swap(|n| n + 1).is_err());
+    assert_eq!(*atom.deref(), 1);
+    assert_eq!(stored_as::<_, u32>(b, &r), 1);
+    // Another writer commits; a refresh that cannot check keeps the old value...
+    b.open(&r, 0u32).reset(5).unwrap();
+    faults.fail_checks(1);
+    assert!(atom.refresh().is_err());
+    assert_eq!(*atom.deref(), 1);
+    // ...and the next one picks it up.
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 6);
+    assert_eq!(stored_as::<_, u32>(b, &r), 6);
+}
