@@ -1,0 +1,82 @@
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `ci`: everything CI checks — fmt, clippy (warnings denied), all tests, docs (warnings
+//!   denied), and the slim-build check.
+//! - `slim`: only the slim-build check: the file-only build pulls no async, database or
+//!   network crate.
+//! - `pg`: starts a private PostgreSQL cluster for manual use and prints its URL.
+//! - `torture [KILLS]`: the crash torture of the file backend, for longer runs.
+//! - `bench`: the benchmarks, with ratios against raw baselines.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+mod slim;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("slim") => slim::check(),
+        Some(other) => Err(format!("unknown task `{other}`\n{USAGE}")),
+        None => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <ci | slim | pg | torture [KILLS] | bench>";
+
+/// The workspace root (the parent of this crate's directory).
+pub(crate) fn root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+/// Runs `cargo` with `args` in the workspace root; fails if it fails.
+pub(crate) fn cargo(args: &[&str]) -> Result {
+    run(Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args))
+}
+
+pub(crate) fn run(cmd: &mut Command) -> Result {
+    cmd.current_dir(root());
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn ci() -> Result {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"])?;
+    run(
+        Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["doc", "--workspace", "--all-features", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    slim::check()?;
+    eprintln!("xtask: ci passed");
+    Ok(())
+}

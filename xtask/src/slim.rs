@@ -1,0 +1,103 @@
+//! The slim-build check: `enduro` with only the `file` feature must not pull in any
+//! async runtime, database driver or network crate.
+
+use std::env;
+use std::process::Command;
+
+use crate::{Result, root};
+
+/// Crates that must not appear in the file-only build's normal dependency tree.
+const FORBIDDEN: &[&str] = &[
+    "tokio",
+    "tokio-postgres",
+    "postgres",
+    "postgres-protocol",
+    "postgres-types",
+    "deadpool",
+    "deadpool-postgres",
+    "futures",
+    "futures-util",
+    "futures-core",
+    "async-trait",
+    "mio",
+    "socket2",
+    "hyper",
+    "axum",
+    "reqwest",
+];
+
+pub(crate) fn check() -> Result {
+    let args = [
+        "tree",
+        "-p",
+        "enduro",
+        "--no-default-features",
+        "--features",
+        "file",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ];
+    let output = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let crates = crate_names(&tree);
+    let found = forbidden(&crates);
+    if !found.is_empty() {
+        return Err(format!(
+            "the file-only build pulls in {}: keep async, database and network crates behind the `pg` feature",
+            found.join(", ")
+        ));
+    }
+    eprintln!(
+        "xtask: slim build ok: the file-only build has {} crates: {}",
+        crates.len(),
+        crates.join(" ")
+    );
+    Ok(())
+}
+
+/// The distinct crate names in `cargo tree --prefix none --format {p}` output.
+fn crate_names(tree: &str) -> Vec<&str> {
+    let mut crates: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    crates.sort_unstable();
+    crates.dedup();
+    crates
+}
+
+fn forbidden<'a>(crates: &[&'a str]) -> Vec<&'a str> {
+    crates
+        .iter()
+        .copied()
+        .filter(|name| FORBIDDEN.contains(name))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_forbidden_crates_in_a_tree() {
+        let tree = "enduro v0.1.0 (/w/enduro)\nenduro-pg v0.1.0\ntokio v1.40.0\nserde v1.0.0\ntokio v1.40.0 (*)\n";
+        let crates = crate_names(tree);
+        assert_eq!(crates, ["enduro", "enduro-pg", "serde", "tokio"]);
+        assert_eq!(forbidden(&crates), ["tokio"]);
+        assert!(forbidden(&crate_names("enduro v0.1.0\nserde v1.0.0\n")).is_empty());
+    }
+}
