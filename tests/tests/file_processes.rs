@@ -1,0 +1,502 @@
+//! One file shared by many processes: real child processes (the `enduro-file-worker`
+//! binary) and several atoms in one process on the same path, all serialized by the
+//! sidecar lock file; readers that pick up others' commits; hand edits; lock hygiene with
+//! SIGKILLed lock holders; the lock timeout; release; and no stray pending files.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use enduro::{Error, FileAtom};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_enduro-file-worker");
+
+/// How long a worker may stay silent before we call it hung, kill it and fail. A guard so
+/// that every test stops by itself, never a measure of speed.
+const HANG: Duration = Duration::from_secs(120);
+
+/// A running worker process, its stdout read line by line on a thread. Killed on drop, so
+/// a failing test leaves no process behind.
+struct Worker {
+    what: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Worker {
+    fn spawn(args: &[&str]) -> Worker {
+        let what = format!("worker {}", args.join(" "));
+        let mut child = Command::new(WORKER)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Worker {
+            what,
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The next line the worker prints; fails the test if it exits or hangs instead.
+    fn line(&mut self) -> String {
+        match self.lines.recv_timeout(HANG) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                panic!("{} printed nothing for {HANG:?}: hung", self.what);
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let (status, stderr) = self.reap();
+                panic!("{} ended early ({status}): {stderr}", self.what);
+            }
+        }
+    }
+
+    fn expect(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got, want, "{}", self.what);
+    }
+
+    /// Lets a worker waiting after "ready" go.
+    fn go(&mut self) {
+        let mut stdin = self.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+    }
+
+    fn reap(&mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
+        (status, stderr)
+    }
+
+    /// Waits for the worker to exit successfully; returns the lines it printed since the
+    /// last [`line`](Worker::line).
+    fn finish(mut self) -> Vec<String> {
+        let mut rest = Vec::new();
+        loop {
+            match self.lines.recv_timeout(HANG) {
+                Ok(line) => rest.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!("{} printed nothing for {HANG:?}: hung", self.what);
+                }
+            }
+        }
+        let (status, stderr) = self.reap();
+        assert!(
+            status.success(),
+            "{} failed ({status}): {stderr}",
+            self.what
+        );
+        rest
+    }
+
+    /// SIGKILLs the worker and reaps it.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        let (status, _) = self.reap();
+        assert!(!status.success(), "{} was killed", self.what);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Asserts that `dir` holds only the data file `name` and its lock file: no pending file,
+/// nothing else.
+fn assert_only_data_and_lock(dir: &Path, name: &str) {
+    assert_eq!(
+        names(dir),
+        [format!(".{name}.enduro-lock"), name.to_owned()],
+        "only the data file and its lock file should be left"
+    );
+}
+
+fn pending_files(dir: &Path, name: &str) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(&format!(".{name}.")) && n.ends_with(".enduro-pending"))
+        .collect()
+}
+
+fn stored<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+    let bytes = std::fs::read(path).unwrap();
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{} does not decode ({e}): {:?}",
+            path.display(),
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+#[test]
+fn four_processes_times_five_hundred_swaps_end_at_exactly_two_thousand() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("count.json");
+    let atom = enduro::file_atom(0u64, &path).unwrap();
+
+    let mut workers: Vec<Worker> = (0..4)
+        .map(|_| Worker::spawn(&["count", s(&path), "500"]))
+        .collect();
+    for w in &mut workers {
+        w.expect("ready");
+    }
+    // All four are open; let them go together, for real contention.
+    for w in &mut workers {
+        w.go();
+    }
+    for w in workers {
+        assert_eq!(w.finish(), ["done"]);
+    }
+
+    assert_eq!(stored::<u64>(&path), 2000, "in the file");
+    assert_eq!(*atom.refresh().unwrap(), 2000, "in an atom open all along");
+    let fresh = enduro::file_atom(0u64, &path).unwrap();
+    assert_eq!(*fresh.deref(), 2000, "in a fresh open");
+    assert_only_data_and_lock(dir.path(), "count.json");
+}
+
+#[test]
+fn list_appends_across_four_processes_keep_every_acknowledged_id_once_in_order() {
+    const WRITERS: u64 = 4;
+    const EACH: u64 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("list.json");
+    enduro::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
+
+    let mut workers: Vec<Worker> = (0..WRITERS)
+        .map(|w| Worker::spawn(&["append", s(&path), &w.to_string(), &EACH.to_string()]))
+        .collect();
+    for w in &mut workers {
+        w.expect("ready");
+    }
+    for w in &mut workers {
+        w.go();
+    }
+    let mut acknowledged = BTreeSet::new();
+    for (writer, w) in workers.into_iter().enumerate() {
+        let lines = w.finish();
+        assert_eq!(lines.last().map(String::as_str), Some("done"));
+        for line in &lines[..lines.len() - 1] {
+            let id: Vec<u64> = line
+                .strip_prefix("ack ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .split(' ')
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert_eq!(id[0], writer as u64);
+            assert!(acknowledged.insert((id[0], id[1])), "acknowledged twice");
+        }
+    }
+    assert_eq!(acknowledged.len() as u64, WRITERS * EACH);
+
+    let list: Vec<(u64, u64)> = stored(&path);
+    let unique: BTreeSet<(u64, u64)> = list.iter().copied().collect();
+    assert_eq!(unique.len(), list.len(), "an id is present more than once");
+    assert_eq!(unique, acknowledged, "every acknowledged id, nothing else");
+    for writer in 0..WRITERS {
+        let seqs: Vec<u64> = list
+            .iter()
+            .filter(|(w, _)| *w == writer)
+            .map(|(_, seq)| *seq)
+            .collect();
+        assert_eq!(seqs, (0..EACH).collect::<Vec<_>>(), "writer {writer} order");
+    }
+    let fresh = enduro::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
+    assert_eq!(*fresh.deref(), list);
+    assert_only_data_and_lock(dir.path(), "list.json");
+}
+
+#[test]
+fn several_atoms_on_one_path_in_one_process_and_another_process_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.json");
+    let atoms: Vec<_> = (0..3)
+        .map(|_| enduro::file_atom(0u64, &path).unwrap())
+        .collect();
+    let mut worker = Worker::spawn(&["count", s(&path), "200"]);
+    worker.expect("ready");
+    worker.go();
+    thread::scope(|scope| {
+        for atom in &atoms {
+            for _ in 0..2 {
+                let atom = atom.clone();
+                scope.spawn(move || {
+                    for _ in 0..100 {
+                        atom.swap(|n| n + 1).unwrap();
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(worker.finish(), ["done"]);
+    assert_eq!(stored::<u64>(&path), 3 * 2 * 100 + 200);
+    for atom in &atoms {
+        assert_eq!(*atom.refresh().unwrap(), 800);
+    }
+    assert_only_data_and_lock(dir.path(), "shared.json");
+}
+
+#[test]
+fn a_reader_sees_other_processes_commits_after_refresh_and_at_every_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seen.json");
+    let reader = enduro::file_atom(0u64, &path).unwrap();
+    let transitions = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&transitions);
+    reader.add_watch("log", move |old: &u64, new: &u64| {
+        log.lock().unwrap().push((*old, *new));
+    });
+
+    let mut w = Worker::spawn(&["count", s(&path), "25"]);
+    w.expect("ready");
+    w.go();
+    assert_eq!(w.finish(), ["done"]);
+    assert_eq!(*reader.deref(), 0, "deref never touches the file");
+    assert_eq!(*reader.refresh().unwrap(), 25);
+    assert_eq!(*reader.deref(), 25);
+
+    let mut w = Worker::spawn(&["count", s(&path), "10"]);
+    w.expect("ready");
+    w.go();
+    assert_eq!(w.finish(), ["done"]);
+    let mut calls = Vec::new();
+    let new = reader
+        .swap(|n| {
+            calls.push(*n);
+            n + 1
+        })
+        .unwrap();
+    assert_eq!(*new, 36);
+    assert_eq!(
+        calls,
+        [35],
+        "f runs once, on the latest value, with no conflict"
+    );
+    assert_eq!(stored::<u64>(&path), 36);
+    assert_eq!(
+        *transitions.lock().unwrap(),
+        [(0, 25), (25, 35), (35, 36)],
+        "watches see the transitions picked up from the other process"
+    );
+}
+
+#[test]
+fn a_file_replaced_by_hand_is_picked_up_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edited.json");
+    let atom = enduro::file_atom(5u64, &path).unwrap();
+
+    // An editor's save: write a temp file beside, then rename it over the data file.
+    let save_by_rename = |text: &str| {
+        let swp = dir.path().join(".edited.json.swp");
+        std::fs::write(&swp, text).unwrap();
+        std::fs::rename(&swp, &path).unwrap();
+    };
+
+    save_by_rename("100");
+    assert_eq!(*atom.deref(), 5);
+    assert_eq!(
+        *atom.refresh().unwrap(),
+        100,
+        "refresh picks up the hand edit"
+    );
+
+    save_by_rename("200");
+    let mut calls = Vec::new();
+    let new = atom
+        .swap(|n| {
+            calls.push(*n);
+            n + 1
+        })
+        .unwrap();
+    assert_eq!(
+        (*new, calls),
+        (201, vec![200]),
+        "the swap starts from the edit"
+    );
+    assert_eq!(stored::<u64>(&path), 201);
+
+    // An in-place rewrite (same file, new contents) counts too.
+    std::fs::write(&path, "3000").unwrap();
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 3001);
+
+    // A hand edit that does not decode is reported and left alone, not overwritten.
+    save_by_rename("{oops");
+    let err = atom.swap(|n| n + 1).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(err.to_string().contains("edited.json"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{oops");
+    assert_eq!(*atom.deref(), 3001, "memory unchanged");
+
+    save_by_rename("7");
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 8, "usable again once fixed");
+    assert_only_data_and_lock(dir.path(), "edited.json");
+}
+
+#[test]
+fn a_lock_holder_killed_with_sigkill_blocks_nobody_and_timeouts_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.json");
+    let lock_path = dir.path().join(".locked.json.enduro-lock");
+    // Open before the lock is taken: opening takes the lock too (to clean up).
+    let impatient = FileAtom::builder(&path)
+        .lock_timeout(Duration::from_millis(100))
+        .open(0u64)
+        .unwrap();
+    let patient = FileAtom::builder(&path)
+        .lock_timeout(HANG)
+        .open(0u64)
+        .unwrap();
+
+    let mut holder = Worker::spawn(&["hold-lock", s(&path), "600"]);
+    holder.expect("locked");
+
+    let err = impatient.swap(|n| n + 1).unwrap_err();
+    let Error::LockTimeout { path: locked, .. } = &err else {
+        panic!("expected a lock timeout, got {err}");
+    };
+    assert_eq!(locked, &lock_path);
+    let message = err.to_string();
+    assert!(message.starts_with("timed out after "), "{message}");
+    assert!(message.contains(s(&lock_path)), "{message}");
+    assert!(message.contains("held by another writer"), "{message}");
+    assert_eq!(*impatient.deref(), 0, "memory unchanged");
+    assert_eq!(stored::<u64>(&path), 0, "file unchanged");
+
+    // A writer waiting without (much of) a timeout is let through once the holder dies.
+    let waiting = thread::spawn(move || patient.swap(|n| n + 1).map(|v| *v));
+    thread::sleep(Duration::from_millis(200)); // most likely waiting by now; either way is fine
+    holder.kill();
+    assert_eq!(waiting.join().unwrap().unwrap(), 1);
+    assert_eq!(*impatient.swap(|n| n + 1).unwrap(), 2, "the lock is free");
+    assert_only_data_and_lock(dir.path(), "locked.json");
+}
+
+#[test]
+fn a_process_killed_mid_commit_leaves_the_old_value_and_a_pending_file_the_next_open_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stalled.json");
+    let atom = FileAtom::builder(&path)
+        .lock_timeout(Duration::from_millis(50))
+        .open(41u64)
+        .unwrap();
+
+    let mut stalled = Worker::spawn(&["stall-commit", s(&path), "600"]);
+    stalled.expect("stalled");
+    // The worker is inside its commit: lock held, pending file created.
+    assert_eq!(pending_files(dir.path(), "stalled.json").len(), 1);
+    assert!(matches!(
+        atom.swap(|n| n + 1),
+        Err(Error::LockTimeout { .. })
+    ));
+    stalled.kill();
+
+    assert_eq!(stored::<u64>(&path), 41, "the old value, whole");
+    assert_eq!(
+        pending_files(dir.path(), "stalled.json").len(),
+        1,
+        "the crash left its pending file"
+    );
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 42, "the lock is free");
+    let reopened = enduro::file_atom(0u64, &path).unwrap();
+    assert_eq!(*reopened.deref(), 42);
+    assert_only_data_and_lock(dir.path(), "stalled.json");
+}
+
+#[test]
+fn the_lock_file_is_never_data_and_release_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("state.json");
+    let lock_path = dir.path().join(".state.json.enduro-lock");
+    let atom = enduro::file_atom(vec![1u32, 2, 3], &path).unwrap();
+    let other = enduro::file_atom(Vec::<u32>::new(), &path).unwrap();
+    atom.swap(|v| [v.as_slice(), &[4]].concat()).unwrap();
+    assert!(lock_path.exists());
+    assert_eq!(std::fs::metadata(&lock_path).unwrap().len(), 8);
+    assert_eq!(stored::<Vec<u32>>(&path), [1, 2, 3, 4]);
+    assert_eq!(*other.refresh().unwrap(), [1, 2, 3, 4]);
+
+    // The data file removed by hand, the lock file (with its counter) left: a new open
+    // finds no value and writes `init`; the lock file's bytes are never read as a value.
+    drop((atom, other));
+    std::fs::remove_file(&path).unwrap();
+    let atom = enduro::file_atom(vec![9u32], &path).unwrap();
+    assert_eq!(*atom.deref(), [9]);
+    assert_eq!(stored::<Vec<u32>>(&path), [9]);
+    let other = enduro::file_atom(Vec::<u32>::new(), &path).unwrap();
+    assert_eq!(*other.deref(), [9]);
+
+    atom.release().unwrap();
+    assert!(
+        names(dir.path()).is_empty(),
+        "release removes data and lock file"
+    );
+    assert!(matches!(other.swap(|v| v.clone()), Err(Error::Released)));
+    assert!(other.is_released());
+    assert!(
+        names(dir.path()).is_empty(),
+        "another atom on the released path recreates nothing"
+    );
+
+    // The path can be used again from scratch.
+    let again = enduro::file_atom(vec![7u32], &path).unwrap();
+    assert_eq!(
+        *again.swap(|v| [v.as_slice(), &[8]].concat()).unwrap(),
+        [7, 8]
+    );
+    assert_only_data_and_lock(dir.path(), "state.json");
+}
