@@ -12,7 +12,9 @@ use std::env;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod slim;
+mod torture;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -21,6 +23,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("slim") => slim::check(),
+        Some("bench") => bench::bench(&args[1..]),
+        Some("torture") => torture::run_torture(&args[1..]),
         Some(other) => Err(format!("unknown task `{other}`\n{USAGE}")),
         None => Err(USAGE.to_owned()),
     };
