@@ -1,0 +1,53 @@
+//! `cargo xtask bench [--no-pg] [-- CRITERION ARGS]`: runs every benchmark scenario of the
+//! `enduro-benches` crate in release mode (`cargo bench`), each against its raw baseline in
+//! the same run. The bench prints the machine and one markdown table of ratios, and writes
+//! them to `target/bench/results.md`, with a JSON copy in `target/bench/results.json`.
+//!
+//! The file scenarios run in the system temp dir (or `ENDURO_BENCH_DIR`), which must be on
+//! a disk: fsync on tmpfs is free. The PostgreSQL rows use `DATABASE_URL` when set,
+//! otherwise a private throwaway cluster; `--no-pg` leaves them out.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{Result, root, run};
+
+/// Runs the benchmarks with the task's arguments (after `bench`).
+pub(crate) fn bench(args: &[String]) -> Result {
+    let mut pg = true;
+    let mut passthrough: Vec<&str> = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--no-pg" => pg = false,
+            "--" => passthrough.extend(rest.by_ref().map(String::as_str)),
+            other => return Err(format!("unknown `bench` argument `{other}`\n{USAGE}")),
+        }
+    }
+    let out = target_dir().join("bench");
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["bench", "-p", "enduro-benches", "--bench", "suite"]);
+    if pg {
+        cmd.args(["--features", "pg"]);
+    }
+    cmd.arg("--").args(&passthrough);
+    cmd.env("ENDURO_BENCH_OUT", &out)
+        .env("CRITERION_HOME", out.join("criterion"));
+    run(&mut cmd)?;
+    eprintln!(
+        "xtask: bench results in {} and {}",
+        out.join("results.md").display(),
+        out.join("results.json").display()
+    );
+    Ok(())
+}
+
+const USAGE: &str = "usage: cargo xtask bench [--no-pg] [-- CRITERION ARGS]";
+
+/// Cargo's target dir: `CARGO_TARGET_DIR`, or `target` in the workspace root.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
