@@ -5,9 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
-
 use crate::error::Result;
+use crate::group::{Entered, Group, Guard, Plan, Slot, Stored};
 use crate::options::Options;
 use crate::state::{Core, Opening, Outcome, check, encode};
 use crate::store::{Committed, Observed, Snapshot, Version};
@@ -62,6 +61,12 @@ pub trait AsyncStore: Send + Sync + 'static {
     fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>>;
     /// Deletes the resource.
     fn release(&self) -> BoxFuture<'_, Result<()>>;
+    /// Whether `check` is cheap enough to run before every swap; see
+    /// [`Store::cheap_check`](crate::Store::cheap_check). A database store returns `false`,
+    /// so that a swap is one round trip when nobody else wrote.
+    fn cheap_check(&self) -> bool {
+        true
+    }
 }
 
 /// The async twin of [`Atom`](crate::Atom): same semantics, same method names; the ones
@@ -89,7 +94,7 @@ pub struct AsyncAtom<T> {
 struct Inner<T> {
     core: Core<T>,
     store: Box<dyn AsyncStore>,
-    committing: Mutex<()>,
+    group: Group<T>,
 }
 
 impl<T> Clone for AsyncAtom<T> {
@@ -131,7 +136,7 @@ impl<T: Value> AsyncAtom<T> {
             inner: Arc::new(Inner {
                 core: Core::new(resource, options, Arc::new(value), version),
                 store: Box::new(store),
-                committing: Mutex::new(()),
+                group: Group::new(),
             }),
         })
     }
@@ -149,7 +154,7 @@ impl<T: Value> AsyncAtom<T> {
 
     /// Like [`swap`](AsyncAtom::swap), returning `(old, new)`.
     pub async fn swap_vals(&self, mut f: impl FnMut(&T) -> T + Send) -> Result<(Arc<T>, Arc<T>)> {
-        self.transact(move |current| Some(Arc::new(f(current))))
+        self.transact(false, move |current| Some(Arc::new(f(current))))
             .await
             .map(|o| (o.old, o.new))
     }
@@ -162,7 +167,7 @@ impl<T: Value> AsyncAtom<T> {
     /// Like [`reset`](AsyncAtom::reset), returning `(old, new)`.
     pub async fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
         let value = Arc::new(value);
-        self.transact(move |_| Some(Arc::clone(&value)))
+        self.transact(false, move |_| Some(Arc::clone(&value)))
             .await
             .map(|o| (o.old, o.new))
     }
@@ -175,7 +180,7 @@ impl<T: Value> AsyncAtom<T> {
     {
         let value = Arc::new(value);
         let mut matched = false;
-        self.transact(|current| {
+        self.transact(false, |current| {
             matched = current == expected;
             matched.then(|| Arc::clone(&value))
         })
@@ -212,18 +217,26 @@ impl<T: Value> AsyncAtom<T> {
 
     /// Picks up other writers' commits; see [`Atom::refresh`](crate::Atom::refresh).
     pub async fn refresh(&self) -> Result<Arc<T>> {
-        self.transact(|_| None).await.map(|o| o.new)
+        self.transact(true, |_| None).await.map(|o| o.new)
     }
 
     /// Deletes the backing resource; see [`Atom::release`](crate::Atom::release).
     pub async fn release(&self) -> Result<()> {
-        let _committing = self.inner.committing.lock().await;
-        if self.is_released() {
-            return Ok(());
+        let Inner { core, store, group } = &*self.inner;
+        while let Err(seen) = group.exclusive() {
+            group.wait_async(seen).await;
         }
-        self.inner.store.release().await?;
-        self.inner.core.mark_released();
-        Ok(())
+        let exclusive = Guard::exclusive(group, core);
+        let result = if core.is_released() {
+            Ok(())
+        } else {
+            store.release().await
+        };
+        if result.is_ok() {
+            core.mark_released();
+        }
+        drop(exclusive);
+        result
     }
 
     /// Whether the atom was released.
@@ -241,48 +254,94 @@ impl<T: Value> AsyncAtom<T> {
         self.inner.core.current().1
     }
 
-    /// The retry loop of [`Atom`](crate::Atom), with awaits.
+    /// The retry loop of [`Atom`](crate::Atom) (group commit included), with awaits. If
+    /// the future is dropped mid-way, guards hand the batch back so other swaps go on.
     async fn transact(
         &self,
+        refresh: bool,
         mut decide: impl FnMut(&T) -> Option<Arc<T>> + Send,
     ) -> Result<Outcome<T>> {
-        let Inner {
-            core,
-            store,
-            committing,
-        } = &*self.inner;
-        let outcome = async {
-            let _committing = committing.lock().await;
-            core.ensure_live()?;
-            let (mut current, mut version) = core.current();
-            match store.check(version).await? {
-                Observed::Unchanged => {}
-                Observed::Changed(snapshot) => (current, version) = core.adopt(snapshot)?,
-                Observed::Missing => return Err(core.mark_released()),
-            }
-            loop {
-                let Some(new) = decide(&current) else {
-                    return Ok(Outcome {
-                        old: Arc::clone(&current),
-                        new: current,
-                    });
-                };
-                core.validate(&new)?;
-                let bytes = core.encode_to_vec(&new)?;
-                match store.commit(version, bytes).await? {
-                    Committed::Done(committed) => {
-                        let old = core.publish(Arc::clone(&new), committed);
-                        return Ok(Outcome { old, new });
+        let Inner { core, store, group } = &*self.inner;
+        let mut check_encoding = false;
+        let result = loop {
+            let entered = group.enter(
+                core,
+                store.cheap_check(),
+                refresh,
+                check_encoding,
+                &mut decide,
+            );
+            let ticket = match entered {
+                Err(e) => break Err(e),
+                Ok(Entered::Check(version)) => {
+                    let guard = Guard::check(group, core);
+                    let observed = store.check(version).await;
+                    guard.done();
+                    match group.checked(core, observed) {
+                        Ok(()) => continue,
+                        Err(e) => break Err(e),
                     }
-                    Committed::Conflict => match store.load().await? {
-                        Some(snapshot) => (current, version) = core.adopt(snapshot)?,
-                        None => return Err(core.mark_released()),
-                    },
                 }
+                Ok(Entered::Wait(seen)) => {
+                    group.wait_async(seen).await;
+                    continue;
+                }
+                Ok(Entered::Joined(ticket)) => ticket,
+            };
+            let slot = if ticket.leader {
+                let guard = Guard::lead(group, core, &ticket);
+                let plan = loop {
+                    match group.lead(core, &ticket) {
+                        Plan::Wait(seen) => group.wait_async(seen).await,
+                        plan => break plan,
+                    }
+                };
+                let stored = match plan {
+                    Plan::Wait(_) | Plan::Nothing => Stored::Nothing,
+                    Plan::Abandon => Stored::Abandoned,
+                    Plan::Check(known) => store
+                        .check(known)
+                        .await
+                        .map_or_else(Stored::Failed, Stored::Observed),
+                    Plan::Commit {
+                        expected,
+                        value,
+                        earlier,
+                    } => {
+                        let encoded = Group::check_encoding(core, &earlier)
+                            .and_then(|()| core.encode_to_vec(&value));
+                        match encoded {
+                            Err(e) => Stored::Failed(e),
+                            Ok(bytes) => match store.commit(expected, bytes).await {
+                                Ok(Committed::Done(version)) => Stored::Committed(version),
+                                Ok(Committed::Conflict) => store
+                                    .load()
+                                    .await
+                                    .map_or_else(Stored::Failed, Stored::Conflict),
+                                Err(e) => Stored::Failed(e),
+                            },
+                        }
+                    }
+                };
+                guard.done();
+                group.settle(core, &ticket, stored)
+            } else {
+                loop {
+                    match group.result(&ticket) {
+                        Ok(slot) => break slot,
+                        Err(seen) => group.wait_async(seen).await,
+                    }
+                }
+            };
+            match slot {
+                Slot::Done => break Ok(ticket.outcome()),
+                Slot::Retry {
+                    check_encoding: check,
+                } => check_encoding = check,
+                Slot::Failed(e) => break Err(e),
             }
-        }
-        .await;
+        };
         core.deliver();
-        outcome
+        result
     }
 }

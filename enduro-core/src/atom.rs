@@ -1,12 +1,13 @@
 //! The blocking driver: [`Atom`], the handle users hold.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::Result;
+use crate::group::{Entered, Group, Guard, Plan, Slot, Stored};
 use crate::options::Options;
-use crate::state::{Core, Opening, Outcome, check, encode, lock};
-use crate::store::{Committed, Observed, Store, Version};
+use crate::state::{Core, Opening, Outcome, check, encode};
+use crate::store::{Committed, Store, Version};
 use crate::value::Value;
 
 /// A durable atom: one value of type `T`, kept in a [`Store`], changed only by pure
@@ -37,9 +38,8 @@ pub struct Atom<T> {
 struct Inner<T> {
     core: Core<T>,
     store: Box<dyn Store>,
-    /// Serializes this process's commits to one store, so `f` runs once per swap unless
-    /// another process (or another atom on the same resource) commits in between.
-    committing: Mutex<()>,
+    /// Batches this process's swaps into group commits.
+    group: Group<T>,
 }
 
 impl<T> Clone for Atom<T> {
@@ -94,7 +94,7 @@ impl<T: Value> Atom<T> {
             inner: Arc::new(Inner {
                 core,
                 store: Box::new(store),
-                committing: Mutex::new(()),
+                group: Group::new(),
             }),
         })
     }
@@ -133,7 +133,7 @@ impl<T: Value> Atom<T> {
     /// # Ok::<(), enduro_core::Error>(())
     /// ```
     pub fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(Arc<T>, Arc<T>)> {
-        self.transact(|current| Some(Arc::new(f(current))))
+        self.transact(false, |current| Some(Arc::new(f(current))))
             .map(|o| (o.old, o.new))
     }
 
@@ -158,7 +158,7 @@ impl<T: Value> Atom<T> {
     /// ```
     pub fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
         let value = Arc::new(value);
-        self.transact(|_| Some(Arc::clone(&value)))
+        self.transact(false, |_| Some(Arc::clone(&value)))
             .map(|o| (o.old, o.new))
     }
 
@@ -178,7 +178,7 @@ impl<T: Value> Atom<T> {
     {
         let value = Arc::new(value);
         let mut matched = false;
-        self.transact(|current| {
+        self.transact(false, |current| {
             matched = current == expected;
             matched.then(|| Arc::clone(&value))
         })?;
@@ -190,7 +190,7 @@ impl<T: Value> Atom<T> {
     /// key replaces the old one. A watch that panics is skipped; the commit stands.
     ///
     /// ```
-    /// use std::sync::{Arc, Mutex};
+    /// use std::sync::Arc;
     /// # let atom = enduro_mem::mem_atom(1);
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let log = Arc::clone(&seen);
@@ -260,7 +260,7 @@ impl<T: Value> Atom<T> {
     /// # Ok::<(), enduro_core::Error>(())
     /// ```
     pub fn refresh(&self) -> Result<Arc<T>> {
-        self.transact(|_| None).map(|o| o.new)
+        self.transact(true, |_| None).map(|o| o.new)
     }
 
     /// Deletes the backing resource. Afterwards every change through any clone fails with
@@ -276,13 +276,21 @@ impl<T: Value> Atom<T> {
     /// # Ok::<(), enduro_core::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        let _committing = lock(&self.inner.committing);
-        if self.is_released() {
-            return Ok(());
+        let Inner { core, store, group } = &*self.inner;
+        while let Err(seen) = group.exclusive() {
+            group.wait(seen);
         }
-        self.inner.store.release()?;
-        self.inner.core.mark_released();
-        Ok(())
+        let exclusive = Guard::exclusive(group, core);
+        let result = if core.is_released() {
+            Ok(())
+        } else {
+            store.release()
+        };
+        if result.is_ok() {
+            core.mark_released();
+        }
+        drop(exclusive);
+        result
     }
 
     /// Whether the atom was released.
@@ -305,49 +313,94 @@ impl<T: Value> Atom<T> {
         self.inner.core.resource()
     }
 
-    /// The retry loop: brings the atom up to date, asks `decide` for the new value (`None`:
-    /// leave it), validates, commits over the version it came from, and on a conflict
-    /// reloads and asks again. Watches are shown the transitions after the commit lock
-    /// is released, so a watch may itself change the atom.
-    fn transact(&self, mut decide: impl FnMut(&T) -> Option<Arc<T>>) -> Result<Outcome<T>> {
-        let Inner {
-            core,
-            store,
-            committing,
-        } = &*self.inner;
-        let outcome = {
-            let _committing = lock(committing);
-            (|| {
-                core.ensure_live()?;
-                let (mut current, mut version) = core.current();
-                match store.check(version)? {
-                    Observed::Unchanged => {}
-                    Observed::Changed(snapshot) => (current, version) = core.adopt(snapshot)?,
-                    Observed::Missing => return Err(core.mark_released()),
-                }
-                loop {
-                    let Some(new) = decide(&current) else {
-                        return Ok(Outcome {
-                            old: Arc::clone(&current),
-                            new: current,
-                        });
-                    };
-                    core.validate(&new)?;
-                    match store.commit(version, &mut |out| core.encode(&new, out))? {
-                        Committed::Done(committed) => {
-                            let old = core.publish(Arc::clone(&new), committed);
-                            return Ok(Outcome { old, new });
-                        }
-                        Committed::Conflict => match store.load()? {
-                            Some(snapshot) => (current, version) = core.adopt(snapshot)?,
-                            None => return Err(core.mark_released()),
-                        },
+    /// The retry loop, with group commit (see the `group` module): joins a batch, running
+    /// `decide` on its latest value (`None`: keep the value); the batch's leader commits
+    /// the batch's last value over the version it came from; a conflict makes every swap
+    /// of the batch run again on the reloaded value. Watches are shown the transitions
+    /// after the batch settles, outside any lock, so a watch may itself change the atom.
+    fn transact(
+        &self,
+        refresh: bool,
+        mut decide: impl FnMut(&T) -> Option<Arc<T>>,
+    ) -> Result<Outcome<T>> {
+        let Inner { core, store, group } = &*self.inner;
+        let mut check_encoding = false;
+        let result = loop {
+            let entered = group.enter(
+                core,
+                store.cheap_check(),
+                refresh,
+                check_encoding,
+                &mut decide,
+            );
+            let ticket = match entered {
+                Err(e) => break Err(e),
+                Ok(Entered::Check(version)) => {
+                    let guard = Guard::check(group, core);
+                    let observed = store.check(version);
+                    guard.done();
+                    match group.checked(core, observed) {
+                        Ok(()) => continue,
+                        Err(e) => break Err(e),
                     }
                 }
-            })()
+                Ok(Entered::Wait(seen)) => {
+                    group.wait(seen);
+                    continue;
+                }
+                Ok(Entered::Joined(ticket)) => ticket,
+            };
+            let slot = if ticket.leader {
+                let plan = loop {
+                    match group.lead(core, &ticket) {
+                        Plan::Wait(seen) => group.wait(seen),
+                        plan => break plan,
+                    }
+                };
+                let guard = Guard::lead(group, core, &ticket);
+                let stored = match plan {
+                    Plan::Wait(_) | Plan::Nothing => Stored::Nothing,
+                    Plan::Abandon => Stored::Abandoned,
+                    Plan::Check(known) => store
+                        .check(known)
+                        .map_or_else(Stored::Failed, Stored::Observed),
+                    Plan::Commit {
+                        expected,
+                        value,
+                        earlier,
+                    } => {
+                        let commit = Group::check_encoding(core, &earlier).and_then(|()| {
+                            store.commit(expected, &mut |out| core.encode(&value, out))
+                        });
+                        match commit {
+                            Ok(Committed::Done(version)) => Stored::Committed(version),
+                            Ok(Committed::Conflict) => {
+                                store.load().map_or_else(Stored::Failed, Stored::Conflict)
+                            }
+                            Err(e) => Stored::Failed(e),
+                        }
+                    }
+                };
+                guard.done();
+                group.settle(core, &ticket, stored)
+            } else {
+                loop {
+                    match group.result(&ticket) {
+                        Ok(slot) => break slot,
+                        Err(seen) => group.wait(seen),
+                    }
+                }
+            };
+            match slot {
+                Slot::Done => break Ok(ticket.outcome()),
+                Slot::Retry {
+                    check_encoding: check,
+                } => check_encoding = check,
+                Slot::Failed(e) => break Err(e),
+            }
         };
         core.deliver();
-        outcome
+        result
     }
 
     /// The version of the value [`deref`](Atom::deref) returns.

@@ -27,6 +27,7 @@ mod atom;
 mod codec;
 mod error;
 mod finite;
+mod group;
 mod options;
 mod state;
 mod store;

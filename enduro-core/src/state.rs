@@ -157,6 +157,22 @@ impl<T: Value> Core<T> {
         old
     }
 
+    /// Publishes a batch of transitions committed together: queues each for the watches,
+    /// in order, and makes the last one current in one step, so `deref` never shows a
+    /// value in between.
+    pub(crate) fn publish_all<'a>(&self, values: impl Iterator<Item = &'a Arc<T>>, version: Version)
+    where
+        T: 'a,
+    {
+        let mut current = write(&self.current);
+        let mut events = lock(&self.events);
+        for value in values {
+            let old = std::mem::replace(&mut current.value, Arc::clone(value));
+            events.push_back((old, Arc::clone(value)));
+        }
+        current.version = version;
+    }
+
     /// Adopts what another writer committed: decodes it and publishes it.
     pub(crate) fn adopt(&self, snapshot: Snapshot) -> Result<(Arc<T>, Version)> {
         let value = Arc::new(decode(&self.resource, &*self.codec, &snapshot.bytes)?);

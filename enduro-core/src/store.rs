@@ -157,6 +157,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the resource. Other handles then see it as [`Observed::Missing`].
     fn release(&self) -> Result<()>;
+
+    /// Whether [`check`](Store::check) is cheap enough (a few local system calls) to run
+    /// before every swap, so that `f` starts from the latest value. Stores for which it
+    /// costs a round trip return `false`: their swaps go straight to the commit, whose
+    /// version check catches other writers, and a conflict reloads. `refresh` always
+    /// checks.
+    fn cheap_check(&self) -> bool {
+        true
+    }
 }
 
 /// A shared store: several atoms (in tests, say) can be opened on one resource.
@@ -176,6 +185,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn release(&self) -> Result<()> {
         (**self).release()
     }
+    fn cheap_check(&self) -> bool {
+        (**self).cheap_check()
+    }
 }
 
 /// A boxed store, so that the backend can be chosen at run time.
@@ -194,5 +206,8 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn release(&self) -> Result<()> {
         (**self).release()
+    }
+    fn cheap_check(&self) -> bool {
+        (**self).cheap_check()
     }
 }

@@ -213,4 +213,8 @@ impl<S: Store> Store for FaultyStore<S> {
     fn release(&self) -> Result<()> {
         self.inner.release()
     }
+
+    fn cheap_check(&self) -> bool {
+        self.inner.cheap_check()
+    }
 }

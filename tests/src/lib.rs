@@ -98,6 +98,12 @@ macro_rules! conformance {
             every_commit_fault_leaves_the_atom_unchanged,
             lost_acknowledgement_is_picked_up_not_overwritten,
             failed_check_changes_nothing,
+            a_bad_value_in_a_crowd_fails_only_its_own_swap,
+            a_refused_value_in_a_crowd_fails_only_its_own_swap,
+            a_panic_in_a_crowd_fails_only_its_own_swap,
+            commit_faults_in_a_crowd_lose_nothing_acknowledged,
+            lost_acknowledgements_in_a_crowd_are_never_overwritten,
+            compare_and_set_loops_across_threads_are_exact,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {

@@ -438,3 +438,165 @@ pub fn failed_check_changes_nothing<B: Backend>(b: &B) {
     assert_eq!(*atom.swap(|n| n + 1).unwrap(), 6);
     assert_eq!(stored_as::<_, u32>(b, &r), 6);
 }
+
+/// Runs `threads` threads, each calling `work(thread, i)` for `i` in `0..per_thread`,
+/// and returns how many calls returned `true`.
+fn hammer(threads: usize, per_thread: usize, work: impl Fn(usize, usize) -> bool + Sync) -> u64 {
+    let ok = std::sync::atomic::AtomicU64::new(0);
+    thread::scope(|s| {
+        for t in 0..threads {
+            let (ok, work) = (&ok, &work);
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    if work(t, i) {
+                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    ok.into_inner()
+}
+
+/// Checks a watch log is one unbroken chain of `+1` steps from `from` to `to`.
+fn assert_chain(seen: &[(u64, u64)], from: u64, to: u64) {
+    let mut at = from;
+    for (old, new) in seen {
+        assert_eq!((*old, *new), (at, at + 1), "the watch chain breaks at {at}");
+        at = *new;
+    }
+    assert_eq!(at, to, "the watch chain ends at {at}, not {to}");
+}
+
+pub fn a_bad_value_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, (0u64, 0.0f64));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    atom.add_watch("log", move |old: &(u64, f64), new: &(u64, f64)| {
+        log.lock().unwrap().push((old.0, new.0));
+    });
+    let ok = hammer(8, 60, |t, i| {
+        let poison = t == 0 && i % 4 == 0;
+        match atom.swap(|(n, _)| (n + 1, if poison { f64::NAN } else { 0.5 })) {
+            Ok(_) => true,
+            Err(Error::Encode { .. }) if poison => false,
+            Err(e) => panic!("an innocent swap failed: {e}"),
+        }
+    });
+    assert_eq!(ok, 8 * 60 - 15);
+    assert_eq!(atom.deref().0, ok);
+    assert_eq!(stored_as::<_, (u64, f64)>(b, &r).0, ok);
+    assert_chain(&seen.lock().unwrap(), 0, ok);
+}
+
+pub fn a_refused_value_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b
+        .open_with(&r, (0u64, false), Options::new().validator(|(_, bad)| !bad))
+        .unwrap();
+    let ok = hammer(8, 60, |t, i| {
+        let bad = t == 1 && i % 3 == 0;
+        match atom.swap(|(n, _)| (n + 1, bad)) {
+            Ok(_) => true,
+            Err(Error::Invalid) if bad => false,
+            Err(e) => panic!("an innocent swap failed: {e}"),
+        }
+    });
+    assert_eq!(ok, 8 * 60 - 20);
+    assert_eq!(stored_as::<_, (u64, bool)>(b, &r).0, ok);
+    assert_eq!(atom.deref().0, ok);
+}
+
+pub fn a_panic_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 0u64);
+    let ok = hammer(8, 60, |t, i| {
+        let boom = t == 2 && i % 3 == 0;
+        let swapped = catch_unwind(AssertUnwindSafe(|| {
+            atom.swap(|n| {
+                if boom {
+                    panic!("f panics on purpose")
+                } else {
+                    n + 1
+                }
+            })
+        }));
+        match swapped {
+            Ok(result) => {
+                result.unwrap();
+                true
+            }
+            Err(_) => {
+                assert!(boom, "only the panicking swap may panic");
+                false
+            }
+        }
+    });
+    assert_eq!(ok, 8 * 60 - 20);
+    assert_eq!(stored_as::<_, u64>(b, &r), ok);
+    assert_eq!(*atom.deref(), ok);
+}
+
+pub fn commit_faults_in_a_crowd_lose_nothing_acknowledged<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let store = FaultyStore::new(b.store(&r).unwrap());
+    let faults = store.faults();
+    let atom = Atom::open(store, 0u64, Options::new()).unwrap();
+    let seen = recorder(&atom);
+    for (n, point) in [
+        (3, FailPoint::BeforeWrite),
+        (9, FailPoint::MidWrite),
+        (20, FailPoint::BeforeWrite),
+    ] {
+        faults.fail_commit(n, point);
+    }
+    let ok = hammer(8, 50, |_, _| atom.swap(|n| n + 1).is_ok());
+    assert!(ok < 8 * 50, "some swaps met the injected faults");
+    // Exactly the acknowledged swaps are in storage and in memory, and the watches saw
+    // exactly them, in order.
+    assert_eq!(stored_as::<_, u64>(b, &r), ok);
+    assert_eq!(*atom.deref(), ok);
+    assert_chain(&seen.lock().unwrap(), 0, ok);
+}
+
+pub fn lost_acknowledgements_in_a_crowd_are_never_overwritten<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let store = FaultyStore::new(b.store(&r).unwrap());
+    let faults = store.faults();
+    let atom = Atom::open(store, 0u64, Options::new()).unwrap();
+    let seen = recorder(&atom);
+    faults.fail_commit(4, FailPoint::AfterWrite);
+    faults.fail_commit(15, FailPoint::AfterWrite);
+    let ok = hammer(8, 50, |_, _| atom.swap(|n| n + 1).is_ok());
+    // Swaps whose acknowledgement was lost may be stored, but nothing acknowledged is lost,
+    // memory agrees with storage, and the watch chain has no gap.
+    let stored = stored_as::<_, u64>(b, &r);
+    assert!(
+        stored >= ok && stored <= 8 * 50,
+        "stored {stored}, acknowledged {ok}"
+    );
+    assert_eq!(*atom.refresh().unwrap(), stored);
+    let seen = seen.lock().unwrap();
+    for pair in seen.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0);
+    }
+    assert_eq!(seen.last().map(|t| t.1), Some(stored));
+}
+
+pub fn compare_and_set_loops_across_threads_are_exact<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open(&r, 0u64);
+    let other = b.open(&r, 0u64);
+    hammer(8, 40, |t, _| {
+        let atom = if t % 2 == 0 { &atom } else { &other };
+        loop {
+            let current = *atom.refresh().unwrap();
+            if atom.compare_and_set(&current, current + 1).unwrap() {
+                return true;
+            }
+        }
+    });
+    assert_eq!(stored_as::<_, u64>(b, &r), 320);
+    assert_eq!(*atom.refresh().unwrap(), 320);
+}

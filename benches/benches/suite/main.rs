@@ -1,0 +1,177 @@
+//! `cargo bench -p enduro-benches` (run it through `cargo xtask bench`): every scenario of
+//! issue 5 against its raw baseline, in one run, then one markdown table of ratios written
+//! to `target/bench/results.md` with a JSON copy in `target/bench/results.json`.
+//!
+//! Per-operation costs are measured with Criterion ([`ops`]); the concurrent scenarios with
+//! the plain throughput driver ([`concurrent`]); peak memory in child processes
+//! ([`memory`]), which are this same binary started again with `ENDURO_BENCH_CHILD` set.
+//!
+//! Environment: `ENDURO_BENCH_DIR` (where the file scenarios run; default the system temp
+//! dir, which must be on a disk), `ENDURO_BENCH_OUT` (where the results go; default
+//! `target/bench`), `CRITERION_HOME` (Criterion's own output; default `target/criterion`),
+//! `ENDURO_BENCH_QUICK=1` (shorter runs, for trying the harness out).
+
+mod concurrent;
+mod memory;
+mod ops;
+#[cfg(feature = "pg")]
+mod pg;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::Criterion;
+use enduro_benches::machine::Machine;
+use enduro_benches::report::{Report, Row};
+use enduro_benches::{async_commit, bench_base_dir};
+
+/// The environment variable that turns this binary into a memory child.
+pub const CHILD: &str = "ENDURO_BENCH_CHILD";
+
+/// How long the measurements run.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Criterion's warm-up per benchmark.
+    pub warm_up: Duration,
+    /// Criterion's measurement per benchmark.
+    pub measurement: Duration,
+    /// Alternating rounds of the throughput driver.
+    pub rounds: usize,
+    /// Time per contender per round.
+    pub each: Duration,
+}
+
+impl Timing {
+    fn from_env() -> Timing {
+        if std::env::var_os("ENDURO_BENCH_QUICK").is_some_and(|v| v != "0") {
+            Timing {
+                warm_up: Duration::from_millis(300),
+                measurement: Duration::from_secs(1),
+                rounds: 1,
+                each: Duration::from_millis(500),
+            }
+        } else {
+            Timing {
+                warm_up: Duration::from_secs(1),
+                measurement: Duration::from_secs(3),
+                rounds: 3,
+                each: Duration::from_millis(1500),
+            }
+        }
+    }
+}
+
+fn main() {
+    if let Ok(which) = std::env::var(CHILD) {
+        std::process::exit(memory::child(&which));
+    }
+    let out = out_dir();
+    let base = bench_base_dir();
+    let machine = Machine::describe(&base);
+    eprintln!("enduro-benches: {}", machine.markdown());
+    let timing = Timing::from_env();
+
+    let criterion_home = criterion_home();
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(timing.warm_up)
+        .measurement_time(timing.measurement)
+        .without_plots()
+        .configure_from_args();
+    let mut per_op = ops::Results::new(&criterion_home);
+    ops::run(&mut c, &mut per_op);
+    #[cfg(feature = "pg")]
+    let pg = pg::Cluster::start();
+    #[cfg(feature = "pg")]
+    pg::run_per_op(&mut c, &mut per_op, &pg);
+    c.final_summary();
+
+    let mut rows: Vec<Row> = Vec::new();
+    rows.extend(per_op.file_rows());
+    rows.extend(concurrent::file_small_8_threads(timing));
+    rows.extend(per_op.other_file_rows());
+    rows.push(memory::row());
+    rows.extend(per_op.mem_rows());
+    #[cfg(feature = "pg")]
+    rows.extend(pg::rows(&per_op, &pg, timing));
+    #[cfg(not(feature = "pg"))]
+    rows.extend(no_pg_rows("built without the `pg` feature"));
+    rows.push(
+        async_commit::async_commit_row(&base, timing.each).unwrap_or_else(|| {
+            Row::not_run(
+                async_commit::ID,
+                async_commit::SCENARIO,
+                async_commit::BASELINE,
+                enduro_benches::report::Unit::OpsPerSec,
+                None,
+                "the async commit mode is not implemented yet",
+            )
+        }),
+    );
+
+    let report = Report { machine, rows };
+    let markdown = report.markdown();
+    if let Err(e) = write_results(&out, &markdown, &report.json()) {
+        eprintln!(
+            "enduro-benches: cannot write the results to {}: {e}",
+            out.display()
+        );
+        std::process::exit(1);
+    }
+    println!("\n{markdown}");
+    println!("(written to {})", out.join("results.md").display());
+}
+
+/// The pg rows when they cannot run, with the reason.
+pub fn no_pg_rows(reason: &str) -> Vec<Row> {
+    use enduro_benches::report::{Target, Unit};
+    vec![
+        Row::not_run(
+            "pg_small_1task",
+            "pg, u64 counter, 1 task: swap",
+            "raw prepared UPDATE … WHERE id = $1, 1 connection",
+            Unit::OpsPerSec,
+            Some(Target::RatioAtLeast(0.9)),
+            reason,
+        ),
+        Row::not_run(
+            "pg_small_16tasks",
+            "pg, u64 counter, 16 tasks in one process: swap",
+            "raw UPDATE of the same row, 16 connections",
+            Unit::OpsPerSec,
+            Some(Target::RatioAtLeast(5.0)),
+            reason,
+        ),
+    ]
+}
+
+fn write_results(out: &Path, markdown: &str, json: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("results.md"), markdown)?;
+    std::fs::write(out.join("results.json"), json)
+}
+
+/// The cargo target dir this binary was built in: `<target>/release/deps/suite-HASH`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.ancestors().nth(3)?.to_path_buf())
+        })
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+fn out_dir() -> PathBuf {
+    std::env::var_os("ENDURO_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("bench"))
+}
+
+/// Where Criterion writes its estimates: `CRITERION_HOME`, or `criterion` in the target
+/// dir (Criterion's own default).
+fn criterion_home() -> PathBuf {
+    std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("criterion"))
+}

@@ -1,0 +1,248 @@
+//! The per-operation scenarios, measured with Criterion: each group holds enduro and its
+//! raw baseline, one after the other in the same run. Figures are Criterion's mean time
+//! per operation, turned into operations per second.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::Criterion;
+use enduro_benches::raw::{RawCounter, RawFile, RawMemCell};
+use enduro_benches::report::{Measured, Row, Target, Unit};
+use enduro_benches::{scratch_dir, values};
+use rustbreak::PathDatabase;
+use rustbreak::deser::Bincode;
+
+/// Criterion group names: the scenario's directory under Criterion's output.
+pub const FILE_SMALL: &str = "file_small";
+/// The 1 MiB JSON map.
+pub const FILE_1MIB: &str = "file_1mib";
+/// enduro against rustbreak.
+pub const RUSTBREAK: &str = "file_small_rustbreak";
+/// Memory atoms.
+pub const MEM_SMALL: &str = "mem_small";
+
+/// Encoded size of the large value.
+const ONE_MIB: usize = 1024 * 1024;
+
+/// Where Criterion left its estimates, and which groups could not even be set up.
+#[derive(Debug)]
+pub struct Results {
+    home: PathBuf,
+    skipped: HashMap<&'static str, String>,
+}
+
+impl Results {
+    /// Reads from `home` (Criterion's output directory), after deleting what an earlier
+    /// run left there for our groups, so that a figure is never stale.
+    pub fn new(home: &Path) -> Results {
+        #[cfg(feature = "pg")]
+        let groups = [
+            FILE_SMALL,
+            FILE_1MIB,
+            RUSTBREAK,
+            MEM_SMALL,
+            crate::pg::PG_1TASK,
+        ];
+        #[cfg(not(feature = "pg"))]
+        let groups = [FILE_SMALL, FILE_1MIB, RUSTBREAK, MEM_SMALL];
+        for group in groups {
+            let _ = std::fs::remove_dir_all(home.join(group));
+        }
+        Results {
+            home: home.to_path_buf(),
+            skipped: HashMap::new(),
+        }
+    }
+
+    /// Notes that `group` was not run, and why.
+    pub fn skip(&mut self, group: &'static str, reason: impl std::fmt::Display) {
+        eprintln!("enduro-benches: skipping {group}: {reason}");
+        self.skipped.insert(group, reason.to_string());
+    }
+
+    /// Operations per second of benchmark `id` in `group`: 1 s / Criterion's mean.
+    pub fn ops_per_sec(&self, group: &str, id: &str) -> Result<f64, String> {
+        if let Some(reason) = self.skipped.get(group) {
+            return Err(reason.clone());
+        }
+        let path = self
+            .home
+            .join(group)
+            .join(id)
+            .join("new")
+            .join("estimates.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("no Criterion estimate at {} ({e})", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("unreadable Criterion estimate {}: {e}", path.display()))?;
+        let mean_ns = json["mean"]["point_estimate"]
+            .as_f64()
+            .filter(|ns| *ns > 0.0)
+            .ok_or_else(|| format!("no mean in {}", path.display()))?;
+        Ok(1e9 / mean_ns)
+    }
+
+    /// enduro's and the baseline's figures of one group.
+    pub fn pair(&self, group: &str, baseline: &str) -> Result<Measured, String> {
+        Ok(Measured {
+            enduro: self.ops_per_sec(group, "enduro")?,
+            baseline: self.ops_per_sec(group, baseline)?,
+        })
+    }
+
+    /// A row from one group, or a not-run row with the reason.
+    #[allow(clippy::too_many_arguments)]
+    pub fn row(
+        &self,
+        group: &str,
+        baseline_id: &str,
+        id: &str,
+        scenario: &str,
+        baseline: &str,
+        target: Option<Target>,
+    ) -> Row {
+        match self.pair(group, baseline_id) {
+            Ok(measured) => {
+                Row::measured(id, scenario, baseline, Unit::OpsPerSec, measured, target)
+            }
+            Err(reason) => Row::not_run(id, scenario, baseline, Unit::OpsPerSec, target, reason),
+        }
+    }
+
+    /// The file row with one thread and a small value.
+    pub fn file_rows(&self) -> Vec<Row> {
+        vec![self.row(
+            FILE_SMALL,
+            "raw",
+            "file_small_1t",
+            "file, u64 counter, 1 thread: swap",
+            "raw write temp + fsync + rename + dir fsync",
+            Some(Target::RatioAtLeast(0.9)),
+        )]
+    }
+
+    /// The large-value and rustbreak rows.
+    pub fn other_file_rows(&self) -> Vec<Row> {
+        vec![
+            self.row(
+                FILE_1MIB,
+                "raw",
+                "file_1mib_1t",
+                "file, 1 MiB JSON map of strings, 1 thread: swap (clones the map)",
+                "raw serde_json → buffered temp file + fsync + rename + dir fsync (in place)",
+                Some(Target::RatioAtLeast(0.85)),
+            ),
+            self.row(
+                RUSTBREAK,
+                "rustbreak",
+                "file_small_rustbreak",
+                "file, u64 counter, 1 thread: swap",
+                "rustbreak 2 PathDatabase<u64, Bincode> write + save (no dir fsync)",
+                Some(Target::RatioAtLeast(1.0)),
+            ),
+        ]
+    }
+
+    /// The memory-atom row.
+    pub fn mem_rows(&self) -> Vec<Row> {
+        vec![self.row(
+            MEM_SMALL,
+            "raw",
+            "mem_small_1t",
+            "mem, u64 counter, 1 thread: swap",
+            "raw serde_json encode + Mutex update",
+            None,
+        )]
+    }
+}
+
+/// Runs every per-operation group that does not need PostgreSQL.
+pub fn run(c: &mut Criterion, results: &mut Results) {
+    if let Err(e) = file_small(c) {
+        results.skip(FILE_SMALL, e);
+    }
+    if let Err(e) = file_1mib(c) {
+        results.skip(FILE_1MIB, e);
+    }
+    if let Err(e) = rustbreak(c) {
+        results.skip(RUSTBREAK, e);
+    }
+    mem_small(c);
+}
+
+type Setup = Result<(), Box<dyn std::error::Error>>;
+
+fn file_small(c: &mut Criterion) -> Setup {
+    let dir = scratch_dir(FILE_SMALL)?;
+    let atom = enduro::file_atom(0u64, dir.path().join("counter.json"))?;
+    let mut raw = RawCounter::new(dir.path(), "raw-counter.json")?;
+    let mut group = c.benchmark_group(FILE_SMALL);
+    group.bench_function("enduro", |b| {
+        b.iter(|| atom.swap(|n| n + 1).expect("enduro swap"));
+    });
+    group.bench_function("raw", |b| {
+        b.iter(|| raw.increment().expect("raw durable replace"));
+    });
+    group.finish();
+    Ok(())
+}
+
+fn file_1mib(c: &mut Criterion) -> Setup {
+    let dir = scratch_dir(FILE_1MIB)?;
+    let mut map = values::map_of_strings(ONE_MIB);
+    let atom = enduro::file_atom(map.clone(), dir.path().join("map.json"))?;
+    let raw = RawFile::new(dir.path(), "raw-map.json")?;
+    raw.replace_json(&map)?;
+    let mut group = c.benchmark_group(FILE_1MIB);
+    let mut i = 0;
+    group.bench_function("enduro", |b| {
+        b.iter(|| {
+            i += 1;
+            atom.swap(|m| {
+                let mut m = m.clone();
+                values::touch(&mut m, i);
+                m
+            })
+            .expect("enduro swap")
+        });
+    });
+    group.bench_function("raw", |b| {
+        b.iter(|| {
+            i += 1;
+            values::touch(&mut map, i);
+            raw.replace_json(&map).expect("raw durable replace");
+        });
+    });
+    group.finish();
+    Ok(())
+}
+
+fn rustbreak(c: &mut Criterion) -> Setup {
+    let dir = scratch_dir(RUSTBREAK)?;
+    let atom = enduro::file_atom(0u64, dir.path().join("counter.json"))?;
+    let db = PathDatabase::<u64, Bincode>::create_at_path(dir.path().join("rustbreak.bin"), 0)?;
+    let mut group = c.benchmark_group(RUSTBREAK);
+    group.bench_function("enduro", |b| {
+        b.iter(|| atom.swap(|n| n + 1).expect("enduro swap"));
+    });
+    group.bench_function("rustbreak", |b| {
+        b.iter(|| {
+            db.write(|n| *n += 1).expect("rustbreak write");
+            db.save().expect("rustbreak save");
+        });
+    });
+    group.finish();
+    Ok(())
+}
+
+fn mem_small(c: &mut Criterion) {
+    let atom = enduro::mem_atom(0u64);
+    let raw = RawMemCell::default();
+    let mut group = c.benchmark_group(MEM_SMALL);
+    group.bench_function("enduro", |b| {
+        b.iter(|| atom.swap(|n| black_box(n + 1)).expect("enduro swap"));
+    });
+    group.bench_function("raw", |b| b.iter(|| raw.increment()));
+    group.finish();
+}
