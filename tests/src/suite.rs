@@ -18,10 +18,7 @@ fn stored_as<B: Backend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource)
 }
 
 /// Records every `(old, new)` a watch sees.
-fn recorder<T: Clone + Send + Sync + 'static>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>>
-where
-    T: enduro::Value,
-{
+fn recorder<T: Clone + enduro::Value>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     atom.add_watch("recorder", move |old: &T, new: &T| {
