@@ -319,7 +319,15 @@ impl Store for FileStore {
     }
 
     fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
-        let held = self.lock.acquire()?;
+        // Creating the value may follow a release by another process (a new lock file at
+        // the path); changing it may not: then the retired lock file's generation makes
+        // this a conflict, the reload finds the atom released, and no lock file is
+        // recreated for it.
+        let held = if expected == Version::ABSENT {
+            self.lock.acquire()?
+        } else {
+            self.lock.acquire_unless_released()?
+        };
         let generation = held.generation()?;
         let existing = self.stat()?;
         if Self::version(generation, existing.as_ref()) != expected {

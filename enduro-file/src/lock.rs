@@ -83,6 +83,18 @@ impl LockFile {
     /// deleted or replaced meanwhile (another process released the atom), locks the file
     /// now at the path instead, so that all processes always lock the same file.
     pub(crate) fn acquire(&self) -> Result<Held<'_>> {
+        self.acquire_following(true)
+    }
+
+    /// Like [`acquire`](Self::acquire), except when the lock file we hold was retired by
+    /// another process's `release`: then it stays locked on that file, whose generation
+    /// ([`RELEASED`]) tells the caller the atom is gone, instead of creating a new lock
+    /// file for a released atom.
+    pub(crate) fn acquire_unless_released(&self) -> Result<Held<'_>> {
+        self.acquire_following(false)
+    }
+
+    fn acquire_following(&self, follow_released: bool) -> Result<Held<'_>> {
         let started = Instant::now();
         let mut file = self.handle();
         loop {
@@ -93,6 +105,9 @@ impl LockFile {
                 .map_err(|e| Error::io("inspect the lock file", &self.path, e))?;
             match current {
                 Ok(meta) if meta.dev() == ours.dev() && meta.ino() == ours.ino() => {
+                    return Ok(Held { lock: self, file });
+                }
+                _ if !follow_released && read_generation(&file, &self.path)? == RELEASED => {
                     return Ok(Held { lock: self, file });
                 }
                 _ => {
