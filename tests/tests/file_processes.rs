@@ -500,3 +500,25 @@ fn the_lock_file_is_never_data_and_release_removes_it() {
     );
     assert_only_data_and_lock(dir.path(), "state.json");
 }
+
+#[test]
+fn a_release_while_another_process_swaps_stops_it_and_leaves_nothing_behind() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.json");
+        let atom = enduro::file_atom(0u64, &path).unwrap();
+        let mut worker = Worker::spawn(&["until-released", s(&path), "1000000"]);
+        worker.expect("ready");
+        // Release while the worker is busy swapping (most likely inside a commit).
+        while *atom.refresh().unwrap() < 20 {
+            thread::yield_now();
+        }
+        atom.release().unwrap();
+        assert_eq!(worker.finish(), ["released"], "round {round}");
+        assert!(
+            names(dir.path()).is_empty(),
+            "round {round}: left behind {:?}",
+            names(dir.path())
+        );
+    }
+}

@@ -10,6 +10,9 @@
 //!                                          printing "ack WRITER SEQ" after each swap
 //! enduro-file-worker torture PATH          "ready V" (the value found), then swaps +1 in
 //!                                          a tight loop printing each acknowledged value
+//! enduro-file-worker until-released PATH N  "ready", then swaps +1 until the atom is
+//!                                          released by someone else (prints "released")
+//!                                          or N swaps are done (prints "done")
 //! enduro-file-worker hold-lock PATH SECS   takes the atom's lock file with
 //!                                          `File::lock`, prints "locked", sleeps SECS
 //! enduro-file-worker stall-commit PATH SECS  starts a swap +1 and, inside the commit
@@ -52,6 +55,7 @@ fn run(args: &[String]) -> Result {
         ["count", path, n] => count(path, number(n)?),
         ["append", path, writer, n] => append(path, number(writer)?, number(n)?),
         ["torture", path] => torture(path),
+        ["until-released", path, n] => until_released(path, number(n)?),
         ["hold-lock", path, secs] => hold_lock(path, number(secs)?),
         ["stall-commit", path, secs] => stall_commit(path, number(secs)?),
         _ => Err(format!(
@@ -117,6 +121,19 @@ fn torture(path: &str) -> Result {
         say(&value.to_string())?;
     }
     Err(format!("nobody killed me in {TORTURE_DEADLINE:?}"))
+}
+
+fn until_released(path: &str, n: u64) -> Result {
+    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    say("ready")?;
+    for _ in 0..n {
+        match atom.swap(|v| v + 1) {
+            Ok(_) => {}
+            Err(enduro::Error::Released) if atom.is_released() => return say("released"),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    say("done")
 }
 
 fn hold_lock(path: &str, secs: u64) -> Result {
