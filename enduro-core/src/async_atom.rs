@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::group::{Entered, Group, Guard, Plan, Slot, Stored};
 use crate::options::Options;
 use crate::state::{Core, Opening, Outcome, check, encode};
@@ -116,8 +116,17 @@ impl<T: Value> fmt::Debug for AsyncAtom<T> {
 
 impl<T: Value> AsyncAtom<T> {
     /// Opens an atom on `store`, as [`Atom::open`](crate::Atom::open) does.
+    /// [`CommitMode::Background`](crate::CommitMode::Background) is only offered by
+    /// [`Atom`](crate::Atom); asking for it here is an error.
     pub async fn open<S: AsyncStore>(store: S, init: T, options: Options<T>) -> Result<Self> {
         let resource = store.resource();
+        if options.mode != crate::CommitMode::Durable {
+            return Err(Error::Backend {
+                resource,
+                message: "the background commit mode is offered by blocking atoms only; async atoms commit durably".into(),
+                source: None,
+            });
+        }
         let (value, version) = loop {
             match Core::opening(&resource, &options, store.load().await?)? {
                 Opening::Existing(value, version) => break (value, version),

@@ -1,12 +1,13 @@
 //! The blocking driver: [`Atom`], the handle users hold.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use crate::background::{Background, CommitMode};
 use crate::error::Result;
 use crate::group::{Entered, Group, Guard, Plan, Slot, Stored};
 use crate::options::Options;
-use crate::state::{Core, Opening, Outcome, check, encode};
+use crate::state::{Core, Opening, Outcome, check, encode, lock};
 use crate::store::{Committed, Store, Version};
 use crate::value::Value;
 
@@ -36,10 +37,12 @@ pub struct Atom<T> {
 }
 
 struct Inner<T> {
-    core: Core<T>,
-    store: Box<dyn Store>,
+    core: Arc<Core<T>>,
+    store: Arc<dyn Store>,
     /// Batches this process's swaps into group commits.
     group: Group<T>,
+    /// In [`CommitMode::Background`]: the committer, and the lock that orders changes.
+    background: Option<(Background<T>, Mutex<()>)>,
 }
 
 impl<T> Clone for Atom<T> {
@@ -89,15 +92,26 @@ impl<T: Value> Atom<T> {
                 }
             }
         };
-        let core = Core::new(resource, options, Arc::new(value), version);
+        let mode = options.mode;
+        let core = Arc::new(Core::new(resource, options, Arc::new(value), version));
+        let store: Arc<dyn Store> = Arc::new(store);
+        let background = match mode {
+            CommitMode::Durable => None,
+            CommitMode::Background => Some((
+                Background::start(Arc::clone(&core), Arc::clone(&store))?,
+                Mutex::new(()),
+            )),
+        };
         Ok(Atom {
             inner: Arc::new(Inner {
                 core,
-                store: Box::new(store),
+                store,
                 group: Group::new(),
+                background,
             }),
         })
     }
+
     /// The last committed value this atom knows. Never blocks on storage; see
     /// [`refresh`](Atom::refresh) to pick up commits by other processes.
     ///
@@ -190,7 +204,7 @@ impl<T: Value> Atom<T> {
     /// key replaces the old one. A watch that panics is skipped; the commit stands.
     ///
     /// ```
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, Mutex};
     /// # let atom = enduro_mem::mem_atom(1);
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let log = Arc::clone(&seen);
@@ -260,7 +274,40 @@ impl<T: Value> Atom<T> {
     /// # Ok::<(), enduro_core::Error>(())
     /// ```
     pub fn refresh(&self) -> Result<Arc<T>> {
-        self.transact(true, |_| None).map(|o| o.new)
+        let Some((committer, order)) = &self.inner.background else {
+            return self.transact(true, |_| None).map(|o| o.new);
+        };
+        let _ordered = lock(order);
+        committer.flush()?;
+        let value = self.transact(true, |_| None)?.new;
+        committer.set_version(self.inner.core.current().1);
+        Ok(value)
+    }
+
+    /// Waits until every change acknowledged so far is durable. Changes are durable when
+    /// they return in the default [`CommitMode::Durable`], so this returns at once; in
+    /// [`CommitMode::Background`] it waits for the committer, and returns the error of its
+    /// last failed write, if the write still fails.
+    ///
+    /// ```
+    /// use enduro_core::{Atom, CommitMode, Options};
+    ///
+    /// let store = std::sync::Arc::new(enduro_mem::MemStore::new());
+    /// let options = Options::new().commit_mode(CommitMode::Background);
+    /// let atom = Atom::open(store.clone(), 0u64, options)?;
+    /// for _ in 0..100 {
+    ///     atom.swap(|n| n + 1)?; // returns at once
+    /// }
+    /// atom.flush()?; // now all 100 are stored
+    /// let stored = enduro_core::Store::load(&store)?.unwrap().bytes;
+    /// assert_eq!(stored, b"100");
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
+    pub fn flush(&self) -> Result<()> {
+        match &self.inner.background {
+            Some((committer, _)) => committer.flush(),
+            None => Ok(()),
+        }
     }
 
     /// Deletes the backing resource. Afterwards every change through any clone fails with
@@ -276,7 +323,19 @@ impl<T: Value> Atom<T> {
     /// # Ok::<(), enduro_core::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        let Inner { core, store, group } = &*self.inner;
+        let Inner {
+            core,
+            store,
+            group,
+            background,
+        } = &*self.inner;
+        let _ordered = background.as_ref().map(|(committer, order)| {
+            let ordered = lock(order);
+            // What was acknowledged is written first; a failure to do so does not keep the
+            // resource from being deleted.
+            let _ = committer.flush();
+            ordered
+        });
         while let Err(seen) = group.exclusive() {
             group.wait(seen);
         }
@@ -323,7 +382,15 @@ impl<T: Value> Atom<T> {
         refresh: bool,
         mut decide: impl FnMut(&T) -> Option<Arc<T>>,
     ) -> Result<Outcome<T>> {
-        let Inner { core, store, group } = &*self.inner;
+        let Inner {
+            core,
+            store,
+            group,
+            background,
+        } = &*self.inner;
+        if let (Some((committer, order)), false) = (background, refresh) {
+            return Self::transact_in_background(core, committer, order, decide);
+        }
         let mut check_encoding = false;
         let result = loop {
             let entered = group.enter(
@@ -401,6 +468,36 @@ impl<T: Value> Atom<T> {
         };
         core.deliver();
         result
+    }
+
+    /// A change in [`CommitMode::Background`]: validated, checked to encode and published
+    /// at once; the committer writes it later.
+    fn transact_in_background(
+        core: &Core<T>,
+        committer: &Background<T>,
+        order: &Mutex<()>,
+        mut decide: impl FnMut(&T) -> Option<Arc<T>>,
+    ) -> Result<Outcome<T>> {
+        let outcome = {
+            let _ordered = lock(order);
+            core.ensure_live()?;
+            let (old, version) = core.current();
+            match decide(&old) {
+                None => Outcome {
+                    new: Arc::clone(&old),
+                    old,
+                },
+                Some(new) => {
+                    core.validate(&new)?;
+                    core.encode(&new, &mut std::io::sink())?;
+                    core.publish(Arc::clone(&new), version);
+                    committer.acknowledge(Arc::clone(&new));
+                    Outcome { old, new }
+                }
+            }
+        };
+        core.deliver();
+        Ok(outcome)
     }
 
     /// The version of the value [`deref`](Atom::deref) returns.

@@ -24,6 +24,7 @@
 #[cfg(feature = "async")]
 mod async_atom;
 mod atom;
+mod background;
 mod codec;
 mod error;
 mod finite;
@@ -37,6 +38,7 @@ mod value;
 #[cfg(feature = "async")]
 pub use async_atom::{AsyncAtom, AsyncStore, BoxFuture};
 pub use atom::Atom;
+pub use background::CommitMode;
 pub use codec::{Codec, Json};
 pub use error::{CodecError, Error, Result};
 pub use options::{Options, Validator};

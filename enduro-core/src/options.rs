@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::background::CommitMode;
 use crate::codec::{Codec, Json, Typed, TypedCodec};
 use crate::value::Value;
 
@@ -25,6 +26,7 @@ pub type Validator<T> = Arc<dyn Fn(&T) -> bool + Send + Sync + 'static>;
 pub struct Options<T> {
     pub(crate) codec: Arc<dyn TypedCodec<T>>,
     pub(crate) validator: Option<Validator<T>>,
+    pub(crate) mode: CommitMode,
 }
 
 impl<T: Value> Options<T> {
@@ -33,6 +35,7 @@ impl<T: Value> Options<T> {
         Options {
             codec: Arc::new(Typed(Json::default())),
             validator: None,
+            mode: CommitMode::Durable,
         }
     }
 
@@ -47,12 +50,24 @@ impl<T: Value> Options<T> {
         self.validator = Some(Arc::new(validator));
         self
     }
+
+    /// When changes count as done: [`CommitMode::Durable`] (the default) or the opt-in
+    /// [`CommitMode::Background`]. Only [`Atom`](crate::Atom) offers background mode.
+    pub fn commit_mode(mut self, mode: CommitMode) -> Self {
+        self.mode = mode;
+        self
+    }
 }
 
 impl<T> Options<T> {
     /// The chosen codec's name.
     pub fn codec_name(&self) -> &'static str {
         self.codec.name()
+    }
+
+    /// The commit mode.
+    pub fn mode(&self) -> CommitMode {
+        self.mode
     }
 
     /// Whether a validator is set.
@@ -72,6 +87,7 @@ impl<T> Clone for Options<T> {
         Options {
             codec: Arc::clone(&self.codec),
             validator: self.validator.clone(),
+            mode: self.mode,
         }
     }
 }
@@ -81,6 +97,7 @@ impl<T> fmt::Debug for Options<T> {
         f.debug_struct("Options")
             .field("codec", &self.codec.name())
             .field("validator", &self.validator.is_some())
+            .field("mode", &self.mode)
             .finish()
     }
 }

@@ -173,6 +173,11 @@ impl<T: Value> Core<T> {
         current.version = version;
     }
 
+    /// Records the version a background write produced (the value is already current).
+    pub(crate) fn set_version(&self, version: Version) {
+        write(&self.current).version = version;
+    }
+
     /// Adopts what another writer committed: decodes it and publishes it.
     pub(crate) fn adopt(&self, snapshot: Snapshot) -> Result<(Arc<T>, Version)> {
         let value = Arc::new(decode(&self.resource, &*self.codec, &snapshot.bytes)?);

@@ -51,6 +51,7 @@ struct Plan {
     commit_faults: Vec<(u64, FailPoint)>,
     fail_checks: u32,
     fail_loads: u32,
+    fail_every_commit: bool,
 }
 
 impl fmt::Debug for Faults {
@@ -71,6 +72,11 @@ impl Faults {
         plan.commit_faults.push((at, point));
     }
 
+    /// Makes every commit fail (before writing) until called again with `false`.
+    pub fn fail_every_commit(&self, fail: bool) {
+        lock(&self.plan).fail_every_commit = fail;
+    }
+
     /// Makes the next `n` calls to `check` fail.
     pub fn fail_checks(&self, n: u32) {
         lock(&self.plan).fail_checks = n;
@@ -89,6 +95,9 @@ impl Faults {
     fn next_commit(&self) -> Option<FailPoint> {
         let mut plan = lock(&self.plan);
         plan.commits += 1;
+        if plan.fail_every_commit {
+            return Some(FailPoint::BeforeWrite);
+        }
         let now = plan.commits;
         let fault = plan.commit_faults.iter().position(|(at, _)| *at == now)?;
         Some(plan.commit_faults.swap_remove(fault).1)

@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use enduro_core::{
-    Atom, Codec, Committed, Encoder, Error, Json, Observed, Options, Result, Snapshot, Store,
-    Value, Version,
+    Atom, Codec, CommitMode, Committed, Encoder, Error, Json, Observed, Options, Result, Snapshot,
+    Store, Value, Version,
 };
 
 use crate::lock::{LockFile, RELEASED};
@@ -119,6 +119,14 @@ impl<T: Value> FileAtom<T> {
         } else {
             Json::compact()
         })
+    }
+
+    /// Chooses when changes count as done: [`CommitMode::Durable`] (the default) or
+    /// the opt-in [`CommitMode::Background`], where swaps return at once and a
+    /// background thread writes the latest value (see [`Atom::flush`]).
+    pub fn commit_mode(mut self, mode: CommitMode) -> Self {
+        self.options = self.options.commit_mode(mode);
+        self
     }
 
     /// Requires `init` (or the stored value) and every new value to pass `validator`.

@@ -21,7 +21,7 @@
 #![deny(missing_docs)]
 
 pub use enduro_core::{
-    Atom, Codec, CodecError, Error, Json, Options, Result, Validator, Value, Version,
+    Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validator, Value, Version,
 };
 #[cfg(feature = "file")]
 pub use enduro_file::{FileAtom, FileStore, file_atom};

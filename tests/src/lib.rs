@@ -104,6 +104,11 @@ macro_rules! conformance {
             commit_faults_in_a_crowd_lose_nothing_acknowledged,
             lost_acknowledgements_in_a_crowd_are_never_overwritten,
             compare_and_set_loops_across_threads_are_exact,
+            background_mode_flush_makes_every_acknowledged_swap_durable,
+            background_mode_drop_flushes,
+            background_mode_refuses_bad_values_at_once,
+            background_mode_reports_failed_writes_and_recovers,
+            background_mode_refresh_and_release_flush_first,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {

@@ -597,3 +597,86 @@ pub fn compare_and_set_loops_across_threads_are_exact<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, u64>(b, &r), 320);
     assert_eq!(*atom.refresh().unwrap(), 320);
 }
+
+fn background<T: enduro::Value>() -> Options<T> {
+    Options::new().commit_mode(enduro::CommitMode::Background)
+}
+
+pub fn background_mode_flush_makes_every_acknowledged_swap_durable<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open_with(&r, 0u64, background()).unwrap();
+    let seen = recorder(&atom);
+    let ok = hammer(8, 100, |_, _| atom.swap(|n| n + 1).is_ok());
+    assert_eq!(ok, 800);
+    assert_eq!(*atom.deref(), 800, "memory has every change at once");
+    atom.flush().unwrap();
+    assert_eq!(stored_as::<_, u64>(b, &r), 800);
+    assert_chain(&seen.lock().unwrap(), 0, 800);
+}
+
+pub fn background_mode_drop_flushes<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open_with(&r, Vec::<u32>::new(), background()).unwrap();
+    let clone = atom.clone();
+    for i in 0..50 {
+        clone.swap(|v| [v.as_slice(), &[i]].concat()).unwrap();
+    }
+    drop(atom);
+    drop(clone);
+    assert_eq!(stored_as::<_, Vec<u32>>(b, &r), (0..50).collect::<Vec<_>>());
+}
+
+pub fn background_mode_refuses_bad_values_at_once<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b
+        .open_with(
+            &r,
+            1.0f64,
+            background().validator(|x: &f64| x.is_nan() || *x < 100.0),
+        )
+        .unwrap();
+    assert!(matches!(atom.reset(f64::NAN), Err(Error::Encode { .. })));
+    assert!(matches!(atom.reset(500.0), Err(Error::Invalid)));
+    assert_eq!(*atom.reset(2.0).unwrap(), 2.0);
+    atom.flush().unwrap();
+    assert_eq!(stored_as::<_, f64>(b, &r), 2.0);
+}
+
+pub fn background_mode_reports_failed_writes_and_recovers<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let store = FaultyStore::new(b.store(&r).unwrap());
+    let faults = store.faults();
+    let atom = Atom::open(store, 0u64, background()).unwrap();
+    faults.fail_every_commit(true);
+    atom.swap(|n| n + 1).unwrap();
+    let err = atom.flush().unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert_eq!(stored_as::<_, u64>(b, &r), 0, "nothing was written");
+    faults.fail_every_commit(false);
+    let mut tries = 0;
+    while atom.flush().is_err() {
+        tries += 1;
+        assert!(tries < 500, "the committer never recovered");
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(stored_as::<_, u64>(b, &r), 1);
+}
+
+pub fn background_mode_refresh_and_release_flush_first<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = b.open_with(&r, 0u64, background()).unwrap();
+    for _ in 0..10 {
+        atom.swap(|n| n + 1).unwrap();
+    }
+    assert_eq!(*atom.refresh().unwrap(), 10);
+    assert_eq!(stored_as::<_, u64>(b, &r), 10);
+    // Another writer's value is picked up by refresh; the next write goes over it.
+    b.open(&r, 0u64).reset(100).unwrap();
+    assert_eq!(*atom.refresh().unwrap(), 100);
+    atom.swap(|n| n + 1).unwrap();
+    atom.flush().unwrap();
+    assert_eq!(stored_as::<_, u64>(b, &r), 101);
+    atom.release().unwrap();
+    assert_eq!(b.stored(&r), None);
+    assert!(matches!(atom.swap(|n| n + 1), Err(Error::Released)));
+}
