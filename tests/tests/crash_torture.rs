@@ -10,16 +10,21 @@
 //!   killed inside a commit, holding the lock), and so does a swap through an atom that
 //!   was open all along (which must notice the child's commits first).
 //!
-//! 200 kills by default; `ENDURO_TORTURE_KILLS=N` for more (or `cargo xtask torture N`),
+//! Two more tortures: two children swapping on one file at once, killed one at a time at
+//! random (no acknowledged value lost or acknowledged twice), and children killed while
+//! their open creates the file (no value, or a whole one).
+//!
+//! 200 kills by default (50 for the creation torture); `ENDURO_TORTURE_KILLS=N` for more (or `cargo xtask torture N`),
 //! `ENDURO_TORTURE_SEED=S` to replay the kill moments of a run (the seed is printed).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use enduro::{Atom, FileAtom};
@@ -66,6 +71,14 @@ fn env_number(name: &str) -> Option<u64> {
     )
 }
 
+/// `ENDURO_TORTURE_SEED`, or a new seed from the clock and the process id.
+fn seed() -> u64 {
+    env_number("ENDURO_TORTURE_SEED").unwrap_or_else(|| {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
+    })
+}
+
 /// What one kill found.
 #[derive(Default)]
 struct Tally {
@@ -79,10 +92,7 @@ struct Tally {
 #[test]
 fn sigkill_at_random_moments_never_tears_the_file_nor_loses_an_acknowledged_swap() {
     let kills = env_number("ENDURO_TORTURE_KILLS").unwrap_or(200);
-    let seed = env_number("ENDURO_TORTURE_SEED").unwrap_or_else(|| {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        now.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
-    });
+    let seed = seed();
     println!("crash torture: {kills} kills, seed {seed} (replay: ENDURO_TORTURE_SEED={seed})");
     let mut rng = Rng::new(seed);
 
@@ -113,6 +123,139 @@ fn sigkill_at_random_moments_never_tears_the_file_nor_loses_an_acknowledged_swap
     assert_eq!(*resident.refresh().unwrap(), start);
 }
 
+/// A torture worker: its stdout lines arrive on a channel, its stderr is kept for the
+/// error message. Killed on drop, so a failing test leaves no process behind.
+struct Victim {
+    child: Child,
+    lines: Receiver<String>,
+    reader: Option<JoinHandle<()>>,
+    errors: Option<JoinHandle<String>>,
+    /// Lines received so far and not yet taken.
+    seen: Vec<String>,
+}
+
+impl Victim {
+    fn spawn(path: &Path) -> Result<Victim, String> {
+        let mut child = Command::new(WORKER)
+            .args(["torture", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the worker: {e}"))?;
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            // Only whole lines: a line is written with one write(2) of a few bytes, so it
+            // arrives whole or not at all.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let errors = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Ok(Victim {
+            child,
+            lines,
+            reader: Some(reader),
+            errors: Some(errors),
+            seen: Vec::new(),
+        })
+    }
+
+    /// Waits until the worker has printed `n` lines in all (or has died).
+    fn wait_for_lines(&mut self, n: usize) -> Result<(), String> {
+        while self.seen.len() < n {
+            match self.lines.recv_timeout(HANG) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!("the worker printed nothing for {HANG:?}: hung"));
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs the worker, reaps it, and returns every line it printed.
+    fn kill(mut self) -> Result<Vec<String>, String> {
+        self.child
+            .kill()
+            .map_err(|e| format!("cannot kill the worker: {e}"))?;
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let stderr = self.errors.take().map(|h| h.join().unwrap());
+        if status.signal() != Some(9) {
+            return Err(format!(
+                "the worker ended by itself ({status}), not by SIGKILL: {}",
+                stderr.unwrap_or_default()
+            ));
+        }
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.extend(self.lines.try_iter());
+        Ok(seen)
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks that `dir` holds nothing but the data file, its lock file and pending files of
+/// the pattern an open removes; returns how many pending files there are.
+fn pending_or_unexplained(dir: &Path) -> Result<usize, String> {
+    let pending_prefix = format!(".{DATA}.");
+    let mut pending = 0;
+    for name in names(dir) {
+        if name == DATA || name == LOCK {
+            continue;
+        }
+        if name.starts_with(&pending_prefix) && name.ends_with(".enduro-pending") {
+            pending += 1;
+        } else {
+            return Err(format!("unexplained file `{name}` left behind"));
+        }
+    }
+    Ok(pending)
+}
+
+/// The data file's value; an error if it does not decode (a torn write).
+fn on_disk(path: &Path) -> Result<u64, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the data file: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        format!(
+            "torn or corrupt data file ({e}): {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+/// Opens the atom afresh (which removes pending files left by crashes) and checks that
+/// only the data file and its lock file remain.
+fn reopen(path: &Path) -> Result<Atom<u64>, String> {
+    let atom = FileAtom::builder(path)
+        .lock_timeout(HANG)
+        .open(u64::MAX)
+        .map_err(|e| format!("cannot reopen after the kill: {e}"))?;
+    let left = names(path.parent().unwrap());
+    if left != [LOCK, DATA] {
+        return Err(format!("the reopen left {left:?}"));
+    }
+    Ok(atom)
+}
+
 /// One child, one kill, the checks. Returns the value the next child starts from.
 fn torture_once(
     rng: &mut Rng,
@@ -123,65 +266,19 @@ fn torture_once(
     tally: &mut Tally,
 ) -> Result<u64, String> {
     let path = dir.join(DATA);
-    let mut child = Command::new(WORKER)
-        .args(["torture", path.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the worker: {e}"))?;
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    let reader = thread::spawn(move || {
-        // Only whole lines: a line is written with one write(2) of a few bytes, so it
-        // arrives whole or not at all.
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let errors = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
+    let mut victim = Victim::spawn(&path)?;
 
     // Pick the moment: now and then right away (during start-up and open, maybe while it
     // cleans up pending files); mostly after a few acknowledged swaps plus a random pause,
     // which lands anywhere in a commit.
-    let mut seen = Vec::new();
     if rng.below(10) == 0 {
-        thread::sleep(Duration::from_micros(rng.below(5_000)));
+        thread::sleep(Duration::from_micros(rng.below(2_000)));
     } else {
-        let wanted = 1 + rng.below(6) as usize; // "ready" and up to 5 acknowledgements
-        while seen.len() < wanted {
-            match lines.recv_timeout(HANG) {
-                Ok(line) => seen.push(line),
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("the worker printed nothing for {HANG:?}: hung"));
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
+        // "ready" and up to 5 acknowledgements
+        victim.wait_for_lines(1 + rng.below(6) as usize)?;
         thread::sleep(Duration::from_micros(rng.below(3_000)));
     }
-    child
-        .kill()
-        .map_err(|e| format!("cannot kill the worker: {e}"))?;
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    seen.extend(lines.try_iter());
-    let stderr = errors.join().unwrap();
-    if status.signal() != Some(9) {
-        return Err(format!(
-            "the worker ended by itself ({status}), not by SIGKILL: {stderr}"
-        ));
-    }
+    let seen = victim.kill()?;
     tally.kills += 1;
 
     // What the child acknowledged: "ready START", then START+1, START+2, ...
@@ -208,13 +305,7 @@ fn torture_once(
     tally.acknowledged += acknowledged - start;
 
     // The file decodes, and holds the last acknowledged value or the one in flight.
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read the data file: {e}"))?;
-    let on_disk: u64 = serde_json::from_slice(&bytes).map_err(|e| {
-        format!(
-            "torn or corrupt data file ({e}): {:?}",
-            String::from_utf8_lossy(&bytes)
-        )
-    })?;
+    let on_disk = on_disk(&path)?;
     if on_disk == acknowledged + 1 && ready {
         tally.in_flight_committed += 1;
     } else if on_disk != acknowledged {
@@ -226,18 +317,7 @@ fn torture_once(
     }
 
     // Nothing beside the data file but the lock file and pending files of our pattern.
-    let pending_prefix = format!(".{DATA}.");
-    let mut pending = 0;
-    for name in names(dir) {
-        if name == DATA || name == LOCK {
-            continue;
-        }
-        if name.starts_with(&pending_prefix) && name.ends_with(".enduro-pending") {
-            pending += 1;
-        } else {
-            return Err(format!("unexplained file `{name}` left behind"));
-        }
-    }
+    let pending = pending_or_unexplained(dir)?;
     if pending > 0 {
         tally.pending_left += 1;
     }
@@ -246,16 +326,9 @@ fn torture_once(
     // They take turns at the swap that follows.
     let fresh_turn = round.is_multiple_of(2);
     let swapped = if fresh_turn {
-        let fresh = FileAtom::builder(&path)
-            .lock_timeout(HANG)
-            .open(u64::MAX)
-            .map_err(|e| format!("cannot reopen after the kill: {e}"))?;
+        let fresh = reopen(&path)?;
         if *fresh.deref() != on_disk {
             return Err(format!("reopened at {}, not {on_disk}", fresh.deref()));
-        }
-        let left = names(dir);
-        if left != [LOCK, DATA] {
-            return Err(format!("the reopen left {left:?}"));
         }
         fresh.swap(|n| n + 1)
     } else {
@@ -280,16 +353,142 @@ fn torture_once(
     }
     if !fresh_turn && pending > 0 {
         // Only an open cleans up: do one, and check that it does.
-        FileAtom::builder(&path)
-            .lock_timeout(HANG)
-            .open(u64::MAX)
-            .map_err(|e| format!("cannot reopen after the kill: {e}"))?;
-        let left = names(dir);
-        if left != [LOCK, DATA] {
-            return Err(format!("the reopen left {left:?}"));
-        }
+        reopen(&path)?;
     }
     Ok(on_disk + 1)
+}
+
+#[test]
+fn two_writers_killed_at_random_never_lose_nor_duplicate_an_acknowledged_swap() {
+    // Two children swap on one file at once; we kill one or the other at random moments
+    // (often while it holds the lock, with the other waiting for it) and start a new one.
+    // Every acknowledged value must be unique (two writers acknowledging the same value
+    // would be a lost update), and the file must always decode and never fall behind an
+    // acknowledgement.
+    let kills = env_number("ENDURO_TORTURE_KILLS").unwrap_or(200);
+    let seed = seed();
+    println!("two-writer torture: {kills} kills, seed {seed} (replay: ENDURO_TORTURE_SEED={seed})");
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA);
+    drop(enduro::file_atom(0u64, &path).unwrap());
+    let began = Instant::now();
+
+    let fail = |kill: u64, e: String| -> ! { panic!("kill {kill} of {kills} (seed {seed}): {e}") };
+    let mut acknowledged = BTreeSet::new();
+    let mut victims = [Victim::spawn(&path).unwrap(), Victim::spawn(&path).unwrap()];
+    for kill in 0..kills {
+        let i = rng.below(2) as usize;
+        let target = victims[i].seen.len() + 1 + rng.below(4) as usize;
+        victims[i]
+            .wait_for_lines(target)
+            .unwrap_or_else(|e| fail(kill, e));
+        thread::sleep(Duration::from_micros(rng.below(3_000)));
+        let replacement = Victim::spawn(&path).unwrap_or_else(|e| fail(kill, e));
+        let killed = std::mem::replace(&mut victims[i], replacement);
+        let lines = killed.kill().unwrap_or_else(|e| fail(kill, e));
+        record(&mut acknowledged, &lines).unwrap_or_else(|e| fail(kill, e));
+        let value = on_disk(&path).unwrap_or_else(|e| fail(kill, e));
+        let highest = acknowledged.last().copied().unwrap_or(0);
+        if value < highest {
+            fail(
+                kill,
+                format!("the file holds {value}, below the acknowledged {highest}"),
+            );
+        }
+        pending_or_unexplained(dir.path()).unwrap_or_else(|e| fail(kill, e));
+    }
+    for victim in victims {
+        let lines = victim.kill().unwrap_or_else(|e| fail(kills, e));
+        record(&mut acknowledged, &lines).unwrap_or_else(|e| fail(kills, e));
+    }
+
+    let value = on_disk(&path).unwrap_or_else(|e| fail(kills, e));
+    let highest = acknowledged.last().copied().unwrap_or(0);
+    // Every value in 1..=value was committed by some swap; those not acknowledged were in
+    // flight in a killed worker, at most one per kill.
+    let unacknowledged = value - acknowledged.len() as u64;
+    println!(
+        "two-writer torture: {} kills in {:.1?}: {} acknowledged swaps, {unacknowledged} \
+         committed in flight; final value {value}",
+        kills + 2,
+        began.elapsed(),
+        acknowledged.len(),
+    );
+    assert!(
+        value >= highest,
+        "the file holds {value}, below the acknowledged {highest}"
+    );
+    assert!(
+        unacknowledged <= kills + 2,
+        "{unacknowledged} values were committed without acknowledgement, after {} kills",
+        kills + 2
+    );
+    let atom = reopen(&path).unwrap();
+    assert_eq!(*atom.deref(), value);
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), value + 1);
+}
+
+/// Adds a killed two-writer worker's acknowledged values ("ready V" first, then one
+/// value per line) to `acknowledged`; fails on a value acknowledged twice or out of order.
+fn record(acknowledged: &mut BTreeSet<u64>, lines: &[String]) -> Result<(), String> {
+    let mut last = None;
+    for line in lines.iter().skip(1) {
+        let value: u64 = line
+            .parse()
+            .map_err(|e| format!("bad line `{line}` from a worker: {e}"))?;
+        if last.is_some_and(|last| value <= last) {
+            return Err(format!("a worker acknowledged {value} after {last:?}"));
+        }
+        if !acknowledged.insert(value) {
+            return Err(format!("{value} acknowledged twice: a lost update"));
+        }
+        last = Some(value);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_kill_during_the_first_commit_leaves_no_value_or_a_whole_one() {
+    // The worker opens a path that holds nothing yet, so its open commits `init` (0):
+    // kill it somewhere in there.
+    let rounds = env_number("ENDURO_TORTURE_KILLS")
+        .unwrap_or(200)
+        .div_ceil(4);
+    let seed = seed();
+    println!(
+        "first-commit torture: {rounds} kills, seed {seed} (replay: ENDURO_TORTURE_SEED={seed})"
+    );
+    let mut rng = Rng::new(seed ^ 0xf1f1);
+    let (mut missing, mut created) = (0, 0);
+    for round in 0..rounds {
+        let fail = |e: String| -> ! { panic!("kill {round} of {rounds} (seed {seed}): {e}") };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DATA);
+        let victim = Victim::spawn(&path).unwrap_or_else(|e| fail(e));
+        thread::sleep(Duration::from_micros(rng.below(4_000)));
+        let seen = victim.kill().unwrap_or_else(|e| fail(e));
+        if path.exists() {
+            created += 1;
+            on_disk(&path).unwrap_or_else(|e| fail(e));
+        } else {
+            missing += 1;
+            if !seen.is_empty() {
+                fail(format!("no data file, but the worker said {seen:?}"));
+            }
+        }
+        pending_or_unexplained(dir.path()).unwrap_or_else(|e| fail(e));
+        let atom = FileAtom::builder(&path)
+            .lock_timeout(HANG)
+            .open(0u64)
+            .unwrap_or_else(|e| fail(format!("cannot open after the kill: {e}")));
+        let value = *atom.deref();
+        assert_eq!(*atom.swap(|n| n + 1).unwrap(), value + 1);
+        assert_eq!(names(dir.path()), [LOCK, DATA]);
+    }
+    println!(
+        "first-commit torture: {rounds} kills: {missing} before the file existed, {created} after"
+    );
 }
 
 /// The names in `dir`, sorted.
