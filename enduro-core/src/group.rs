@@ -76,7 +76,8 @@ pub(crate) enum Plan<T> {
     Wait(u64),
     /// Nothing to store: every swap of the batch kept the value.
     Nothing,
-    /// A refresh is in the batch and nothing to store: check the store for news.
+    /// Nothing to store, but a swap decided to keep the value: check that the value it
+    /// saw is still the stored one.
     Check(Version),
     /// Commit `value` over `expected`, after making sure the batch's earlier values would
     /// encode too (see [`Group::check_encoding`]): each swap's value must be one the
@@ -120,7 +121,9 @@ struct Batch<T> {
     /// The value the next swap builds on.
     tip: Arc<T>,
     entries: Vec<Option<Arc<T>>>,
-    refresh: bool,
+    /// Without a value to commit, the store must still be asked whether the batch's
+    /// base is current.
+    verify: bool,
     encode_failed: bool,
 }
 
@@ -269,7 +272,10 @@ impl<T: Value> Group<T> {
         if let Some(value) = &new {
             batch.tip = Arc::clone(value);
         }
-        batch.refresh |= refresh;
+        // A swap that kept the value decided on what it saw; unless the commit of a later
+        // value proves that was current, the store must be asked (a refresh, or a
+        // compare-and-set that did not match).
+        batch.verify |= refresh || new.is_none();
         batch.encode_failed |= check_encoding;
         batch.entries.push(new.clone());
         Ok(Entered::Joined(Ticket {
@@ -320,7 +326,7 @@ impl<T: Value> Group<T> {
                 value: Arc::clone(&batch.tip),
                 earlier,
             }
-        } else if batch.refresh {
+        } else if batch.verify {
             Plan::Check(expected)
         } else {
             Plan::Nothing
@@ -352,8 +358,9 @@ impl<T: Value> Group<T> {
                 core.publish_all(batch.entries.iter().flatten(), version);
                 Verdict::Done
             }
+            // Another writer's value: the swaps decided on an old one, so they decide again.
             Stored::Observed(Observed::Changed(snapshot)) => match core.adopt(snapshot) {
-                Ok(_) => Verdict::Done,
+                Ok(_) => Verdict::Retry(batch.encode_failed),
                 Err(e) => Verdict::Fail(e),
             },
             Stored::Observed(Observed::Missing) | Stored::Conflict(None) => {
@@ -460,7 +467,7 @@ impl<T> Batch<T> {
             after,
             tip,
             entries: Vec::new(),
-            refresh: false,
+            verify: false,
             encode_failed: false,
         }
     }
