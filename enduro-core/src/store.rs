@@ -168,46 +168,32 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// A shared store: several atoms (in tests, say) can be opened on one resource.
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    fn resource(&self) -> String {
-        (**self).resource()
-    }
-    fn load(&self) -> Result<Option<Snapshot>> {
-        (**self).load()
-    }
-    fn check(&self, known: Version) -> Result<Observed> {
-        (**self).check(known)
-    }
-    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
-        (**self).commit(expected, encode)
-    }
-    fn release(&self) -> Result<()> {
-        (**self).release()
-    }
-    fn cheap_check(&self) -> bool {
-        (**self).cheap_check()
-    }
+/// Stores behind a pointer are stores: `Arc<S>` lets several atoms (in tests, say) open
+/// one resource; `Box<dyn Store>` lets the backend be chosen at run time.
+macro_rules! forward_store {
+    ($($pointer:ident)::+) => {
+        impl<S: Store + ?Sized> Store for $($pointer)::+<S> {
+            fn resource(&self) -> String {
+                (**self).resource()
+            }
+            fn load(&self) -> Result<Option<Snapshot>> {
+                (**self).load()
+            }
+            fn check(&self, known: Version) -> Result<Observed> {
+                (**self).check(known)
+            }
+            fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
+                (**self).commit(expected, encode)
+            }
+            fn release(&self) -> Result<()> {
+                (**self).release()
+            }
+            fn cheap_check(&self) -> bool {
+                (**self).cheap_check()
+            }
+        }
+    };
 }
 
-/// A boxed store, so that the backend can be chosen at run time.
-impl<S: Store + ?Sized> Store for Box<S> {
-    fn resource(&self) -> String {
-        (**self).resource()
-    }
-    fn load(&self) -> Result<Option<Snapshot>> {
-        (**self).load()
-    }
-    fn check(&self, known: Version) -> Result<Observed> {
-        (**self).check(known)
-    }
-    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
-        (**self).commit(expected, encode)
-    }
-    fn release(&self) -> Result<()> {
-        (**self).release()
-    }
-    fn cheap_check(&self) -> bool {
-        (**self).cheap_check()
-    }
-}
+forward_store!(std::sync::Arc);
+forward_store!(Box);
