@@ -13,6 +13,7 @@
 //! enduro-file-worker until-released PATH N  "ready", then swaps +1 until the atom is
 //!                                          released by someone else (prints "released")
 //!                                          or N swaps are done (prints "done")
+//! enduro-file-worker release PATH         opens the atom, releases it, prints "released"
 //! enduro-file-worker hold-lock PATH SECS   takes the atom's lock file with
 //!                                          `File::lock`, prints "locked", sleeps SECS
 //! enduro-file-worker stall-commit PATH SECS  starts a swap +1 and, inside the commit
@@ -56,6 +57,7 @@ fn run(args: &[String]) -> Result {
         ["append", path, writer, n] => append(path, number(writer)?, number(n)?),
         ["torture", path] => torture(path),
         ["until-released", path, n] => until_released(path, number(n)?),
+        ["release", path] => release(path),
         ["hold-lock", path, secs] => hold_lock(path, number(secs)?),
         ["stall-commit", path, secs] => stall_commit(path, number(secs)?),
         _ => Err(format!(
@@ -134,6 +136,12 @@ fn until_released(path: &str, n: u64) -> Result {
         }
     }
     say("done")
+}
+
+fn release(path: &str) -> Result {
+    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    atom.release().map_err(|e| e.to_string())?;
+    say("released")
 }
 
 fn hold_lock(path: &str, secs: u64) -> Result {
