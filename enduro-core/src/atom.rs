@@ -235,7 +235,7 @@ impl<T: Value> Atom<T> {
     }
 
     /// Requires every future value to pass `validator`. Fails with
-    /// [`Error::Invalid`] (and sets nothing) if the current value does not.
+    /// [`Error::Invalid`](crate::Error::Invalid) (and sets nothing) if the current value does not.
     ///
     /// ```
     /// # let atom = enduro_mem::mem_atom(1);
@@ -311,7 +311,7 @@ impl<T: Value> Atom<T> {
     }
 
     /// Deletes the backing resource. Afterwards every change through any clone fails with
-    /// [`Error::Released`]; [`deref`](Atom::deref) still returns the last value. Releasing
+    /// [`Error::Released`](crate::Error::Released); [`deref`](Atom::deref) still returns the last value. Releasing
     /// twice is not an error.
     ///
     /// ```

@@ -101,3 +101,48 @@ impl<T> fmt::Debug for Options<T> {
             .finish()
     }
 }
+
+/// Gives a backend's builder the setters every atom takes — `codec`, `validator` and
+/// `commit_mode` — as inherent methods. The builder needs a field `options: Options<T>`
+/// and `T: Value` in scope.
+///
+/// ```
+/// use enduro_core::{Options, Value};
+///
+/// struct MyBuilder<T> {
+///     options: Options<T>,
+/// }
+///
+/// impl<T: Value> MyBuilder<T> {
+///     enduro_core::option_setters!();
+/// }
+///
+/// let b = MyBuilder { options: Options::<u8>::new() }.validator(|n| *n < 9);
+/// assert!(b.options.has_validator());
+/// ```
+#[macro_export]
+macro_rules! option_setters {
+    () => {
+        /// Uses `codec` instead of JSON.
+        pub fn codec<C: $crate::Codec>(mut self, codec: C) -> Self {
+            self.options = self.options.codec(codec);
+            self
+        }
+
+        /// Requires `init` (or the stored value) and every new value to pass `validator`;
+        /// a value it refuses fails with [`Error::Invalid`]($crate::Error::Invalid).
+        pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+            self.options = self.options.validator(validator);
+            self
+        }
+
+        /// Chooses when changes count as done: [`CommitMode::Durable`]($crate::CommitMode)
+        /// (the default) or the opt-in [`CommitMode::Background`]($crate::CommitMode),
+        /// where swaps return at once and a background thread writes the latest value
+        /// (see [`Atom::flush`]($crate::Atom::flush)).
+        pub fn commit_mode(mut self, mode: $crate::CommitMode) -> Self {
+            self.options = self.options.commit_mode(mode);
+            self
+        }
+    };
+}

@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use enduro_core::{
-    Atom, Codec, CommitMode, Committed, Encoder, Error, Json, Observed, Options, Result, Snapshot,
-    Store, Value, Version,
+    Atom, Committed, Encoder, Error, Json, Observed, Options, Result, Snapshot, Store, Value,
+    Version,
 };
 
 use crate::lock::{LockFile, RELEASED};
@@ -106,11 +106,7 @@ impl<T: Value> FileAtom<T> {
         }
     }
 
-    /// Uses `codec` instead of JSON.
-    pub fn codec<C: Codec>(mut self, codec: C) -> Self {
-        self.options = self.options.codec(codec);
-        self
-    }
+    enduro_core::option_setters!();
 
     /// Writes indented JSON (with `true`) instead of compact JSON.
     pub fn pretty(self, pretty: bool) -> Self {
@@ -119,20 +115,6 @@ impl<T: Value> FileAtom<T> {
         } else {
             Json::compact()
         })
-    }
-
-    /// Chooses when changes count as done: [`CommitMode::Durable`] (the default) or
-    /// the opt-in [`CommitMode::Background`], where swaps return at once and a
-    /// background thread writes the latest value (see [`Atom::flush`]).
-    pub fn commit_mode(mut self, mode: CommitMode) -> Self {
-        self.options = self.options.commit_mode(mode);
-        self
-    }
-
-    /// Requires `init` (or the stored value) and every new value to pass `validator`.
-    pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
-        self.options = self.options.validator(validator);
-        self
     }
 
     /// Writes pending files in `dir` instead of the data file's directory. It must be on

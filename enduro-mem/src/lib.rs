@@ -13,8 +13,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use enduro_core::{
-    Atom, Codec, CommitMode, Committed, Encoder, Observed, Options, Result, Snapshot, Store, Value,
-    Version,
+    Atom, Committed, Encoder, Observed, Options, Result, Snapshot, Store, Value, Version,
 };
 
 /// A store that keeps the encoded value in memory.
@@ -136,25 +135,7 @@ impl<T: Value> MemAtom<T> {
         }
     }
 
-    /// Uses `codec` instead of JSON.
-    pub fn codec<C: Codec>(mut self, codec: C) -> Self {
-        self.options = self.options.codec(codec);
-        self
-    }
-
-    /// Chooses when changes count as done: [`CommitMode::Durable`] (the default) or
-    /// the opt-in [`CommitMode::Background`], where swaps return at once and a
-    /// background thread writes the latest value (see [`Atom::flush`]).
-    pub fn commit_mode(mut self, mode: CommitMode) -> Self {
-        self.options = self.options.commit_mode(mode);
-        self
-    }
-
-    /// Requires `init` and every new value to pass `validator`.
-    pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
-        self.options = self.options.validator(validator);
-        self
-    }
+    enduro_core::option_setters!();
 
     /// Opens the atom.
     pub fn open(self, init: T) -> Result<Atom<T>> {
