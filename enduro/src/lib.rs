@@ -14,12 +14,17 @@
 //!   and shared safely by every process that opens the same path.
 //! - [`mem_atom`] (feature `mem`, on by default): nothing persists, but values are encoded
 //!   and decoded as in the durable backends, so tests catch what would not round-trip.
+//! - `postgresql_atom` and `postgresql_atom_async` (feature `pg`, opt-in): the value lives
+//!   in one row of a PostgreSQL table, shared by every process and machine that opens it;
+//!   `PgAtom::builder` takes a row key, an existing pool, a codec and a validator.
 //!
 //! Every atom has the same contract: [`Atom::deref`], [`Atom::swap`], [`Atom::swap_vals`],
 //! [`Atom::reset`], [`Atom::reset_vals`], [`Atom::compare_and_set`], watches, validators,
 //! [`Atom::refresh`] and [`Atom::release`]. See the README for the guarantees.
 #![deny(missing_docs)]
 
+#[cfg(feature = "pg")]
+pub use enduro_core::{AsyncAtom, AsyncStore, BoxFuture};
 pub use enduro_core::{
     Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validator, Value, Version,
 };
@@ -27,6 +32,10 @@ pub use enduro_core::{
 pub use enduro_file::{FileAtom, FileStore, file_atom};
 #[cfg(feature = "mem")]
 pub use enduro_mem::{MemAtom, MemStore, mem_atom};
+#[cfg(feature = "pg")]
+pub use enduro_pg::{
+    BlockingPgStore, PgAtom, PgStore, PgStoreBuilder, postgresql_atom, postgresql_atom_async,
+};
 
 /// For writing a backend of your own: the [`Store`](store::Store) trait and its types.
 pub mod store {

@@ -9,6 +9,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 pub mod backends;
+#[cfg(feature = "pg")]
+pub mod pg;
+#[cfg(feature = "pg")]
+pub mod pg_cluster;
 pub mod suite;
 
 use enduro::store::Store;

@@ -421,11 +421,15 @@ pub fn failed_check_changes_nothing<B: Backend>(b: &B) {
     let r = b.fresh();
     let store = FaultyStore::new(b.store(&r).unwrap());
     let faults = store.faults();
+    // A store whose check is a round trip (a database) skips it before swaps.
+    let checks_before_swaps = enduro::store::Store::cheap_check(&store);
     let atom = Atom::open(store, 1u32, Options::new()).unwrap();
-    faults.fail_checks(1);
-    assert!(atom.swap(|n| n + 1).is_err());
-    assert_eq!(*atom.deref(), 1);
-    assert_eq!(stored_as::<_, u32>(b, &r), 1);
+    if checks_before_swaps {
+        faults.fail_checks(1);
+        assert!(atom.swap(|n| n + 1).is_err());
+        assert_eq!(*atom.deref(), 1);
+        assert_eq!(stored_as::<_, u32>(b, &r), 1);
+    }
     // Another writer commits; a refresh that cannot check keeps the old value...
     b.open(&r, 0u32).reset(5).unwrap();
     faults.fail_checks(1);

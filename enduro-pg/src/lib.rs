@@ -1,0 +1,243 @@
+//! PostgreSQL atoms for enduro: one atom is one row of a table, shared safely by every
+//! process and machine that opens it.
+//!
+//! ```no_run
+//! // Blocking, from plain `main`:
+//! let hits = enduro_pg::postgresql_atom(0u64, "postgres://app@localhost/app", "hits")?;
+//! hits.swap(|n| n + 1)?; // returns once PostgreSQL has committed it
+//! # Ok::<(), enduro_core::Error>(())
+//! ```
+//!
+//! ```no_run
+//! // Async, for tokio services:
+//! # async fn demo() -> enduro_core::Result<()> {
+//! let hits = enduro_pg::postgresql_atom_async(0u64, "postgres://app@localhost/app", "hits").await?;
+//! hits.swap(|n| n + 1).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! The table (created if missing; `name` or `schema.name`, used exactly as written and
+//! always quoted) holds one row per atom:
+//!
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS "hits" (
+//!     key text PRIMARY KEY,        -- the atom's row key, "default" unless chosen
+//!     value text NOT NULL,         -- the encoded value: JSON, readable with plain SQL
+//!     version bigint NOT NULL,     -- bumped by one on every commit
+//!     updated_at timestamptz NOT NULL DEFAULT now()
+//! );
+//! ```
+//!
+//! A swap is one `UPDATE ... WHERE key = $2 AND version = $3` round trip when nobody else
+//! wrote; otherwise it reloads, re-runs the function and tries again. To change a value by
+//! hand, bump the version too (`UPDATE hits SET value = '41', version = version + 1`), so
+//! that running atoms notice.
+//!
+//! Passwords never appear in errors or `Debug` output.
+#![deny(missing_docs)]
+
+mod blocking;
+mod conn;
+mod ident;
+mod store;
+
+pub use blocking::BlockingPgStore;
+pub use deadpool_postgres::Pool;
+pub use store::{DEFAULT_KEY, DEFAULT_MAX_CONNECTIONS, PgStore, PgStoreBuilder};
+
+use std::fmt;
+
+use enduro_core::{AsyncAtom, Atom, Codec, Json, Options, Result, Value};
+
+/// Opens a blocking atom on the row [`DEFAULT_KEY`] of `table` in the database `db` (a
+/// connection string: `postgres://user:password@host:5432/dbname`, or
+/// `host=... user=... dbname=...`), creating the table if it is missing. If the row
+/// exists, its value is used and `init` is ignored; otherwise `init` is stored.
+///
+/// Works from plain `main`; inside a tokio runtime it works too (each call then runs on a
+/// helper thread), but async code should use [`postgresql_atom_async`].
+///
+/// ```no_run
+/// let atom = enduro_pg::postgresql_atom(vec![1, 2], "host=localhost user=app", "lists")?;
+/// assert_eq!(atom.deref().len(), 2);
+/// # Ok::<(), enduro_core::Error>(())
+/// ```
+pub fn postgresql_atom<T: Value>(init: T, db: &str, table: &str) -> Result<Atom<T>> {
+    PgAtom::builder(db, table).open(init)
+}
+
+/// Opens an async atom on the row [`DEFAULT_KEY`] of `table` in the database `db`; see
+/// [`postgresql_atom`]. Never blocks the runtime.
+///
+/// ```no_run
+/// # async fn demo() -> enduro_core::Result<()> {
+/// let atom = enduro_pg::postgresql_atom_async(0i64, "postgres://app@localhost/app", "counters").await?;
+/// let shared = atom.clone();
+/// tokio::spawn(async move { shared.swap(|n| n + 1).await }).await.ok();
+/// # Ok(()) }
+/// ```
+pub async fn postgresql_atom_async<T: Value>(
+    init: T,
+    db: &str,
+    table: &str,
+) -> Result<AsyncAtom<T>> {
+    PgAtom::builder(db, table).open_async(init).await
+}
+
+/// Builds PostgreSQL atoms with options: the row key, an existing pool, the codec, a
+/// validator, whether `release` drops the table.
+///
+/// ```no_run
+/// use enduro_pg::PgAtom;
+///
+/// let atom = PgAtom::builder("postgres://app:secret@localhost/app", "app.settings")
+///     .key("limits")
+///     .validator(|n: &u32| *n <= 100)
+///     .open(10)?;
+/// assert!(atom.reset(1000).is_err());
+/// # Ok::<(), enduro_core::Error>(())
+/// ```
+pub struct PgAtom<T> {
+    store: PgStoreBuilder,
+    options: Options<T>,
+}
+
+impl<T> fmt::Debug for PgAtom<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgAtom")
+            .field("store", &self.store)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl<T: Value> PgAtom<T> {
+    /// Starts a builder for an atom in `table` of the database `db` (a connection
+    /// string), on row [`DEFAULT_KEY`], with JSON and no validator.
+    ///
+    /// ```
+    /// let builder = enduro_pg::PgAtom::<u64>::builder("postgres://app:hunter2@db/app", "hits");
+    /// assert!(!format!("{builder:?}").contains("hunter2"));
+    /// ```
+    pub fn builder(db: &str, table: &str) -> Self {
+        PgAtom {
+            store: PgStore::builder(db, table),
+            options: Options::new(),
+        }
+    }
+
+    /// Starts a builder for an atom in `table` that takes connections from `pool`.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: enduro_pg::Pool) -> enduro_core::Result<()> {
+    /// let atom = enduro_pg::PgAtom::with_pool(pool, "atoms").key("a").open_async(0).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_pool(pool: Pool, table: &str) -> Self {
+        PgAtom {
+            store: PgStore::builder_with_pool(pool, table),
+            options: Options::new(),
+        }
+    }
+
+    /// Uses the row with this key, so that many atoms can share one table.
+    ///
+    /// ```
+    /// let a = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "atoms").key("a");
+    /// assert!(format!("{a:?}").contains("\"a\""));
+    /// ```
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.store = self.store.key(key);
+        self
+    }
+
+    /// With `true`, `release` drops the whole table instead of deleting the atom's row.
+    ///
+    /// ```
+    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "scratch")
+    ///     .drop_table_on_release(true);
+    /// assert!(format!("{b:?}").contains("drop_table: true"));
+    /// ```
+    pub fn drop_table_on_release(mut self, drop: bool) -> Self {
+        self.store = self.store.drop_table_on_release(drop);
+        self
+    }
+
+    /// The most connections the pool opens (default [`DEFAULT_MAX_CONNECTIONS`]).
+    ///
+    /// ```
+    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t").max_connections(2);
+    /// assert!(format!("{b:?}").contains("max_connections: 2"));
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.store = self.store.max_connections(n);
+        self
+    }
+
+    /// Uses `codec` instead of JSON. Its output must be UTF-8 text without NUL bytes, as
+    /// the `value` column is `text`.
+    ///
+    /// ```
+    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t")
+    ///     .codec(enduro_core::Json::pretty());
+    /// assert!(format!("{b:?}").contains("JSON"));
+    /// ```
+    pub fn codec<C: Codec>(mut self, codec: C) -> Self {
+        self.options = self.options.codec(codec);
+        self
+    }
+
+    /// Writes indented JSON (with `true`) instead of compact JSON.
+    ///
+    /// ```
+    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t").pretty(true);
+    /// ```
+    pub fn pretty(self, pretty: bool) -> Self {
+        self.codec(if pretty {
+            Json::pretty()
+        } else {
+            Json::compact()
+        })
+    }
+
+    /// Requires `init` (or the stored value) and every new value to pass `validator`.
+    ///
+    /// ```
+    /// let b = enduro_pg::PgAtom::builder("postgres://db/app", "t").validator(|n: &u64| *n < 10);
+    /// assert!(format!("{b:?}").contains("validator: true"));
+    /// ```
+    pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.options = self.options.validator(validator);
+        self
+    }
+
+    /// Opens a blocking atom; see [`postgresql_atom`].
+    ///
+    /// ```
+    /// // Bad input is an error before any connection is tried.
+    /// let e = enduro_pg::PgAtom::builder("postgres://u:hunter2@db:notaport/app", "t")
+    ///     .open(0u64)
+    ///     .unwrap_err();
+    /// assert!(e.to_string().contains("invalid PostgreSQL connection string"), "{e}");
+    /// assert!(!e.to_string().contains("hunter2"));
+    /// ```
+    pub fn open(self, init: T) -> Result<Atom<T>> {
+        Atom::open(self.store.open_blocking()?, init, self.options)
+    }
+
+    /// Opens an async atom; see [`postgresql_atom_async`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> enduro_core::Result<()> {
+    /// let atom = enduro_pg::PgAtom::builder("postgres://app@localhost/app", "atoms")
+    ///     .key("queue")
+    ///     .open_async(Vec::<String>::new())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_async(self, init: T) -> Result<AsyncAtom<T>> {
+        AsyncAtom::open(self.store.open().await?, init, self.options).await
+    }
+}

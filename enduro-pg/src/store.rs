@@ -1,0 +1,590 @@
+//! [`PgStore`]: one row of one table, moved with optimistic versions.
+
+use std::fmt;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use enduro_core::{AsyncStore, BoxFuture, Committed, Error, Observed, Result, Snapshot, Version};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::blocking::BlockingPgStore;
+use crate::conn;
+use crate::ident::Table;
+
+/// The key of the row an atom uses when none is given.
+pub const DEFAULT_KEY: &str = "default";
+
+/// How many connections a pool made from a connection string holds at most.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// The fingerprint of every version that names an existing row, so that no row (not even
+/// one whose `version` column was set to 0 by hand) is mistaken for [`Version::ABSENT`].
+const ROW: u64 = 1;
+
+/// How long to wait for a free connection in the pool before failing.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// Where the connections come from.
+enum Source {
+    /// A connection string, parsed (or why it does not parse, password redacted).
+    Config(Box<std::result::Result<tokio_postgres::Config, String>>),
+    /// A pool the caller made.
+    Pool(Pool),
+}
+
+/// Builds a [`PgStore`] (async) or a [`BlockingPgStore`]: where to connect, which table,
+/// which row, and what `release` deletes.
+///
+/// ```
+/// use enduro_pg::PgStore;
+///
+/// let builder = PgStore::builder("postgres://app:hunter2@localhost/app", "app.state")
+///     .key("hits")
+///     .max_connections(4)
+///     .drop_table_on_release(false);
+/// // Debug output never shows the password.
+/// assert!(!format!("{builder:?}").contains("hunter2"));
+/// ```
+pub struct PgStoreBuilder {
+    source: Source,
+    table: String,
+    key: String,
+    drop_table: bool,
+    max_connections: usize,
+}
+
+impl fmt::Debug for PgStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = match &self.source {
+            Source::Config(config) => match &**config {
+                Ok(config) => conn::describe(config),
+                Err(e) => e.clone(),
+            },
+            Source::Pool(_) => "an existing pool".to_owned(),
+        };
+        f.debug_struct("PgStoreBuilder")
+            .field("db", &source)
+            .field("table", &self.table)
+            .field("key", &self.key)
+            .field("drop_table", &self.drop_table)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl PgStoreBuilder {
+    fn new(source: Source, table: &str) -> Self {
+        PgStoreBuilder {
+            source,
+            table: table.to_owned(),
+            key: DEFAULT_KEY.to_owned(),
+            drop_table: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
+    /// Uses the row with this key (default [`DEFAULT_KEY`]), so that many atoms can share
+    /// one table.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// With `true`, `release` drops the whole table instead of deleting only the atom's
+    /// row. Off by default.
+    pub fn drop_table_on_release(mut self, drop: bool) -> Self {
+        self.drop_table = drop;
+        self
+    }
+
+    /// The most connections the pool made from the connection string opens (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]). Ignored for a pool given with
+    /// [`PgStore::builder_with_pool`].
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Connects, creates the table if it is missing, and returns the async store.
+    pub async fn open(self) -> Result<PgStore> {
+        let store = self.prepare()?;
+        store.ensure_table().await?;
+        Ok(store)
+    }
+
+    /// Like [`open`](PgStoreBuilder::open), for blocking code: the store runs its queries
+    /// on a private runtime. Works from plain `main` and inside a tokio runtime.
+    pub fn open_blocking(self) -> Result<BlockingPgStore> {
+        BlockingPgStore::open(self.prepare()?)
+    }
+
+    /// Everything but the table check: parse and validate, build the pool.
+    fn prepare(self) -> Result<PgStore> {
+        let table = Table::parse(&self.table).map_err(|m| backend("PostgreSQL", m))?;
+        let key = self.key;
+        if key.contains('\0') {
+            return Err(backend(
+                "PostgreSQL",
+                format!("invalid row key {key:?}: PostgreSQL text cannot contain NUL"),
+            ));
+        }
+        let (pool, location, password) = match self.source {
+            Source::Pool(pool) => (pool, None, None),
+            Source::Config(config) => {
+                let config = (*config).map_err(|message| backend("PostgreSQL", message))?;
+                let location = conn::describe(&config);
+                let password = config.get_password().map(<[u8]>::to_vec);
+                let manager = Manager::from_config(
+                    config,
+                    NoTls,
+                    ManagerConfig {
+                        recycling_method: RecyclingMethod::Fast,
+                    },
+                );
+                let pool = Pool::builder(manager)
+                    .max_size(self.max_connections)
+                    .runtime(Runtime::Tokio1)
+                    .wait_timeout(Some(POOL_WAIT))
+                    .build()
+                    .map_err(|e| {
+                        backend(
+                            format!("PostgreSQL at {location}"),
+                            format!("cannot build the connection pool: {e}"),
+                        )
+                    })?;
+                (pool, Some(location), password)
+            }
+        };
+        let mut resource = format!("PostgreSQL table {} row {key:?}", table.quoted);
+        if let Some(location) = location {
+            resource.push_str(" at ");
+            resource.push_str(&location);
+        }
+        Ok(PgStore {
+            sql: Sql::new(&table),
+            pool,
+            key,
+            resource,
+            password,
+            drop_table: self.drop_table,
+        })
+    }
+}
+
+/// The statements, with the quoted table name pasted in once.
+struct Sql {
+    table: String,
+    create: String,
+    load: String,
+    check: String,
+    insert: String,
+    update: String,
+    delete: String,
+    drop: String,
+}
+
+impl Sql {
+    fn new(table: &Table) -> Self {
+        let t = &table.quoted;
+        Sql {
+            table: t.clone(),
+            create: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 key text PRIMARY KEY, \
+                 value text NOT NULL, \
+                 version bigint NOT NULL, \
+                 updated_at timestamptz NOT NULL DEFAULT now())"
+            ),
+            load: format!("SELECT value, version FROM {t} WHERE key = $1"),
+            check: format!(
+                "SELECT version, CASE WHEN version = $2 THEN NULL ELSE value END \
+                 FROM {t} WHERE key = $1"
+            ),
+            // A new row's version starts at the time in microseconds: a row deleted and
+            // made again never repeats a version that an old handle still knows (each
+            // commit takes far longer than a microsecond).
+            insert: format!(
+                "INSERT INTO {t} (key, value, version, updated_at) \
+                 VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, now()) \
+                 ON CONFLICT (key) DO NOTHING RETURNING version"
+            ),
+            update: format!(
+                "UPDATE {t} SET value = $1, version = version + 1, updated_at = now() \
+                 WHERE key = $2 AND version = $3 RETURNING version"
+            ),
+            delete: format!("DELETE FROM {t} WHERE key = $1"),
+            drop: format!("DROP TABLE IF EXISTS {t}"),
+        }
+    }
+}
+
+/// The PostgreSQL [`AsyncStore`]: one row (`key`, `value`, `version`, `updated_at`) of one
+/// table.
+///
+/// - load: `SELECT value, version ... WHERE key = $1`
+/// - check: the same, with the value only when the version moved
+/// - commit: `UPDATE ... SET value = $1, version = version + 1, updated_at = now()
+///   WHERE key = $2 AND version = $3 RETURNING version` — one round trip, and no row
+///   means someone else committed first ([`Committed::Conflict`]); a new row is
+///   `INSERT ... ON CONFLICT (key) DO NOTHING`, so two processes opening at once agree
+/// - release: `DELETE ... WHERE key = $1` (or `DROP TABLE`, if the builder says so)
+///
+/// The value column is `text`: JSON is stored as readable text. A codec whose output is
+/// not UTF-8, or contains a NUL byte (which PostgreSQL text cannot hold), is refused with
+/// an error that says so and nothing is written; JSON never produces either (it writes NUL
+/// characters of strings as `\u0000`).
+///
+/// ```no_run
+/// use enduro_core::{AsyncAtom, Options};
+/// use enduro_pg::PgStore;
+///
+/// # async fn demo() -> enduro_core::Result<()> {
+/// let store = PgStore::builder("postgres://app@localhost/app", "atoms")
+///     .key("visitors")
+///     .open()
+///     .await?;
+/// let atom = AsyncAtom::open(store, 0u64, Options::new()).await?;
+/// atom.swap(|n| n + 1).await?;
+/// # Ok(()) }
+/// ```
+pub struct PgStore {
+    pool: Pool,
+    sql: Sql,
+    key: String,
+    resource: String,
+    /// Scrubbed from every message, in case a server or driver ever echoes it.
+    password: Option<Vec<u8>>,
+    drop_table: bool,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("resource", &self.resource)
+            .field("drop_table", &self.drop_table)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(resource: impl Into<String>, message: String) -> Error {
+    Error::Backend {
+        resource: resource.into(),
+        message,
+        source: None,
+    }
+}
+
+fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNDEFINED_TABLE)
+}
+
+/// A failed query, kept apart from a failure to get a connection so that callers can
+/// look at the SQL state.
+enum QueryError {
+    Pool(Error),
+    Query(tokio_postgres::Error),
+}
+
+impl PgStore {
+    /// A builder for a store on `table` (`name` or `schema.name`, used exactly as written
+    /// and always quoted) of the database `db`, a connection string: a URL such as
+    /// `postgres://user:password@host:5432/dbname` or `key=value` pairs such as
+    /// `host=localhost user=app dbname=app`.
+    ///
+    /// ```
+    /// let bad = enduro_pg::PgStore::builder("postgres://localhost/app", "a.b.c").open_blocking();
+    /// assert!(bad.unwrap_err().to_string().contains("invalid table name"));
+    /// ```
+    pub fn builder(db: &str, table: &str) -> PgStoreBuilder {
+        PgStoreBuilder::new(Source::Config(Box::new(conn::parse(db))), table)
+    }
+
+    /// A builder for a store on `table` that takes its connections from `pool`.
+    ///
+    /// ```no_run
+    /// use deadpool_postgres::{Manager, Pool};
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config: tokio_postgres::Config = "host=localhost user=app".parse()?;
+    /// let pool = Pool::builder(Manager::new(config, tokio_postgres::NoTls)).build()?;
+    /// let store = enduro_pg::PgStore::builder_with_pool(pool, "atoms").key("a").open().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder_with_pool(pool: Pool, table: &str) -> PgStoreBuilder {
+        PgStoreBuilder::new(Source::Pool(pool), table)
+    }
+
+    /// The row key this store uses.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The quoted table name, as it appears in the statements.
+    pub fn table(&self) -> &str {
+        &self.sql.table
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn error(
+        &self,
+        message: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::Backend {
+            resource: self.resource.clone(),
+            message: conn::scrub(&message, self.password.as_deref()),
+            source,
+        }
+    }
+
+    fn query_failed(&self, action: &str, e: QueryError) -> Error {
+        match e {
+            QueryError::Pool(e) => e,
+            QueryError::Query(e) => {
+                let detail = match e.as_db_error() {
+                    Some(db) => format!("{} (SQL state {})", db.message(), db.code().code()),
+                    None => e.to_string(),
+                };
+                self.error(format!("cannot {action}: {detail}"), Some(Box::new(e)))
+            }
+        }
+    }
+
+    async fn client(&self) -> std::result::Result<deadpool_postgres::Object, QueryError> {
+        self.pool.get().await.map_err(|e| {
+            QueryError::Pool(self.error(
+                format!("cannot get a database connection: {e}"),
+                Some(Box::new(e)),
+            ))
+        })
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Option<Row>, QueryError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(QueryError::Query)?;
+        client
+            .query_opt(&statement, params)
+            .await
+            .map_err(QueryError::Query)
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<u64, QueryError> {
+        let client = self.client().await?;
+        client.execute(sql, params).await.map_err(QueryError::Query)
+    }
+
+    /// Creates the table unless it exists (checked first, so that a role without the
+    /// right to create tables can use one made for it).
+    pub(crate) async fn ensure_table(&self) -> Result<()> {
+        let exists = self
+            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&self.sql.table])
+            .await
+            .map_err(|e| self.query_failed("look the table up", e))?
+            .map(|row| row.try_get::<_, bool>(0))
+            .transpose()
+            .map_err(|e| self.error(format!("cannot look the table up: {e}"), None))?
+            .unwrap_or(false);
+        if exists {
+            return Ok(());
+        }
+        match self.execute(&self.sql.create, &[]).await {
+            Ok(_) => Ok(()),
+            // Another process created it at the same moment.
+            Err(QueryError::Query(e))
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    || e.code() == Some(&SqlState::DUPLICATE_TABLE) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.query_failed("create the table", e)),
+        }
+    }
+
+    fn version_of(&self, row: &Row, column: usize) -> Result<Version> {
+        let version: i64 = row
+            .try_get(column)
+            .map_err(|e| self.error(format!("cannot read the version column: {e}"), None))?;
+        // `as` is a bijection between i64 and u64, and `to_db` undoes it.
+        Ok(Version::new(version as u64, ROW))
+    }
+
+    /// The stored version as the database writes it, or `None` for one that cannot be
+    /// stored (so cannot match).
+    fn to_db(version: Version) -> Option<i64> {
+        (version.fingerprint == ROW).then_some(version.generation as i64)
+    }
+
+    /// The encoded value as text for the `value` column, or a clear error.
+    fn text(&self, bytes: Vec<u8>) -> Result<String> {
+        if let Some(at) = bytes.iter().position(|&b| b == 0) {
+            return Err(self.error(
+                format!(
+                    "cannot store the value: its encoding has a NUL byte at offset {at}, which \
+                     the PostgreSQL text column `value` cannot hold (JSON writes NUL as \\u0000 \
+                     and never hits this; use a codec that writes text); nothing was written"
+                ),
+                None,
+            ));
+        }
+        String::from_utf8(bytes).map_err(|e| {
+            self.error(
+                format!(
+                    "cannot store the value: its encoding is not UTF-8 text ({e}), which the \
+                     PostgreSQL text column `value` requires (use a codec that writes text, \
+                     such as JSON); nothing was written"
+                ),
+                None,
+            )
+        })
+    }
+
+    async fn load_row(&self) -> Result<Option<Snapshot>> {
+        let row = match self.query_opt(&self.sql.load, &[&self.key]).await {
+            Ok(row) => row,
+            Err(QueryError::Query(e)) if is_undefined_table(&e) => None,
+            Err(e) => return Err(self.query_failed("read the row", e)),
+        };
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let value: String = row
+            .try_get(0)
+            .map_err(|e| self.error(format!("cannot read the value column: {e}"), None))?;
+        Ok(Some(Snapshot {
+            bytes: value.into_bytes(),
+            version: self.version_of(&row, 1)?,
+        }))
+    }
+
+    async fn check_row(&self, known: Version) -> Result<Observed> {
+        let known_db = Self::to_db(known).unwrap_or(i64::MIN);
+        let row = match self
+            .query_opt(&self.sql.check, &[&self.key, &known_db])
+            .await
+        {
+            Ok(row) => row,
+            Err(QueryError::Query(e)) if is_undefined_table(&e) => None,
+            Err(e) => return Err(self.query_failed("check the row", e)),
+        };
+        let Some(row) = row else {
+            return Ok(Observed::Missing);
+        };
+        let version = self.version_of(&row, 0)?;
+        let value: Option<String> = row
+            .try_get(1)
+            .map_err(|e| self.error(format!("cannot read the value column: {e}"), None))?;
+        Ok(match value {
+            None if version == known => Observed::Unchanged,
+            Some(value) => Observed::Changed(Snapshot {
+                bytes: value.into_bytes(),
+                version,
+            }),
+            // The version matched in SQL but not here: cannot happen, but a reload is
+            // always safe.
+            None => match self.load_row().await? {
+                Some(snapshot) => Observed::Changed(snapshot),
+                None => Observed::Missing,
+            },
+        })
+    }
+
+    async fn commit_text(&self, expected: Version, text: String) -> Result<Committed> {
+        if expected == Version::ABSENT {
+            for attempt in 0..2 {
+                match self.query_opt(&self.sql.insert, &[&self.key, &text]).await {
+                    Ok(Some(row)) => return Ok(Committed::Done(self.version_of(&row, 0)?)),
+                    Ok(None) => return Ok(Committed::Conflict),
+                    // The table was dropped (a release with `drop_table_on_release`).
+                    Err(QueryError::Query(e)) if attempt == 0 && is_undefined_table(&e) => {
+                        self.ensure_table().await?;
+                    }
+                    Err(e) => return Err(self.query_failed("insert the row", e)),
+                }
+            }
+            return Err(self.error(
+                "cannot insert the row: the table keeps vanishing".into(),
+                None,
+            ));
+        }
+        let Some(expected) = Self::to_db(expected) else {
+            return Ok(Committed::Conflict);
+        };
+        match self
+            .query_opt(&self.sql.update, &[&text, &self.key, &expected])
+            .await
+        {
+            Ok(Some(row)) => Ok(Committed::Done(self.version_of(&row, 0)?)),
+            Ok(None) => Ok(Committed::Conflict),
+            Err(QueryError::Query(e)) if is_undefined_table(&e) => Ok(Committed::Conflict),
+            Err(e) => Err(self.query_failed("update the row", e)),
+        }
+    }
+
+    /// Validates and commits encoded bytes.
+    pub(crate) async fn commit_bytes(
+        &self,
+        expected: Version,
+        bytes: Vec<u8>,
+    ) -> Result<Committed> {
+        let text = self.text(bytes)?;
+        self.commit_text(expected, text).await
+    }
+
+    async fn release_row(&self) -> Result<()> {
+        let (sql, params): (&str, &[&(dyn ToSql + Sync)]) = if self.drop_table {
+            (&self.sql.drop, &[])
+        } else {
+            (&self.sql.delete, &[&self.key])
+        };
+        match self.execute(sql, params).await {
+            Ok(_) => Ok(()),
+            Err(QueryError::Query(e)) if is_undefined_table(&e) => Ok(()),
+            Err(e) => Err(self.query_failed("delete the row", e)),
+        }
+    }
+}
+
+impl AsyncStore for PgStore {
+    fn resource(&self) -> String {
+        self.resource.clone()
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+        Box::pin(self.load_row())
+    }
+
+    fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
+        Box::pin(self.check_row(known))
+    }
+
+    fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
+        Box::pin(self.commit_bytes(expected, bytes))
+    }
+
+    fn release(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.release_row())
+    }
+
+    /// A check is a round trip: swaps go straight to the versioned `UPDATE`, which
+    /// catches other writers by itself, so a swap is one round trip when nobody else wrote.
+    fn cheap_check(&self) -> bool {
+        false
+    }
+}

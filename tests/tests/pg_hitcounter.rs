@@ -1,0 +1,147 @@
+//! The hit counter example (enduro/examples/hitcounter.rs), three instances on loopback
+//! against one database: concurrent requests spread across them end at an exact count.
+#![cfg(feature = "pg")]
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::Duration;
+
+use enduro::PgAtom;
+use enduro_tests::pg::unique_key;
+use enduro_tests::pg_cluster::database_url;
+
+const INSTANCES: usize = 3;
+const CLIENTS: usize = 12;
+const REQUESTS_PER_CLIENT: usize = 25;
+
+/// The example binary: built by `cargo test --workspace --all-features` with the other
+/// examples; built here when missing (a narrower `cargo test`).
+fn hitcounter_binary() -> PathBuf {
+    // target/debug/deps/pg_hitcounter-* -> target/debug/examples/hitcounter
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = profile_dir.join("examples").join("hitcounter");
+    if binary.is_file() {
+        return binary;
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "enduro",
+            "--example",
+            "hitcounter",
+            "--features",
+            "pg",
+        ])
+        .current_dir(&workspace)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build the hitcounter example");
+    assert!(
+        binary.is_file(),
+        "no hitcounter binary at {}",
+        binary.display()
+    );
+    binary
+}
+
+/// Kills the instances however the test ends.
+struct Instances(Vec<Child>);
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts one instance on a free port; returns once it listens.
+fn start(binary: &PathBuf, url: &str, table: &str, instances: &mut Instances) -> u16 {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(binary)
+        .env("DATABASE_URL", url)
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .env("HITS_TABLE", table)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    instances.0.push(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(
+        line.contains("listening"),
+        "the instance did not start: {line:?}"
+    );
+    port
+}
+
+/// `GET /` over plain HTTP/1.1; returns N from `Hits: N`.
+fn get(port: u16) -> u64 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    body.trim().strip_prefix("Hits: ").unwrap().parse().unwrap()
+}
+
+#[test]
+fn three_instances_count_every_request_exactly() {
+    let Some(url) = database_url() else { return };
+    let binary = hitcounter_binary();
+    let table = unique_key("hits").replace('-', "_");
+    let mut instances = Instances(Vec::new());
+    let ports: Vec<u16> = (0..INSTANCES)
+        .map(|_| start(&binary, &url, &table, &mut instances))
+        .collect();
+
+    let answers = Mutex::new(Vec::new());
+    thread::scope(|s| {
+        for client in 0..CLIENTS {
+            let (ports, answers) = (&ports, &answers);
+            s.spawn(move || {
+                for i in 0..REQUESTS_PER_CLIENT {
+                    let n = get(ports[(client + i) % INSTANCES]);
+                    answers.lock().unwrap().push(n);
+                }
+            });
+        }
+    });
+
+    let total = (CLIENTS * REQUESTS_PER_CLIENT) as u64;
+    let answers = answers.into_inner().unwrap();
+    let distinct: HashSet<u64> = answers.iter().copied().collect();
+    assert_eq!(
+        distinct,
+        (1..=total).collect(),
+        "each request got its own count"
+    );
+    let atom = PgAtom::builder(&url, &table).open(0u64).unwrap();
+    assert_eq!(*atom.deref(), total);
+    drop(instances);
+    atom.release().unwrap();
+}
