@@ -572,3 +572,60 @@ fn a_lone_writer_never_rereads_the_data_file() {
         "the data file is opened once, at open: {opens:#?}"
     );
 }
+
+#[test]
+fn list_appends_from_threads_of_several_processes_keep_every_id_once_in_order() {
+    // Two processes, four threads each, all on one atom per process: the threads' swaps
+    // share group commits, and the batches of the two processes conflict with each other.
+    const WRITERS: u64 = 2;
+    const THREADS: u64 = 4;
+    const EACH: u64 = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("threads.json");
+    enduro::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
+
+    let mut workers: Vec<Worker> = (0..WRITERS)
+        .map(|w| {
+            let (w, threads, each) = (w.to_string(), THREADS.to_string(), EACH.to_string());
+            Worker::spawn(&["append-threads", s(&path), &w, &threads, &each])
+        })
+        .collect();
+    for w in &mut workers {
+        w.expect("ready");
+    }
+    for w in &mut workers {
+        w.go();
+    }
+    let mut acknowledged = BTreeSet::new();
+    for w in workers {
+        let lines = w.finish();
+        assert_eq!(lines.last().map(String::as_str), Some("done"));
+        for line in &lines[..lines.len() - 1] {
+            let id: Vec<u64> = line
+                .strip_prefix("ack ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .split(' ')
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert!(acknowledged.insert((id[0], id[1])), "acknowledged twice");
+        }
+    }
+    assert_eq!(acknowledged.len() as u64, WRITERS * THREADS * EACH);
+
+    let list: Vec<(u64, u64)> = stored(&path);
+    let unique: BTreeSet<(u64, u64)> = list.iter().copied().collect();
+    assert_eq!(unique.len(), list.len(), "an id is present more than once");
+    assert_eq!(unique, acknowledged, "every acknowledged id, nothing else");
+    for writer in 0..WRITERS {
+        for t in 0..THREADS {
+            let id = writer * 1000 + t;
+            let seqs: Vec<u64> = list
+                .iter()
+                .filter(|(w, _)| *w == id)
+                .map(|(_, seq)| *seq)
+                .collect();
+            assert_eq!(seqs, (0..EACH).collect::<Vec<_>>(), "thread {id} order");
+        }
+    }
+    assert_only_data_and_lock(dir.path(), "threads.json");
+}

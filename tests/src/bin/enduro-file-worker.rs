@@ -8,6 +8,10 @@
 //! enduro-file-worker append PATH WRITER N  "ready", waits for a line on stdin, appends
 //!                                          [WRITER, SEQ] for SEQ in 0..N to a list,
 //!                                          printing "ack WRITER SEQ" after each swap
+//! enduro-file-worker append-threads PATH WRITER THREADS N
+//!                                          the same from THREADS threads sharing one
+//!                                          atom (so their swaps share group commits):
+//!                                          thread T appends [WRITER * 1000 + T, SEQ]
 //! enduro-file-worker torture PATH          "ready V" (the value found), then swaps +1 in
 //!                                          a tight loop printing each acknowledged value
 //! enduro-file-worker until-released PATH N  "ready", then swaps +1 until the atom is
@@ -55,6 +59,9 @@ fn run(args: &[String]) -> Result {
     match args.as_slice() {
         ["count", path, n] => count(path, number(n)?),
         ["append", path, writer, n] => append(path, number(writer)?, number(n)?),
+        ["append-threads", path, writer, threads, n] => {
+            append_threads(path, number(writer)?, number(threads)?, number(n)?)
+        }
         ["torture", path] => torture(path),
         ["until-released", path, n] => until_released(path, number(n)?),
         ["release", path] => release(path),
@@ -111,6 +118,35 @@ fn append(path: &str, writer: u64, n: u64) -> Result {
         .map_err(|e| e.to_string())?;
         say(&format!("ack {writer} {seq}"))?;
     }
+    say("done")
+}
+
+fn append_threads(path: &str, writer: u64, threads: u64, n: u64) -> Result {
+    let atom = enduro::file_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
+    ready_then_wait()?;
+    thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let atom = atom.clone();
+                let id = writer * 1000 + t;
+                scope.spawn(move || -> Result {
+                    for seq in 0..n {
+                        atom.swap(|list| {
+                            let mut list = list.clone();
+                            list.push((id, seq));
+                            list
+                        })
+                        .map_err(|e| e.to_string())?;
+                        say(&format!("ack {id} {seq}"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| "a thread panicked".to_string())?)
+    })?;
     say("done")
 }
 
