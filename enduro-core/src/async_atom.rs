@@ -151,17 +151,42 @@ impl<T: Value> AsyncAtom<T> {
     }
 
     /// The last committed value this atom knows.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// assert_eq!(*atom.deref(), 1);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[allow(clippy::should_implement_trait)]
     pub fn deref(&self) -> Arc<T> {
         self.inner.core.value()
     }
 
     /// Replaces the value with `f(current)`; see [`Atom::swap`](crate::Atom::swap).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// assert_eq!(*atom.swap(|n| n * 10).await?, 10);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn swap(&self, f: impl FnMut(&T) -> T + Send) -> Result<Arc<T>> {
         self.swap_vals(f).await.map(|(_, new)| new)
     }
 
     /// Like [`swap`](AsyncAtom::swap), returning `(old, new)`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// let (old, new) = atom.swap_vals(|n| n + 1).await?;
+    /// assert_eq!((*old, *new), (1, 2));
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn swap_vals(&self, mut f: impl FnMut(&T) -> T + Send) -> Result<(Arc<T>, Arc<T>)> {
         self.transact(false, move |current| Some(Arc::new(f(current))))
             .await
@@ -169,11 +194,28 @@ impl<T: Value> AsyncAtom<T> {
     }
 
     /// Sets the value; see [`Atom::reset`](crate::Atom::reset).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// assert_eq!(*atom.reset(7).await?, 7);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn reset(&self, value: T) -> Result<Arc<T>> {
         self.reset_vals(value).await.map(|(_, new)| new)
     }
 
     /// Like [`reset`](AsyncAtom::reset), returning `(old, new)`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// let (old, new) = atom.reset_vals(7).await?;
+    /// assert_eq!((*old, *new), (1, 7));
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
         let value = Arc::new(value);
         self.transact(false, move |_| Some(Arc::clone(&value)))
@@ -183,6 +225,15 @@ impl<T: Value> AsyncAtom<T> {
 
     /// Sets the value only if it equals `expected`; see
     /// [`Atom::compare_and_set`](crate::Atom::compare_and_set).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// assert!(!atom.compare_and_set(&5, 9).await?);
+    /// assert!(atom.compare_and_set(&1, 9).await?);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn compare_and_set(&self, expected: &T, value: T) -> Result<bool>
     where
         T: PartialEq,
@@ -198,6 +249,15 @@ impl<T: Value> AsyncAtom<T> {
     }
 
     /// Adds or replaces a watch; see [`Atom::add_watch`](crate::Atom::add_watch).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// atom.add_watch("print", |old: &i32, new: &i32| println!("{old} -> {new}"));
+    /// atom.swap(|n| n + 1).await?;
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn add_watch(
         &self,
         key: impl Into<String>,
@@ -207,11 +267,30 @@ impl<T: Value> AsyncAtom<T> {
     }
 
     /// Removes a watch; returns whether there was one.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// atom.add_watch("w", |_: &i32, _: &i32| {});
+    /// assert!(atom.remove_watch("w"));
+    /// assert!(!atom.remove_watch("w"));
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn remove_watch(&self, key: &str) -> bool {
         self.inner.core.remove_watch(key)
     }
 
     /// Sets the validator; fails with [`Error::Invalid`](crate::Error::Invalid) if the current value fails it.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// atom.set_validator(|n: &i32| *n < 5)?;
+    /// assert!(matches!(atom.reset(9).await, Err(enduro_core::Error::Invalid)));
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn set_validator(
         &self,
         validator: impl Fn(&T) -> bool + Send + Sync + 'static,
@@ -220,16 +299,43 @@ impl<T: Value> AsyncAtom<T> {
     }
 
     /// Removes the validator.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// atom.set_validator(|n: &i32| *n < 5)?;
+    /// atom.clear_validator();
+    /// assert_eq!(*atom.reset(9).await?, 9);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn clear_validator(&self) {
         self.inner.core.clear_validator();
     }
 
     /// Picks up other writers' commits; see [`Atom::refresh`](crate::Atom::refresh).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// assert_eq!(*atom.refresh().await?, 1);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn refresh(&self) -> Result<Arc<T>> {
         self.transact(true, |_| None).await.map(|o| o.new)
     }
 
     /// Deletes the backing resource; see [`Atom::release`](crate::Atom::release).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// atom.release().await?;
+    /// assert!(matches!(atom.swap(|n| n + 1).await, Err(enduro_core::Error::Released)));
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn release(&self) -> Result<()> {
         let Inner { core, store, group } = &*self.inner;
         while let Err(seen) = group.exclusive() {
@@ -249,16 +355,42 @@ impl<T: Value> AsyncAtom<T> {
     }
 
     /// Whether the atom was released.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// assert!(!atom.is_released());
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn is_released(&self) -> bool {
         self.inner.core.is_released()
     }
 
     /// Names the backing resource.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// assert_eq!(atom.resource(), "memory cell");
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn resource(&self) -> &str {
         self.inner.core.resource()
     }
 
     /// The version of the value [`deref`](AsyncAtom::deref) returns.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// let before = atom.version();
+    /// atom.swap(|n| n + 1).await?;
+    /// assert_ne!(atom.version(), before);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn version(&self) -> Version {
         self.inner.core.current().1
     }

@@ -227,3 +227,54 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.cheap_check()
     }
 }
+
+/// Runs a blocking [`Store`] as an [`AsyncStore`](crate::AsyncStore), inline: for tests
+/// and examples of async code on memory or file stores. Each call blocks the task while
+/// the store works, so keep it out of production async services.
+///
+/// ```
+/// use enduro_core::AsyncAtom;
+/// use enduro_core::testing::Inline;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let atom = AsyncAtom::open(Inline(enduro_mem::MemStore::new()), 1, Default::default()).await?;
+/// assert_eq!(*atom.swap(|n| n + 1).await?, 2);
+/// # Ok::<(), enduro_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[cfg(feature = "async")]
+#[derive(Debug)]
+pub struct Inline<S>(pub S);
+
+#[cfg(feature = "async")]
+impl<S: Store> crate::AsyncStore for Inline<S> {
+    fn resource(&self) -> String {
+        self.0.resource()
+    }
+    fn load(&self) -> crate::BoxFuture<'_, Result<Option<Snapshot>>> {
+        Box::pin(async move { self.0.load() })
+    }
+    fn check(&self, known: Version) -> crate::BoxFuture<'_, Result<Observed>> {
+        Box::pin(async move { self.0.check(known) })
+    }
+    fn commit(&self, expected: Version, bytes: Vec<u8>) -> crate::BoxFuture<'_, Result<Committed>> {
+        Box::pin(async move {
+            let resource = self.0.resource();
+            self.0.commit(expected, &mut |out| {
+                out.write_all(&bytes).map_err(|e| {
+                    Error::io(
+                        format!("write the value of {resource}"),
+                        "<inline store>",
+                        e,
+                    )
+                })
+            })
+        })
+    }
+    fn release(&self) -> crate::BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.0.release() })
+    }
+    fn cheap_check(&self) -> bool {
+        self.0.cheap_check()
+    }
+}
