@@ -213,6 +213,21 @@ impl<T: Value> PgAtom<T> {
         self
     }
 
+    /// Chooses when changes count as done (for [`open`](PgAtom::open) only): durably
+    /// (the default: a swap returns once PostgreSQL committed it) or
+    /// [`CommitMode::Background`](enduro_core::CommitMode::Background). Async atoms always
+    /// commit durably; [`open_async`](PgAtom::open_async) refuses the background mode.
+    ///
+    /// ```
+    /// use enduro_core::CommitMode;
+    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t")
+    ///     .commit_mode(CommitMode::Durable);
+    /// ```
+    pub fn commit_mode(mut self, mode: enduro_core::CommitMode) -> Self {
+        self.options = self.options.commit_mode(mode);
+        self
+    }
+
     /// Opens a blocking atom; see [`postgresql_atom`].
     ///
     /// ```

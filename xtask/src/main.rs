@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod pg;
 mod slim;
 mod torture;
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("slim") => slim::check(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("pg") => pg::run(),
         Some("torture") => torture::run_torture(&args[1..]),
         Some(other) => Err(format!("unknown task `{other}`\n{USAGE}")),
         None => Err(USAGE.to_owned()),
