@@ -108,7 +108,13 @@ impl PgCluster {
             other("no PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin, PG_BIN_DIR or PATH: install Debian's `postgresql` package, or set DATABASE_URL".into())
         })?;
         let run_as = is_root().then(|| "postgres".to_owned());
-        let base = std::env::temp_dir().join(format!(
+        // As root, /tmp rather than TMPDIR, which the `postgres` user might not reach.
+        let tmp = if run_as.is_some() {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let base = tmp.join(format!(
             "enduro-pg-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

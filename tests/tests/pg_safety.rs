@@ -162,10 +162,11 @@ fn passwords_never_show() {
             .unwrap_err();
         assert_no_secret(&e, secret);
     }
-    // A real server, a wrong password.
-    let wrong = with_password(&url, secret);
-    let e = PgAtom::<u64>::builder(&wrong, "t").open(0).unwrap_err();
-    assert_no_secret(&e, secret);
+    // A real server, a wrong password (when DATABASE_URL is a URL we can rewrite).
+    if let Some(wrong) = with_password(&url, secret) {
+        let e = PgAtom::<u64>::builder(&wrong, "t").open(0).unwrap_err();
+        assert_no_secret(&e, secret);
+    }
     // A real server, the right password: the atom's resource and Debug hide it.
     if let Some(password) = password_of(&url) {
         let atom = PgAtom::builder(&url, "enduro_redaction")
@@ -189,11 +190,11 @@ fn assert_no_secret(e: &Error, secret: &str) {
 }
 
 /// `url` (a postgres:// URL) with its password replaced.
-fn with_password(url: &str, password: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
+fn with_password(url: &str, password: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
     let (userinfo, host) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
-    let user = userinfo.split(':').next().unwrap();
-    format!("{scheme}://{user}:{password}@{host}")
+    let user = userinfo.split(':').next()?;
+    Some(format!("{scheme}://{user}:{password}@{host}"))
 }
 
 fn password_of(url: &str) -> Option<String> {
