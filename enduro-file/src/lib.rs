@@ -16,8 +16,8 @@
 //! check that nobody committed since this atom's version (a generation counter kept in
 //! the lock file, and the data file's identity, so a file replaced by hand counts too);
 //! write the encoded value through a buffer into a pending file `.NAME.*.enduro-pending`
-//! in the pending dir; fsync it; rename it over the data file; fsync the directory; bump
-//! the counter. A crash at any point leaves the old or the new value, never a torn one;
+//! in the pending dir; fsync it; bump the counter; rename it over the data file; fsync the
+//! directory. A crash at any point leaves the old or the new value, never a torn one;
 //! a pending file left by a crash is removed by the next open.
 #![deny(missing_docs)]
 
@@ -323,19 +323,28 @@ impl Store for FileStore {
         if Self::version(generation, existing.as_ref()) != expected {
             return Ok(Committed::Conflict);
         }
+        let next = match generation {
+            g if g >= RELEASED - 1 => 1,
+            g => g + 1,
+        };
+        // The generation is bumped before the rename, not after: if writing it fails (a
+        // full disk), the data file is still untouched and the failed commit changed
+        // nothing; and a crash between the two leaves a new generation over the old
+        // file, which others merely reload, never a new file under the old generation.
+        // If the rename itself fails, the bump is undone (best effort: at worst, others
+        // reload the unchanged value).
         Replace {
             pending_dir: &self.pending_dir,
             pending_prefix: &self.layout.pending_prefix,
             target: &self.layout.target,
             target_dir: &self.dir,
             existing: existing.as_ref(),
+            before_rename: &|| held.set_generation(next),
+            rename_failed: &|| {
+                let _ = held.set_generation(generation);
+            },
         }
         .run(encode)?;
-        let next = match generation {
-            g if g >= RELEASED - 1 => 1,
-            g => g + 1,
-        };
-        held.set_generation(next)?;
         let meta = self.stat()?;
         Ok(Committed::Done(Self::version(next, meta.as_ref())))
     }

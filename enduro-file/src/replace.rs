@@ -22,6 +22,11 @@ pub(crate) struct Replace<'a> {
     pub(crate) target_dir: &'a File,
     /// The file being replaced, if any: its permissions and owner are kept.
     pub(crate) existing: Option<&'a Metadata>,
+    /// Runs once the pending file is complete and fsynced, just before the rename; if it
+    /// fails, the target is left untouched.
+    pub(crate) before_rename: &'a dyn Fn() -> Result<()>,
+    /// Runs if the rename then fails (the target is untouched): undoes `before_rename`.
+    pub(crate) rename_failed: &'a dyn Fn(),
 }
 
 /// Remembers the first I/O error the file reported, so that it is not mistaken for an
@@ -85,7 +90,9 @@ impl Replace<'_> {
             .as_file()
             .sync_all()
             .map_err(|e| Error::io("fsync the pending file", &at, e))?;
+        (self.before_rename)()?;
         pending.persist(self.target).map_err(|e| {
+            (self.rename_failed)();
             let hint = if e.error.kind() == io::ErrorKind::CrossesDevices {
                 " (the pending dir must be on the same file system as the data file)"
             } else {
