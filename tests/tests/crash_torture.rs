@@ -14,7 +14,7 @@
 //! random (no acknowledged value lost or acknowledged twice), and children killed while
 //! their open creates the file (no value, or a whole one). And a deterministic matrix:
 //! strace SIGKILLs a child on entering each syscall of a commit and of a release in turn
-//! (create, write, fsync, rename, fsync the directory, bump the generation, unlock;
+//! (create, write, fsync, bump the generation, rename, fsync the directory, unlock;
 //! delete the data file, mark released, delete the lock file), and each leaves a state
 //! that other atoms and the next open handle correctly.
 //!
@@ -582,7 +582,7 @@ fn traced_worker(dir: &Path, args: &[&str], kill_at: Option<(&str, usize)>) -> S
 
 /// Finds in a trace which call of which syscall `point` is: `(syscall, n)` for strace's
 /// `inject=syscall:when=n`.
-fn locate(trace: &str, point: &CrashPoint) -> (String, usize) {
+fn locate(trace: &str, point: &CrashPoint) -> (String, usize, usize) {
     let calls: Vec<&str> = trace
         .lines()
         .filter(|l| !l.contains("+++") && !l.contains("---") && !l.contains("resumed>"))
@@ -603,12 +603,15 @@ fn locate(trace: &str, point: &CrashPoint) -> (String, usize) {
         .iter()
         .filter(|l| syscall_of(l) == syscall)
         .count();
-    (syscall.to_owned(), n)
+    (syscall.to_owned(), n, at)
 }
 
 /// What a crash point must leave behind.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum After {
+    /// For a commit: the old value if the crash comes before the rename (or at it: the
+    /// rename never runs), the new one if after; read from the trace's order.
+    ByRename,
     /// The old value (the crash came before the rename).
     Old,
     /// The new value (the crash came after it).
@@ -657,13 +660,13 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
     const RENAME: &[&str] = &["rename", "renameat", "renameat2"];
     #[rustfmt::skip]
     let commit: [(CrashPoint, After); 7] = [
-        (CrashPoint { name: "create the pending file", syscall: &["openat"], starts: go, pick: pending, nth: 1 }, After::Old),
-        (CrashPoint { name: "write the pending file", syscall: &["write"], starts: creates_pending, pick: not_stdout, nth: 1 }, After::Old),
-        (CrashPoint { name: "fsync the pending file", syscall: &["fsync", "fdatasync"], starts: creates_pending, pick: any, nth: 1 }, After::Old),
-        (CrashPoint { name: "rename over the data file", syscall: RENAME, starts: creates_pending, pick: pending, nth: 1 }, After::Old),
-        (CrashPoint { name: "fsync the directory", syscall: &["fsync", "fdatasync"], starts: creates_pending, pick: any, nth: 2 }, After::New),
-        (CrashPoint { name: "bump the generation", syscall: &["pwrite64"], starts: creates_pending, pick: any, nth: 1 }, After::New),
-        (CrashPoint { name: "unlock", syscall: &["flock"], starts: creates_pending, pick: unlock, nth: 1 }, After::New),
+        (CrashPoint { name: "create the pending file", syscall: &["openat"], starts: go, pick: pending, nth: 1 }, After::ByRename),
+        (CrashPoint { name: "write the pending file", syscall: &["write"], starts: creates_pending, pick: not_stdout, nth: 1 }, After::ByRename),
+        (CrashPoint { name: "fsync the pending file", syscall: &["fsync", "fdatasync"], starts: creates_pending, pick: any, nth: 1 }, After::ByRename),
+        (CrashPoint { name: "bump the generation", syscall: &["pwrite64"], starts: creates_pending, pick: any, nth: 1 }, After::ByRename),
+        (CrashPoint { name: "rename over the data file", syscall: RENAME, starts: creates_pending, pick: pending, nth: 1 }, After::ByRename),
+        (CrashPoint { name: "fsync the directory", syscall: &["fsync", "fdatasync"], starts: creates_pending, pick: any, nth: 2 }, After::ByRename),
+        (CrashPoint { name: "unlock", syscall: &["flock"], starts: creates_pending, pick: unlock, nth: 1 }, After::ByRename),
     ];
     #[rustfmt::skip]
     let release: [(CrashPoint, After); 4] = [
@@ -697,7 +700,25 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
                 point.name,
                 if is_release { "release" } else { "commit" }
             );
-            let (syscall, n) = locate(&trace, point);
+            let (syscall, n, at) = locate(&trace, point);
+            let after = match after {
+                After::ByRename => {
+                    let rename = CrashPoint {
+                        name: "rename",
+                        syscall: RENAME,
+                        starts: creates_pending,
+                        pick: pending,
+                        nth: 1,
+                    };
+                    let (_, _, renamed_at) = locate(&trace, &rename);
+                    if at <= renamed_at {
+                        After::Old
+                    } else {
+                        After::New
+                    }
+                }
+                other => *other,
+            };
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join(DATA);
             let resident = FileAtom::builder(&path)
@@ -719,8 +740,8 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
             pending_or_unexplained(dir.path()).unwrap_or_else(|e| panic!("{what}: {e}"));
 
             match after {
-                After::Old | After::New | After::Alive => {
-                    let want = if *after == After::New { 11 } else { 10 };
+                After::Old | After::New | After::Alive | After::ByRename => {
+                    let want = if after == After::New { 11 } else { 10 };
                     let value = on_disk(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
                     assert_eq!(value, want, "{what}: on disk");
                     assert_eq!(*resident.refresh().unwrap(), want, "{what}: refresh");
@@ -739,14 +760,14 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
                 .open(7u64)
                 .unwrap_or_else(|e| panic!("{what}: cannot open: {e}"));
             let value = *fresh.deref();
-            if *after == After::Released {
+            if after == After::Released {
                 assert_eq!(value, 7, "{what}: a released atom opens afresh");
             } else {
                 assert_eq!(value, *resident.deref(), "{what}: the reopen sees the swap");
             }
             assert_eq!(*fresh.swap(|n| n + 1).unwrap(), value + 1, "{what}");
             assert_eq!(names(dir.path()), [LOCK, DATA], "{what}");
-            println!("{what}: ok (value {value}, killed at {syscall} #{n})");
+            println!("{what}: ok ({after:?}; killed at {syscall} #{n})");
         }
     }
 }

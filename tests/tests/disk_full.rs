@@ -209,3 +209,46 @@ fn a_large_value_hitting_enospc_mid_encoding_is_an_io_error_and_loses_nothing() 
     assert_eq!(*fresh.deref(), big);
     assert_eq!(names(dir), [".big.json.enduro-lock", "big.json"]);
 }
+
+#[test]
+fn a_commit_whose_generation_write_hits_enospc_changes_nothing() {
+    // A data file written by hand, so the lock file is new and empty: the commit's
+    // generation write needs a page of its own. Leave exactly one free page — the pending
+    // file takes it — and keep the old data file open, so that the rename frees nothing.
+    // The commit must fail as a whole: a swap that reports an error must not have
+    // replaced the value (a caller would retry it and apply it twice).
+    let Some(fs) = small_fs("64k") else { return };
+    let dir = fs.path();
+    let path = dir.join("counter.json");
+    std::fs::write(&path, "5").unwrap();
+    let atom = enduro::file_atom(0u64, &path).unwrap();
+    assert_eq!(*atom.deref(), 5);
+    let _old_data_kept_open = File::open(&path).unwrap();
+
+    let spare = dir.join("spare");
+    std::fs::write(&spare, vec![0u8; 4096]).unwrap();
+    let filler = fill(dir);
+    std::fs::remove_file(&spare).unwrap();
+
+    let err = atom.swap(|n| n + 1).unwrap_err();
+    println!("disk full, as reported: {err}");
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == ErrorKind::StorageFull),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "5",
+        "the swap failed, so the file must not change"
+    );
+    assert_eq!(*atom.deref(), 5, "memory unchanged");
+    assert_eq!(*atom.refresh().unwrap(), 5, "and nothing to pick up either");
+    assert_eq!(
+        names(dir),
+        [".counter.json.enduro-lock", "counter.json", "filler"]
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 6);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "6");
+}
