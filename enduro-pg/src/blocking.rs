@@ -64,7 +64,13 @@ impl BlockingPgStore {
         Ok(blocking)
     }
 
-    /// The async store underneath.
+    /// The async store underneath (its key, table and pool).
+    ///
+    /// ```no_run
+    /// let store = enduro_pg::PgStore::builder("postgres://localhost/app", "t").open_blocking()?;
+    /// assert_eq!(store.store().table(), r#""t""#);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
     pub fn store(&self) -> &PgStore {
         &self.store
     }

@@ -14,9 +14,17 @@ use crate::conn;
 use crate::ident::Table;
 
 /// The key of the row an atom uses when none is given.
+///
+/// ```
+/// assert_eq!(enduro_pg::DEFAULT_KEY, "default");
+/// ```
 pub const DEFAULT_KEY: &str = "default";
 
 /// How many connections a pool made from a connection string holds at most.
+///
+/// ```
+/// assert!(enduro_pg::DEFAULT_MAX_CONNECTIONS >= 1);
+/// ```
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 /// The fingerprint of every version that names an existing row, so that no row (not even
@@ -87,6 +95,11 @@ impl PgStoreBuilder {
 
     /// Uses the row with this key (default [`DEFAULT_KEY`]), so that many atoms can share
     /// one table.
+    ///
+    /// ```
+    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "atoms").key("a");
+    /// assert!(format!("{b:?}").contains(r#"key: "a""#));
+    /// ```
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
         self
@@ -94,6 +107,11 @@ impl PgStoreBuilder {
 
     /// With `true`, `release` drops the whole table instead of deleting only the atom's
     /// row. Off by default.
+    ///
+    /// ```
+    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "scratch").drop_table_on_release(true);
+    /// assert!(format!("{b:?}").contains("drop_table: true"));
+    /// ```
     pub fn drop_table_on_release(mut self, drop: bool) -> Self {
         self.drop_table = drop;
         self
@@ -102,12 +120,26 @@ impl PgStoreBuilder {
     /// The most connections the pool made from the connection string opens (default
     /// [`DEFAULT_MAX_CONNECTIONS`]). Ignored for a pool given with
     /// [`PgStore::builder_with_pool`].
+    ///
+    /// ```
+    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "t").max_connections(2);
+    /// assert!(format!("{b:?}").contains("max_connections: 2"));
+    /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
     }
 
     /// Connects, creates the table if it is missing, and returns the async store.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> enduro_core::Result<()> {
+    /// let store = enduro_pg::PgStore::builder("postgres://app@localhost/app", "atoms")
+    ///     .open()
+    ///     .await?;
+    /// assert_eq!(store.key(), enduro_pg::DEFAULT_KEY);
+    /// # Ok(()) }
+    /// ```
     pub async fn open(self) -> Result<PgStore> {
         let store = self.prepare()?;
         store.ensure_table().await?;
@@ -116,6 +148,14 @@ impl PgStoreBuilder {
 
     /// Like [`open`](PgStoreBuilder::open), for blocking code: the store runs its queries
     /// on a private runtime. Works from plain `main` and inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// let store = enduro_pg::PgStore::builder("host=localhost user=app", "atoms")
+    ///     .key("jobs")
+    ///     .open_blocking()?;
+    /// let jobs = enduro_core::Atom::open(store, Vec::<String>::new(), Default::default())?;
+    /// # Ok::<(), enduro_core::Error>(())
+    /// ```
     pub fn open_blocking(self) -> Result<BlockingPgStore> {
         BlockingPgStore::open(self.prepare()?)
     }
@@ -317,16 +357,38 @@ impl PgStore {
     }
 
     /// The row key this store uses.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> enduro_core::Result<()> {
+    /// let store = enduro_pg::PgStore::builder("postgres://localhost/app", "t").key("k").open().await?;
+    /// assert_eq!(store.key(), "k");
+    /// # Ok(()) }
+    /// ```
     pub fn key(&self) -> &str {
         &self.key
     }
 
     /// The quoted table name, as it appears in the statements.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> enduro_core::Result<()> {
+    /// let store = enduro_pg::PgStore::builder("postgres://localhost/app", "app.Hits").open().await?;
+    /// assert_eq!(store.table(), r#""app"."Hits""#);
+    /// # Ok(()) }
+    /// ```
     pub fn table(&self) -> &str {
         &self.sql.table
     }
 
-    /// The connection pool.
+    /// The connection pool, for queries of your own next to the atom's.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = enduro_pg::PgStore::builder("postgres://localhost/app", "hits").open().await?;
+    /// let client = store.pool().get().await?;
+    /// let rows = client.query("SELECT key, value FROM hits", &[]).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
