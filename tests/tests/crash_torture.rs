@@ -580,8 +580,8 @@ fn traced_worker(dir: &Path, args: &[&str], kill_at: Option<(&str, usize)>) -> S
     text
 }
 
-/// Finds in a trace which call of which syscall `point` is: `(syscall, n)` for strace's
-/// `inject=syscall:when=n`.
+/// Finds in a trace which call of which syscall `point` is: `(syscall, n, line)`, for
+/// strace's `inject=syscall:when=n`, and its place among the trace's calls.
 fn locate(trace: &str, point: &CrashPoint) -> (String, usize, usize) {
     let calls: Vec<&str> = trace
         .lines()
