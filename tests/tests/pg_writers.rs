@@ -127,3 +127,31 @@ fn list_appends_across_processes_keep_every_acknowledged_id_once_and_in_order() 
     }
     atom.release().unwrap();
 }
+
+#[test]
+fn concurrent_opens_of_a_new_table_and_row_agree_on_one_value() {
+    let Some(url) = database_url() else { return };
+    // A table nobody made yet: every opener races to create it and to insert its init.
+    let table = unique_key("enduro_race").replace('-', "_");
+    let barrier = std::sync::Barrier::new(8);
+    let values: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u64)
+            .map(|init| {
+                let (url, table, barrier) = (&url, &table, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    let atom = PgAtom::builder(url, table).open(init).unwrap();
+                    *atom.deref()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
+    PgAtom::builder(&url, &table)
+        .drop_table_on_release(true)
+        .open(0u64)
+        .unwrap()
+        .release()
+        .unwrap();
+}
