@@ -6,7 +6,7 @@
 //! let hits = enduro::file_atom(0u64, dir.path().join("hits.json"))?;
 //! hits.swap(|n| n + 1)?;           // returns once the new value is on disk
 //! assert_eq!(*hits.deref(), 1);
-//! # Ok::<(), enduro::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! - [`file_atom`] (feature `file`, on by default): the value lives in one file, replaced
