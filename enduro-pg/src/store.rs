@@ -343,6 +343,11 @@ impl PgStore {
 
     /// A builder for a store on `table` that takes its connections from `pool`.
     ///
+    /// Each connection is driven by a task on the runtime that opened it. For a blocking
+    /// store, give a pool whose connections are opened by the store itself (a fresh pool)
+    /// or driven by a multi-thread runtime: connections that a current-thread runtime
+    /// opened make progress only while that runtime runs.
+    ///
     /// ```no_run
     /// use deadpool_postgres::{Manager, Pool};
     ///
