@@ -20,6 +20,11 @@ pub struct Machine {
     pub bench_dir: String,
     /// Its file system type and device, from /proc/self/mounts (`ext4 on /dev/vda`).
     pub file_system: String,
+    /// The load averages (1, 5, 15 min) when the run started: other work on the machine
+    /// skews the figures (the ratios less, as both sides are measured alike).
+    pub load_at_start: String,
+    /// The load averages when the run ended, filled in by [`Machine::finish`].
+    pub load_at_end: String,
 }
 
 impl Machine {
@@ -43,7 +48,14 @@ impl Machine {
                 || "unknown".into(),
                 |(fs, device)| format!("{fs} on {device}"),
             ),
+            load_at_start: load_average(),
+            load_at_end: String::new(),
         }
+    }
+
+    /// Notes the load at the end of the run.
+    pub fn finish(&mut self) {
+        self.load_at_end = load_average();
     }
 
     /// Whether the file scenarios ran on a file system kept in memory, where fsync is
@@ -57,9 +69,20 @@ impl Machine {
     /// One markdown paragraph.
     pub fn markdown(&self) -> String {
         let mut text = format!(
-            "Machine: {} cores ({}), {} MiB memory, Linux {}; file scenarios in `{}` ({}).",
-            self.nproc, self.cpu, self.memory_mib, self.kernel, self.bench_dir, self.file_system
+            "Machine: {} cores ({}), {} MiB memory, Linux {}; file scenarios in `{}` ({}); \
+             load average {} at the start",
+            self.nproc,
+            self.cpu,
+            self.memory_mib,
+            self.kernel,
+            self.bench_dir,
+            self.file_system,
+            self.load_at_start,
         );
+        if !self.load_at_end.is_empty() {
+            text.push_str(&format!(", {} at the end", self.load_at_end));
+        }
+        text.push('.');
         if self.on_memory_fs() {
             text.push_str(
                 " **Warning: that is a memory file system, where fsync is free: the file rows \
@@ -68,6 +91,14 @@ impl Machine {
         }
         text
     }
+}
+
+/// The 1, 5 and 15 minute load averages, from /proc/loadavg.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 /// The value of the first `key : value` line.

@@ -212,6 +212,11 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "{}\n", self.machine.markdown());
         out.push_str(
+            "Ratio = enduro ÷ baseline, both measured in this run. Single-thread rows: \
+             Criterion's median time per operation, as operations per second; concurrent rows: \
+             operations completed over alternating rounds of the same length.\n\n",
+        );
+        out.push_str(
             "| scenario | enduro | raw baseline | baseline figure | ratio | target | result |\n",
         );
         out.push_str("|---|--:|---|--:|--:|---|---|\n");

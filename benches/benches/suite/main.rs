@@ -109,6 +109,8 @@ fn main() {
         }),
     );
 
+    let mut machine = machine;
+    machine.finish();
     let report = Report { machine, rows };
     let markdown = report.markdown();
     if let Err(e) = write_results(&out, &markdown, &report.json()) {
