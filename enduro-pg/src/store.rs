@@ -415,6 +415,12 @@ impl PgStore {
             QueryError::Pool(e) => e,
             QueryError::Query(e) => {
                 let detail = match e.as_db_error() {
+                    Some(db) if db.code() == &SqlState::INVALID_SCHEMA_NAME => format!(
+                        "{} (SQL state {}): create the schema first, or name a table in an \
+                         existing one",
+                        db.message(),
+                        db.code().code()
+                    ),
                     Some(db) => format!("{} (SQL state {})", db.message(), db.code().code()),
                     None => e.to_string(),
                 };
@@ -426,7 +432,10 @@ impl PgStore {
     async fn client(&self) -> std::result::Result<deadpool_postgres::Object, QueryError> {
         self.pool.get().await.map_err(|e| {
             QueryError::Pool(self.error(
-                format!("cannot get a database connection: {e}"),
+                format!(
+                    "cannot get a database connection: {e} (is PostgreSQL running and \
+                     reachable, and are the user, password and database right?)"
+                ),
                 Some(Box::new(e)),
             ))
         })

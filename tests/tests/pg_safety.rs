@@ -336,3 +336,17 @@ async fn blocking_api_inside_a_multi_thread_runtime_does_not_panic() {
     async_atom.release().await.unwrap();
     assert!(matches!(atom.swap(|n| n + 1), Err(Error::Released)));
 }
+
+#[test]
+fn missing_schema_and_unreachable_server_say_what_to_do() {
+    let Some(url) = database_url() else { return };
+    let e = PgAtom::builder(&url, "no_such_schema_here.t")
+        .open(0u8)
+        .unwrap_err();
+    assert!(e.to_string().contains("create the schema first"), "{e}");
+    let e = PgAtom::builder("postgres://u@127.0.0.1:1/db", "t")
+        .open(0u8)
+        .unwrap_err();
+    assert!(e.to_string().contains("is PostgreSQL running"), "{e}");
+    assert!(e.to_string().contains("u@127.0.0.1:1/db"), "{e}");
+}
