@@ -25,10 +25,8 @@ mod lock;
 mod path;
 mod replace;
 
-use std::collections::hash_map::DefaultHasher;
 use std::fmt;
 use std::fs::{self, File, Metadata};
-use std::hash::{Hash, Hasher};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -40,7 +38,7 @@ use enduro_core::{
 };
 
 use crate::lock::{LockFile, RELEASED};
-use crate::path::{Layout, PENDING_SUFFIX, ensure_dir};
+use crate::path::{Layout, PENDING_SUFFIX, ensure_dir, fnv1a};
 use crate::replace::Replace;
 
 /// Opens a file atom at `path` holding `init` if the file is missing or blank; otherwise
@@ -169,16 +167,16 @@ impl fmt::Debug for FileStore {
 /// What tells one stored file from another besides the generation: a hand edit or an
 /// editor's save-by-rename changes it. Never 0, so never mistaken for "absent".
 fn fingerprint(meta: &Metadata) -> u64 {
-    let mut h = DefaultHasher::new();
-    (meta.dev(), meta.ino(), meta.size()).hash(&mut h);
-    (
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec(),
-    )
-        .hash(&mut h);
-    h.finish().max(1)
+    let fields = [
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime() as u64,
+        meta.mtime_nsec() as u64,
+        meta.ctime() as u64,
+        meta.ctime_nsec() as u64,
+    ];
+    fnv1a(fields.iter().flat_map(|f| f.to_le_bytes())).max(1)
 }
 
 impl FileStore {

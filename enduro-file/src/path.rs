@@ -1,9 +1,7 @@
 //! Where an atom's files live: the data file (symlinks followed), its directory, and the
 //! names of the lock and pending files beside it.
 
-use std::collections::hash_map::DefaultHasher;
 use std::fs;
-use std::hash::{Hash, Hasher};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -72,12 +70,11 @@ impl Layout {
             });
         };
         let name = name.to_string_lossy();
-        let mut hasher = DefaultHasher::new();
-        target.hash(&mut hasher);
+        let tag = fnv1a(target.as_os_str().as_encoded_bytes().iter().copied());
         Ok(Layout {
             dir: dir.to_path_buf(),
             lock: dir.join(format!(".{name}.enduro-lock")),
-            pending_prefix: format!(".{name}.{:08x}.", hasher.finish() as u32),
+            pending_prefix: format!(".{name}.{:08x}.", tag as u32),
             target,
         })
     }
@@ -122,5 +119,22 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
             reason: "the pending dir is a file, not a directory".into(),
         }),
         Err(_) => fs::create_dir_all(dir).map_err(|e| Error::io("create the pending dir", dir, e)),
+    }
+}
+
+/// FNV-1a: a hash that is the same in every process and every Rust release, so that
+/// names derived from it (pending files) are recognised by any later open.
+pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fnv1a_is_the_published_function() {
+        assert_eq!(super::fnv1a(*b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }
