@@ -140,8 +140,12 @@ struct Victim {
 
 impl Victim {
     fn spawn(path: &Path) -> Result<Victim, String> {
+        Self::spawn_with(&["torture", path.to_str().unwrap()])
+    }
+
+    fn spawn_with(args: &[&str]) -> Result<Victim, String> {
         let mut child = Command::new(WORKER)
-            .args(["torture", path.to_str().unwrap()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -770,4 +774,72 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
             println!("{what}: ok ({after:?}; killed at {syscall} #{n})");
         }
     }
+}
+
+/// Group commit under fire: a child whose 8 threads swap one atom at once (their swaps
+/// share commits) is SIGKILLed at random moments. Every acknowledged value must be on
+/// disk, and at most one unreported swap per thread may be there beyond them.
+#[test]
+fn sigkill_during_group_commits_never_loses_an_acknowledged_swap() {
+    const THREADS: u64 = 8;
+    let kills = env_number("ENDURO_TORTURE_KILLS").map_or(100, |k| k.div_ceil(2));
+    let seed = seed() ^ 0x9e37_79b9;
+    println!("group-commit torture: {kills} kills, seed {seed}");
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA);
+    let mut start = 0u64;
+    let (mut acknowledged_total, mut beyond) = (0u64, 0u64);
+    for round in 0..kills {
+        let context = format!("kill {round} of {kills} (seed {seed})");
+        let threads = THREADS.to_string();
+        let mut victim = Victim::spawn_with(&["torture-threads", path.to_str().unwrap(), &threads])
+            .unwrap_or_else(|e| panic!("{context}: {e}"));
+        victim
+            .wait_for_lines(1 + rng.below(40) as usize)
+            .unwrap_or_else(|e| panic!("{context}: {e}"));
+        thread::sleep(Duration::from_micros(rng.below(3_000)));
+        let seen = victim.kill().unwrap_or_else(|e| panic!("{context}: {e}"));
+
+        let (first, acks) = seen.split_first().expect("the worker said ready");
+        assert_eq!(*first, format!("ready {start}"), "{context}");
+        let values: BTreeSet<u64> = acks
+            .iter()
+            .map(|line| {
+                line.strip_prefix("ack ")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("{context}: bad line `{line}`"))
+            })
+            .collect();
+        assert_eq!(
+            values.len(),
+            acks.len(),
+            "{context}: a value was acknowledged twice"
+        );
+        let reported = values.len() as u64;
+        let on_disk = on_disk(&path).unwrap_or_else(|e| panic!("{context}: {e}"));
+        let highest = values.last().copied().unwrap_or(start);
+        assert!(
+            on_disk >= highest && on_disk >= start + reported,
+            "{context}: the file holds {on_disk}, but {reported} swaps up to {highest} were acknowledged from {start}"
+        );
+        assert!(
+            on_disk <= start + reported + THREADS,
+            "{context}: the file holds {on_disk}: more than one unreported swap per thread beyond {reported} acknowledged from {start}"
+        );
+        assert!(
+            values.iter().all(|v| *v > start && *v <= on_disk),
+            "{context}: {values:?}"
+        );
+        pending_or_unexplained(dir.path()).unwrap_or_else(|e| panic!("{context}: {e}"));
+        acknowledged_total += reported;
+        beyond += on_disk - start - reported;
+        start = on_disk;
+    }
+    println!(
+        "group-commit torture: {kills} kills, {acknowledged_total} acknowledged swaps, \
+         {beyond} durable but unreported when killed; final value {start}"
+    );
+    // The lock is free and the value whole: a fresh open swaps from it.
+    assert_eq!(*reopen(&path).unwrap().swap(|n| n + 1).unwrap(), start + 1);
 }

@@ -63,6 +63,7 @@ fn run(args: &[String]) -> Result {
             append_threads(path, number(writer)?, number(threads)?, number(n)?)
         }
         ["torture", path] => torture(path),
+        ["torture-threads", path, threads] => torture_threads(path, number(threads)?),
         ["until-released", path, n] => until_released(path, number(n)?),
         ["release", path] => release(path),
         ["hold-lock", path, secs] => hold_lock(path, number(secs)?),
@@ -158,6 +159,27 @@ fn torture(path: &str) -> Result {
         let value = atom.swap(|v| v + 1).map_err(|e| e.to_string())?;
         say(&value.to_string())?;
     }
+    Err(format!("nobody killed me in {TORTURE_DEADLINE:?}"))
+}
+
+/// `threads` threads swap one atom in tight loops, so that their swaps share group
+/// commits; each acknowledged value is printed as `ack VALUE`.
+fn torture_threads(path: &str, threads: u64) -> Result {
+    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    say(&format!("ready {}", atom.deref()))?;
+    let started = Instant::now();
+    thread::scope(|s| {
+        for _ in 0..threads {
+            let atom = atom.clone();
+            s.spawn(move || -> Result {
+                while started.elapsed() < TORTURE_DEADLINE {
+                    let value = atom.swap(|v| v + 1).map_err(|e| e.to_string())?;
+                    say(&format!("ack {value}"))?;
+                }
+                Ok(())
+            });
+        }
+    });
     Err(format!("nobody killed me in {TORTURE_DEADLINE:?}"))
 }
 
