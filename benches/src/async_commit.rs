@@ -20,9 +20,10 @@ pub const SCENARIO: &str = "file, u64 counter, async commit mode, 8 threads: swa
 /// What it is compared with.
 pub const BASELINE: &str = "raw write temp + fsync + rename + dir fsync, 1 thread";
 
-/// Measures the async commit mode in a scratch directory under `dir`, each contender for
-/// about `each`; `None` while the mode does not exist.
-pub fn async_commit_row(dir: &Path, each: Duration) -> Option<Row> {
-    let _ = (dir, each);
+/// Measures the async commit mode in a scratch directory under `dir` (see
+/// [`crate::scratch_dir`]), against its baseline in `rounds` alternating rounds of about
+/// `each` apiece ([`crate::driver::compare`]); `None` while the row is not written.
+pub fn async_commit_row(dir: &Path, rounds: usize, each: Duration) -> Option<Row> {
+    let _ = (dir, rounds, each);
     None
 }

@@ -213,8 +213,9 @@ impl Report {
         let _ = writeln!(out, "{}\n", self.machine.markdown());
         out.push_str(
             "Ratio = enduro ÷ baseline, both measured in this run. Single-thread rows: \
-             Criterion's median time per operation, as operations per second; concurrent rows: \
-             operations completed over alternating rounds of the same length.\n\n",
+             Criterion's median time per operation, averaged over passes that alternate enduro \
+             and baseline, as operations per second; concurrent rows: operations completed \
+             over alternating rounds of the same length.\n\n",
         );
         out.push_str(
             "| scenario | enduro | raw baseline | baseline figure | ratio | target | result |\n",

@@ -1,13 +1,15 @@
 //! The per-operation scenarios, measured with Criterion: each group holds enduro and its
-//! raw baseline, one after the other in the same run. Figures are Criterion's median time
-//! per operation (robust to the odd stall of a shared machine), turned into operations per
-//! second.
+//! raw baseline, measured in alternating passes (`enduro_1`, `raw_1`, `enduro_2`, ...) so
+//! that a slow patch of a shared disk or CPU hits both alike. A figure is the mean over
+//! the passes of Criterion's median time per operation (robust to the odd stall), turned
+//! into operations per second.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 use enduro_benches::raw::{RawCounter, RawFile, RawMemCell};
 use enduro_benches::report::{Measured, Row, Target, Unit};
 use enduro_benches::{scratch_dir, values};
@@ -62,11 +64,28 @@ impl Results {
         self.skipped.insert(group, reason.to_string());
     }
 
-    /// Operations per second of benchmark `id` in `group`: 1 s / Criterion's median.
+    /// Operations per second of benchmark `id` in `group`: 1 s / the mean over its passes
+    /// (`id_1`, `id_2`, ..., or just `id`) of Criterion's median.
     pub fn ops_per_sec(&self, group: &str, id: &str) -> Result<f64, String> {
         if let Some(reason) = self.skipped.get(group) {
             return Err(reason.clone());
         }
+        let mut medians = Vec::new();
+        for pass in 1.. {
+            let pass_id = format!("{id}_{pass}");
+            if !self.home.join(group).join(&pass_id).exists() {
+                break;
+            }
+            medians.push(self.median_ns(group, &pass_id)?);
+        }
+        if medians.is_empty() {
+            medians.push(self.median_ns(group, id)?);
+        }
+        Ok(1e9 * medians.len() as f64 / medians.iter().sum::<f64>())
+    }
+
+    /// Criterion's median time per iteration of one benchmark, in ns.
+    fn median_ns(&self, group: &str, id: &str) -> Result<f64, String> {
         let path = self
             .home
             .join(group)
@@ -77,11 +96,10 @@ impl Results {
             .map_err(|e| format!("no Criterion estimate at {} ({e})", path.display()))?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("unreadable Criterion estimate {}: {e}", path.display()))?;
-        let median_ns = json["median"]["point_estimate"]
+        json["median"]["point_estimate"]
             .as_f64()
             .filter(|ns| *ns > 0.0)
-            .ok_or_else(|| format!("no median in {}", path.display()))?;
-        Ok(1e9 / median_ns)
+            .ok_or_else(|| format!("no median in {}", path.display()))
     }
 
     /// enduro's and the baseline's figures of one group.
@@ -172,47 +190,67 @@ impl Results {
     }
 }
 
-/// Runs every per-operation group that does not need PostgreSQL.
-pub fn run(c: &mut Criterion, results: &mut Results) {
-    if let Err(e) = file_small(c) {
+/// Runs every per-operation group that does not need PostgreSQL, each in `passes`
+/// alternating passes.
+pub fn run(c: &mut Criterion, results: &mut Results, passes: usize) {
+    if let Err(e) = file_small(c, passes) {
         results.skip(FILE_SMALL, e);
     }
-    if let Err(e) = file_1mib(c) {
+    if let Err(e) = file_1mib(c, passes) {
         results.skip(FILE_1MIB, e);
     }
-    if let Err(e) = rustbreak(c) {
+    if let Err(e) = rustbreak(c, passes) {
         results.skip(RUSTBREAK, e);
     }
-    mem_small(c);
+    mem_small(c, passes);
+}
+
+/// Benchmarks `enduro` and `baseline` in `passes` alternating passes, as `enduro_1`,
+/// `{baseline_id}_1`, `enduro_2`, ...
+pub fn alternate<O1, O2>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    passes: usize,
+    baseline_id: &str,
+    mut enduro: impl FnMut() -> O1,
+    mut baseline: impl FnMut() -> O2,
+) {
+    for pass in 1..=passes {
+        group.bench_function(format!("enduro_{pass}"), |b| b.iter(&mut enduro));
+        group.bench_function(format!("{baseline_id}_{pass}"), |b| b.iter(&mut baseline));
+    }
 }
 
 type Setup = Result<(), Box<dyn std::error::Error>>;
 
-fn file_small(c: &mut Criterion) -> Setup {
+fn file_small(c: &mut Criterion, passes: usize) -> Setup {
     let dir = scratch_dir(FILE_SMALL)?;
     let atom = enduro::file_atom(0u64, dir.path().join("counter.json"))?;
     let mut raw = RawCounter::new(dir.path(), "raw-counter.json")?;
     let mut group = c.benchmark_group(FILE_SMALL);
-    group.bench_function("enduro", |b| {
-        b.iter(|| atom.swap(|n| n + 1).expect("enduro swap"));
-    });
-    group.bench_function("raw", |b| {
-        b.iter(|| raw.increment().expect("raw durable replace"));
-    });
+    alternate(
+        &mut group,
+        passes,
+        "raw",
+        || atom.swap(|n| n + 1).expect("enduro swap"),
+        || raw.increment().expect("raw durable replace"),
+    );
     group.finish();
     Ok(())
 }
 
-fn file_1mib(c: &mut Criterion) -> Setup {
+fn file_1mib(c: &mut Criterion, passes: usize) -> Setup {
     let dir = scratch_dir(FILE_1MIB)?;
     let mut map = values::map_of_strings(ONE_MIB);
     let atom = enduro::file_atom(map.clone(), dir.path().join("map.json"))?;
     let raw = RawFile::new(dir.path(), "raw-map.json")?;
     raw.replace_json(&map)?;
     let mut group = c.benchmark_group(FILE_1MIB);
-    let mut i = 0;
-    group.bench_function("enduro", |b| {
-        b.iter(|| {
+    let (mut i, mut j) = (0, 0);
+    alternate(
+        &mut group,
+        passes,
+        "raw",
+        || {
             i += 1;
             atom.swap(|m| {
                 let mut m = m.clone();
@@ -220,20 +258,18 @@ fn file_1mib(c: &mut Criterion) -> Setup {
                 m
             })
             .expect("enduro swap")
-        });
-    });
-    group.bench_function("raw", |b| {
-        b.iter(|| {
-            i += 1;
-            values::touch(&mut map, i);
+        },
+        || {
+            j += 1;
+            values::touch(&mut map, j);
             raw.replace_json(&map).expect("raw durable replace");
-        });
-    });
+        },
+    );
     group.bench_function("clone", |b| {
         b.iter(|| {
-            i += 1;
+            j += 1;
             let mut next = map.clone();
-            values::touch(&mut next, i);
+            values::touch(&mut next, j);
             map = next;
         });
     });
@@ -241,31 +277,35 @@ fn file_1mib(c: &mut Criterion) -> Setup {
     Ok(())
 }
 
-fn rustbreak(c: &mut Criterion) -> Setup {
+fn rustbreak(c: &mut Criterion, passes: usize) -> Setup {
     let dir = scratch_dir(RUSTBREAK)?;
     let atom = enduro::file_atom(0u64, dir.path().join("counter.json"))?;
     let db = PathDatabase::<u64, Bincode>::create_at_path(dir.path().join("rustbreak.bin"), 0)?;
     let mut group = c.benchmark_group(RUSTBREAK);
-    group.bench_function("enduro", |b| {
-        b.iter(|| atom.swap(|n| n + 1).expect("enduro swap"));
-    });
-    group.bench_function("rustbreak", |b| {
-        b.iter(|| {
+    alternate(
+        &mut group,
+        passes,
+        "rustbreak",
+        || atom.swap(|n| n + 1).expect("enduro swap"),
+        || {
             db.write(|n| *n += 1).expect("rustbreak write");
             db.save().expect("rustbreak save");
-        });
-    });
+        },
+    );
     group.finish();
     Ok(())
 }
 
-fn mem_small(c: &mut Criterion) {
+fn mem_small(c: &mut Criterion, passes: usize) {
     let atom = enduro::mem_atom(0u64);
     let raw = RawMemCell::default();
     let mut group = c.benchmark_group(MEM_SMALL);
-    group.bench_function("enduro", |b| {
-        b.iter(|| atom.swap(|n| black_box(n + 1)).expect("enduro swap"));
-    });
-    group.bench_function("raw", |b| b.iter(|| raw.increment()));
+    alternate(
+        &mut group,
+        passes,
+        "raw",
+        || atom.swap(|n| black_box(n + 1)).expect("enduro swap"),
+        || raw.increment(),
+    );
     group.finish();
 }

@@ -221,7 +221,7 @@ async fn raw_update(client: &Client, table: &str) -> Result<Statement, String> {
 }
 
 /// The one-task group: enduro's async swap and the raw update, each awaited in turn.
-pub fn run_per_op(c: &mut Criterion, results: &mut Results, pg: &Cluster) {
+pub fn run_per_op(c: &mut Criterion, results: &mut Results, pg: &Cluster, passes: usize) {
     let url = match &pg.url {
         Ok(url) => url.clone(),
         Err(e) => return results.skip(PG_1TASK, e),
@@ -240,15 +240,16 @@ pub fn run_per_op(c: &mut Criterion, results: &mut Results, pg: &Cluster) {
         Err(e) => return results.skip(PG_1TASK, e),
     };
     let mut group = c.benchmark_group(PG_1TASK);
-    group.bench_function("enduro", |b| {
-        b.iter(|| rt.block_on(atom.swap(|n| n + 1)).expect("enduro pg swap"));
-    });
-    group.bench_function("raw", |b| {
-        b.iter(|| {
+    crate::ops::alternate(
+        &mut group,
+        passes,
+        "raw",
+        || rt.block_on(atom.swap(|n| n + 1)).expect("enduro pg swap"),
+        || {
             rt.block_on(client.execute(&update, &[&1i32]))
                 .expect("raw update")
-        });
-    });
+        },
+    );
     group.finish();
 }
 
