@@ -432,13 +432,15 @@ impl<T: Value> AsyncAtom<T> {
             let slot = if ticket.leader {
                 let guard = Guard::lead(group, core, &ticket);
                 let plan = loop {
-                    match group.lead(core, &ticket) {
+                    // No gathering here: waiting with a timeout needs a timer, and an
+                    // async store's round trips overlap on the runtime anyway.
+                    match group.lead(core, &ticket, false) {
                         Plan::Wait(seen) => group.wait_async(seen).await,
                         plan => break plan,
                     }
                 };
                 let stored = match plan {
-                    Plan::Wait(_) | Plan::Nothing => Stored::Nothing,
+                    Plan::Wait(_) | Plan::Gather { .. } | Plan::Nothing => Stored::Nothing,
                     Plan::Abandon => Stored::Abandoned,
                     Plan::Check(known) => store
                         .check(known)

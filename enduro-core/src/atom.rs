@@ -419,14 +419,15 @@ impl<T: Value> Atom<T> {
             };
             let slot = if ticket.leader {
                 let plan = loop {
-                    match group.lead(core, &ticket) {
+                    match group.lead(core, &ticket, true) {
                         Plan::Wait(seen) => group.wait(seen),
+                        Plan::Gather { until, size } => group.gather(&ticket, until, size),
                         plan => break plan,
                     }
                 };
                 let guard = Guard::lead(group, core, &ticket);
                 let stored = match plan {
-                    Plan::Wait(_) | Plan::Nothing => Stored::Nothing,
+                    Plan::Wait(_) | Plan::Gather { .. } | Plan::Nothing => Stored::Nothing,
                     Plan::Abandon => Stored::Abandoned,
                     Plan::Check(known) => store
                         .check(known)

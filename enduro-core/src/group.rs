@@ -22,11 +22,15 @@ use std::collections::HashMap;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::state::{Core, Outcome, lock};
 use crate::store::{Observed, Snapshot, Version};
 use crate::value::Value;
+
+/// The longest a leader waits for its peers to join its batch.
+pub(crate) const MAX_GATHER: Duration = Duration::from_millis(2);
 
 /// What one swap asks of its batch: a new value, or none (a compare-and-set that did not
 /// match, a refresh).
@@ -74,6 +78,8 @@ pub(crate) enum Entered<T> {
 pub(crate) enum Plan<T> {
     /// Wait for the generation to move past this one, then call [`Group::lead`] again.
     Wait(u64),
+    /// Call [`Group::gather`] with these, then [`Group::lead`] again.
+    Gather { until: Instant, size: usize },
     /// Nothing to store: every swap of the batch kept the value.
     Nothing,
     /// Nothing to store, but a swap decided to keep the value: check that the value it
@@ -125,6 +131,9 @@ struct Batch<T> {
     /// base is current.
     verify: bool,
     encode_failed: bool,
+    /// The leader waits for more swaps to join (once) before it commits.
+    gathering: bool,
+    gathered: bool,
 }
 
 struct State<T> {
@@ -138,6 +147,11 @@ struct State<T> {
     failed: Vec<u64>,
     results: HashMap<u64, Vec<Option<Slot>>>,
     generation: u64,
+    /// How many swaps the last batch held, and how long its store call took: a leader
+    /// whose batch is smaller waits a little for its peers (see [`Group::lead`]).
+    last_size: usize,
+    last_commit: Duration,
+    commit_started: Option<Instant>,
 }
 
 pub(crate) struct Group<T> {
@@ -158,6 +172,9 @@ impl<T: Value> Group<T> {
                 failed: Vec::new(),
                 results: HashMap::new(),
                 generation: 0,
+                last_size: 1,
+                last_commit: Duration::ZERO,
+                commit_started: None,
             }),
             changed: Condvar::new(),
             #[cfg(feature = "async")]
@@ -278,13 +295,17 @@ impl<T: Value> Group<T> {
         batch.verify |= refresh || new.is_none();
         batch.encode_failed |= check_encoding;
         batch.entries.push(new.clone());
-        Ok(Entered::Joined(Ticket {
+        let ticket = Ticket {
             batch: batch.id,
             index: batch.entries.len() - 1,
             leader: batch.entries.len() == 1,
             old,
             new,
-        }))
+        };
+        if batch.gathering {
+            self.wake(&mut state); // the leader is waiting for its peers
+        }
+        Ok(Entered::Joined(ticket))
     }
 
     /// Takes what the check before a batch found: adopts another writer's value, or marks
@@ -306,10 +327,30 @@ impl<T: Value> Group<T> {
 
     /// For the leader: once the batch before has settled, closes this batch and says what
     /// to store.
-    pub(crate) fn lead(&self, core: &Core<T>, ticket: &Ticket<T>) -> Plan<T> {
+    ///
+    /// With `gather`, a leader whose batch holds fewer swaps than the last one first waits
+    /// a little (half the last store call, at most [`MAX_GATHER`]) for the swaps that just
+    /// returned from the last batch to come back and join: otherwise threads in a tight
+    /// loop split into two alternating half-size batches. Like PostgreSQL's
+    /// `commit_delay`, it only ever happens when swaps overlap.
+    pub(crate) fn lead(&self, core: &Core<T>, ticket: &Ticket<T>, gather: bool) -> Plan<T> {
         let mut state = self.state();
         if state.committing.is_some() {
             return Plan::Wait(state.generation);
+        }
+        let last_size = state.last_size;
+        let pause = (state.last_commit / 2).min(MAX_GATHER);
+        if let Some(batch) = state.open.as_mut().filter(|b| b.id == ticket.batch)
+            && gather
+            && !batch.gathered
+            && batch.entries.len() < last_size
+        {
+            batch.gathered = true;
+            batch.gathering = true;
+            return Plan::Gather {
+                until: Instant::now() + pause,
+                size: last_size,
+            };
         }
         let Some(batch) = state.open.take_if(|b| b.id == ticket.batch) else {
             unreachable!("the leader's batch stays open until it leads it");
@@ -331,8 +372,29 @@ impl<T: Value> Group<T> {
         } else {
             Plan::Nothing
         };
+        state.commit_started = Some(Instant::now());
         state.committing = Some(batch);
         plan
+    }
+
+    /// Blocks until the leader's batch holds `size` swaps or `until` passes.
+    pub(crate) fn gather(&self, ticket: &Ticket<T>, until: Instant, size: usize) {
+        let mut state = self.state();
+        loop {
+            let Some(batch) = state.open.as_mut().filter(|b| b.id == ticket.batch) else {
+                return;
+            };
+            let now = Instant::now();
+            if batch.entries.len() >= size || now >= until {
+                batch.gathering = false;
+                return;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Encodes (into nothing) the batch's values before the last, which the commit does
@@ -352,6 +414,10 @@ impl<T: Value> Group<T> {
             unreachable!("the leader settles its own batch");
         };
         let count = batch.entries.len();
+        state.last_size = count;
+        if let Some(started) = state.commit_started.take() {
+            state.last_commit = started.elapsed();
+        }
         let verdict = match stored {
             Stored::Nothing | Stored::Observed(Observed::Unchanged) => Verdict::Done,
             Stored::Committed(version) => {
@@ -469,6 +535,8 @@ impl<T> Batch<T> {
             entries: Vec::new(),
             verify: false,
             encode_failed: false,
+            gathering: false,
+            gathered: false,
         }
     }
 }
