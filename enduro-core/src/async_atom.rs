@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::group::{Entered, Group, Guard, Plan, Slot, Stored};
+use crate::group::{Group, Guard, drive};
 use crate::options::Options;
 use crate::state::{Core, Opening, Outcome, check, encode};
 use crate::store::{Committed, Observed, Snapshot, Version};
@@ -403,88 +403,22 @@ impl<T: Value> AsyncAtom<T> {
         mut decide: impl FnMut(&T) -> Option<Arc<T>> + Send,
     ) -> Result<Outcome<T>> {
         let Inner { core, store, group } = &*self.inner;
-        let mut check_encoding = false;
-        let result = loop {
-            let entered = group.enter(
-                core,
-                store.cheap_check(),
-                refresh,
-                check_encoding,
-                &mut decide,
-            );
-            let ticket = match entered {
-                Err(e) => break Err(e),
-                Ok(Entered::Check(version)) => {
-                    let guard = Guard::check(group, core);
-                    let observed = store.check(version).await;
-                    guard.done();
-                    match group.checked(core, observed) {
-                        Ok(()) => continue,
-                        Err(e) => break Err(e),
-                    }
-                }
-                Ok(Entered::Wait(seen)) => {
-                    group.wait_async(seen).await;
-                    continue;
-                }
-                Ok(Entered::Joined(ticket)) => ticket,
-            };
-            let slot = if ticket.leader {
-                let guard = Guard::lead(group, core, &ticket);
-                let plan = loop {
-                    // No gathering here: waiting with a timeout needs a timer, and an
-                    // async store's round trips overlap on the runtime anyway.
-                    match group.lead(core, &ticket, false) {
-                        Plan::Wait(seen) => group.wait_async(seen).await,
-                        plan => break plan,
-                    }
-                };
-                let stored = match plan {
-                    Plan::Wait(_) | Plan::Gather { .. } | Plan::Nothing => Stored::Nothing,
-                    Plan::Abandon => Stored::Abandoned,
-                    Plan::Check(known) => store
-                        .check(known)
-                        .await
-                        .map_or_else(Stored::Failed, Stored::Observed),
-                    Plan::Commit {
-                        expected,
-                        value,
-                        earlier,
-                    } => {
-                        let encoded = Group::check_encoding(core, &earlier)
-                            .and_then(|()| core.encode_to_vec(&value));
-                        match encoded {
-                            Err(e) => Stored::Failed(e),
-                            Ok(bytes) => match store.commit(expected, bytes).await {
-                                Ok(Committed::Done(version)) => Stored::Committed(version),
-                                Ok(Committed::Conflict) => store
-                                    .load()
-                                    .await
-                                    .map_or_else(Stored::Failed, Stored::Conflict),
-                                Err(e) => Stored::Failed(e),
-                            },
-                        }
-                    }
-                };
-                guard.done();
-                group.settle(core, &ticket, stored)
-            } else {
-                loop {
-                    match group.result(&ticket) {
-                        Ok(slot) => break slot,
-                        Err(seen) => group.wait_async(seen).await,
-                    }
-                }
-            };
-            match slot {
-                Slot::Done => break Ok(ticket.outcome()),
-                Slot::Retry {
-                    check_encoding: check,
-                } => check_encoding = check,
-                Slot::Failed(e) => break Err(e),
-            }
-        };
-        core.deliver();
-        result
+        // No gathering here: waiting with a timeout needs a timer, and an async store's
+        // round trips overlap on the runtime anyway.
+        drive! {
+            core: core,
+            group: group,
+            cheap_check: store.cheap_check(),
+            refresh: refresh,
+            decide: &mut decide,
+            gather: false,
+            wait(seen) => group.wait_async(seen).await,
+            check(known) => store.check(known).await,
+            commit(expected, value) => match core.encode_to_vec(&value) {
+                Ok(bytes) => store.commit(expected, bytes).await,
+                Err(e) => Err(e),
+            },
+            load => store.load().await,
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::background::{Background, CommitMode};
 use crate::error::Result;
-use crate::group::{Entered, Group, Guard, Plan, Slot, Stored};
+use crate::group::{Group, Guard, drive};
 use crate::options::Options;
 use crate::state::{Core, Opening, Outcome, check, encode, lock};
 use crate::store::{Committed, Store, Version};
@@ -391,84 +391,18 @@ impl<T: Value> Atom<T> {
         if let (Some((committer, order)), false) = (background, refresh) {
             return Self::transact_in_background(core, committer, order, decide);
         }
-        let mut check_encoding = false;
-        let result = loop {
-            let entered = group.enter(
-                core,
-                store.cheap_check(),
-                refresh,
-                check_encoding,
-                &mut decide,
-            );
-            let ticket = match entered {
-                Err(e) => break Err(e),
-                Ok(Entered::Check(version)) => {
-                    let guard = Guard::check(group, core);
-                    let observed = store.check(version);
-                    guard.done();
-                    match group.checked(core, observed) {
-                        Ok(()) => continue,
-                        Err(e) => break Err(e),
-                    }
-                }
-                Ok(Entered::Wait(seen)) => {
-                    group.wait(seen);
-                    continue;
-                }
-                Ok(Entered::Joined(ticket)) => ticket,
-            };
-            let slot = if ticket.leader {
-                let plan = loop {
-                    match group.lead(core, &ticket, true) {
-                        Plan::Wait(seen) => group.wait(seen),
-                        Plan::Gather { until, size } => group.gather(&ticket, until, size),
-                        plan => break plan,
-                    }
-                };
-                let guard = Guard::lead(group, core, &ticket);
-                let stored = match plan {
-                    Plan::Wait(_) | Plan::Gather { .. } | Plan::Nothing => Stored::Nothing,
-                    Plan::Abandon => Stored::Abandoned,
-                    Plan::Check(known) => store
-                        .check(known)
-                        .map_or_else(Stored::Failed, Stored::Observed),
-                    Plan::Commit {
-                        expected,
-                        value,
-                        earlier,
-                    } => {
-                        let commit = Group::check_encoding(core, &earlier).and_then(|()| {
-                            store.commit(expected, &mut |out| core.encode(&value, out))
-                        });
-                        match commit {
-                            Ok(Committed::Done(version)) => Stored::Committed(version),
-                            Ok(Committed::Conflict) => {
-                                store.load().map_or_else(Stored::Failed, Stored::Conflict)
-                            }
-                            Err(e) => Stored::Failed(e),
-                        }
-                    }
-                };
-                guard.done();
-                group.settle(core, &ticket, stored)
-            } else {
-                loop {
-                    match group.result(&ticket) {
-                        Ok(slot) => break slot,
-                        Err(seen) => group.wait(seen),
-                    }
-                }
-            };
-            match slot {
-                Slot::Done => break Ok(ticket.outcome()),
-                Slot::Retry {
-                    check_encoding: check,
-                } => check_encoding = check,
-                Slot::Failed(e) => break Err(e),
-            }
-        };
-        core.deliver();
-        result
+        drive! {
+            core: &**core,
+            group: group,
+            cheap_check: store.cheap_check(),
+            refresh: refresh,
+            decide: &mut decide,
+            gather: true,
+            wait(seen) => group.wait(seen),
+            check(known) => store.check(known),
+            commit(expected, value) => store.commit(expected, &mut |out| core.encode(&value, out)),
+            load => store.load(),
+        }
     }
 
     /// A change in [`CommitMode::Background`]: validated, checked to encode and published

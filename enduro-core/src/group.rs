@@ -655,3 +655,99 @@ impl<T: Value> Drop for Guard<'_, T> {
         }
     }
 }
+
+/// The retry loop both drivers run, written once. The driver supplies its own waiting
+/// and store calls — blocking, or with `.await` in the async driver — which are pasted in
+/// place; everything else (joining, leading, gathering, settling, retrying, guarding
+/// against panics and dropped futures, delivering to the watches) is here.
+macro_rules! drive {
+    (
+        core: $core:expr,
+        group: $group:expr,
+        cheap_check: $cheap:expr,
+        refresh: $refresh:expr,
+        decide: $decide:expr,
+        gather: $gather:expr,
+        wait($seen:ident) => $wait:expr,
+        check($known:ident) => $check:expr,
+        commit($expected:ident, $value:ident) => $commit:expr,
+        load => $load:expr $(,)?
+    ) => {{
+        use $crate::group::{Entered, Group, Guard, Plan, Slot, Stored};
+        use $crate::store::Committed;
+        let (core, group) = ($core, $group);
+        let mut check_encoding = false;
+        let result = loop {
+            let ticket = match group.enter(core, $cheap, $refresh, check_encoding, $decide) {
+                Err(e) => break Err(e),
+                Ok(Entered::Check(version)) => {
+                    let guard = Guard::check(group, core);
+                    let $known = version;
+                    let observed = $check;
+                    guard.done();
+                    match group.checked(core, observed) {
+                        Ok(()) => continue,
+                        Err(e) => break Err(e),
+                    }
+                }
+                Ok(Entered::Wait($seen)) => {
+                    $wait;
+                    continue;
+                }
+                Ok(Entered::Joined(ticket)) => ticket,
+            };
+            let slot = if ticket.leader {
+                let guard = Guard::lead(group, core, &ticket);
+                let plan = loop {
+                    match group.lead(core, &ticket, $gather) {
+                        Plan::Wait($seen) => $wait,
+                        Plan::Gather { until, size } => group.gather(&ticket, until, size),
+                        plan => break plan,
+                    }
+                };
+                let stored = match plan {
+                    Plan::Wait(_) | Plan::Gather { .. } | Plan::Nothing => Stored::Nothing,
+                    Plan::Abandon => Stored::Abandoned,
+                    Plan::Check($known) => match $check {
+                        Ok(observed) => Stored::Observed(observed),
+                        Err(e) => Stored::Failed(e),
+                    },
+                    Plan::Commit {
+                        expected: $expected,
+                        value: $value,
+                        earlier,
+                    } => match Group::check_encoding(core, &earlier) {
+                        Err(e) => Stored::Failed(e),
+                        Ok(()) => match $commit {
+                            Ok(Committed::Done(version)) => Stored::Committed(version),
+                            Ok(Committed::Conflict) => match $load {
+                                Ok(snapshot) => Stored::Conflict(snapshot),
+                                Err(e) => Stored::Failed(e),
+                            },
+                            Err(e) => Stored::Failed(e),
+                        },
+                    },
+                };
+                guard.done();
+                group.settle(core, &ticket, stored)
+            } else {
+                loop {
+                    match group.result(&ticket) {
+                        Ok(slot) => break slot,
+                        Err($seen) => $wait,
+                    }
+                }
+            };
+            match slot {
+                Slot::Done => break Ok(ticket.outcome()),
+                Slot::Retry {
+                    check_encoding: check,
+                } => check_encoding = check,
+                Slot::Failed(e) => break Err(e),
+            }
+        };
+        core.deliver();
+        result
+    }};
+}
+pub(crate) use drive;
