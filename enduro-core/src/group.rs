@@ -147,6 +147,8 @@ struct State<T> {
     failed: Vec<u64>,
     results: HashMap<u64, Vec<Option<Slot>>>,
     generation: u64,
+    /// Threads blocked on the condvar.
+    sleepers: usize,
     /// How many swaps the last batch held, and how long its store call took: a leader
     /// whose batch is smaller waits a little for its peers (see [`Group::lead`]).
     last_size: usize,
@@ -172,6 +174,7 @@ impl<T: Value> Group<T> {
                 failed: Vec::new(),
                 results: HashMap::new(),
                 generation: 0,
+                sleepers: 0,
                 last_size: 1,
                 last_commit: Duration::ZERO,
                 commit_started: None,
@@ -188,7 +191,11 @@ impl<T: Value> Group<T> {
 
     fn wake(&self, state: &mut State<T>) {
         state.generation += 1;
-        self.changed.notify_all();
+        // Notifying a condvar is a system call even when nobody waits: skip it then (both
+        // sides hold the state lock, so no wake-up is lost).
+        if state.sleepers > 0 {
+            self.changed.notify_all();
+        }
         #[cfg(feature = "async")]
         self.changed_async.notify_waiters();
     }
@@ -202,7 +209,9 @@ impl<T: Value> Group<T> {
     pub(crate) fn wait(&self, seen: u64) {
         let mut state = self.state();
         while state.generation == seen {
+            state.sleepers += 1;
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.sleepers -= 1;
         }
     }
 
@@ -389,11 +398,13 @@ impl<T: Value> Group<T> {
                 batch.gathering = false;
                 return;
             }
+            state.sleepers += 1;
             state = self
                 .changed
                 .wait_timeout(state, until - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            state.sleepers -= 1;
         }
     }
 
