@@ -14,6 +14,7 @@ pub mod pg;
 #[cfg(feature = "pg")]
 pub mod pg_cluster;
 pub mod suite;
+pub mod support;
 
 use enduro::store::Store;
 use enduro::{Atom, Options, Value};

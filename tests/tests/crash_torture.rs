@@ -23,15 +23,16 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use enduro::{Atom, FileAtom};
+use enduro_tests::support::{Piped, names, spawn_piped};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_enduro-file-worker");
 
@@ -144,31 +145,13 @@ impl Victim {
     }
 
     fn spawn_with(args: &[&str]) -> Result<Victim, String> {
-        let mut child = Command::new(WORKER)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let Piped {
+            child,
+            lines,
+            reader,
+            stderr: errors,
+        } = spawn_piped(Command::new(WORKER).args(args))
             .map_err(|e| format!("cannot start the worker: {e}"))?;
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        let reader = thread::spawn(move || {
-            // Only whole lines: a line is written with one write(2) of a few bytes, so it
-            // arrives whole or not at all.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let errors = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
         Ok(Victim {
             child,
             lines,
@@ -497,16 +480,6 @@ fn a_kill_during_the_first_commit_leaves_no_value_or_a_whole_one() {
     println!(
         "first-commit torture: {rounds} kills: {missing} before the file existed, {created} after"
     );
-}
-
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Where a deterministic crash lands: the `nth` call (1-based) of `syscall`, counted from

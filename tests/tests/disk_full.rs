@@ -13,15 +13,23 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use enduro::{Atom, Error};
+use enduro_tests::support::names;
 
 /// A tmpfs of a given size mounted on a fresh temp dir; unmounted on drop, also when the
 /// test fails.
 struct SmallFs {
     dir: tempfile::TempDir,
+    /// The tests of this file run one at a time: a `mount` or `umount` another test forks
+    /// while this one holds its filler file open would inherit that descriptor until it
+    /// execs, keeping the space "in use" after the filler is deleted.
+    _alone: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl SmallFs {
     fn mount(size: &str) -> Result<SmallFs, String> {
+        let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
         let out = Command::new("mount")
             .args([
@@ -41,7 +49,7 @@ impl SmallFs {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        Ok(SmallFs { dir })
+        Ok(SmallFs { dir, _alone: alone })
     }
 
     fn path(&self) -> &Path {
@@ -98,15 +106,6 @@ fn fill(dir: &Path) -> PathBuf {
     // Whatever is left, smaller than a chunk.
     while file.write(&[0xa5]).is_ok_and(|n| n == 1) {}
     path
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn recorder<T: enduro::Value + Clone>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {

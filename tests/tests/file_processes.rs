@@ -5,15 +5,16 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use enduro::{Error, FileAtom};
+use enduro_tests::support::{Piped, names, spawn_piped};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_enduro-file-worker");
 
@@ -34,29 +35,13 @@ struct Worker {
 impl Worker {
     fn spawn(args: &[&str]) -> Worker {
         let what = format!("worker {}", args.join(" "));
-        let mut child = Command::new(WORKER)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let Piped {
+            mut child,
+            lines,
+            stderr,
+            ..
+        } = spawn_piped(Command::new(WORKER).args(args))
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
         Worker {
             what,
             stdin: child.stdin.take(),
@@ -142,16 +127,6 @@ impl Drop for Worker {
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Asserts that `dir` holds only the data file `name` and its lock file: no pending file,
