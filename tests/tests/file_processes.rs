@@ -203,17 +203,9 @@ fn list_appends_across_four_processes_keep_every_acknowledged_id_once_in_order()
     }
     let mut acknowledged = BTreeSet::new();
     for (writer, w) in workers.into_iter().enumerate() {
-        let lines = w.finish();
-        assert_eq!(lines.last().map(String::as_str), Some("done"));
-        for line in &lines[..lines.len() - 1] {
-            let id: Vec<u64> = line
-                .strip_prefix("ack ")
-                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-                .split(' ')
-                .map(|n| n.parse().unwrap())
-                .collect();
-            assert_eq!(id[0], writer as u64);
-            assert!(acknowledged.insert((id[0], id[1])), "acknowledged twice");
+        for id in acknowledged_ids(w.finish()) {
+            assert_eq!(id.0, writer as u64);
+            assert!(acknowledged.insert(id), "acknowledged twice");
         }
     }
     assert_eq!(acknowledged.len() as u64, WRITERS * EACH);
@@ -573,16 +565,8 @@ fn list_appends_from_threads_of_several_processes_keep_every_id_once_in_order() 
     }
     let mut acknowledged = BTreeSet::new();
     for w in workers {
-        let lines = w.finish();
-        assert_eq!(lines.last().map(String::as_str), Some("done"));
-        for line in &lines[..lines.len() - 1] {
-            let id: Vec<u64> = line
-                .strip_prefix("ack ")
-                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-                .split(' ')
-                .map(|n| n.parse().unwrap())
-                .collect();
-            assert!(acknowledged.insert((id[0], id[1])), "acknowledged twice");
+        for id in acknowledged_ids(w.finish()) {
+            assert!(acknowledged.insert(id), "acknowledged twice");
         }
     }
     assert_eq!(acknowledged.len() as u64, WRITERS * THREADS * EACH);
@@ -603,4 +587,22 @@ fn list_appends_from_threads_of_several_processes_keep_every_id_once_in_order() 
         }
     }
     assert_only_data_and_lock(dir.path(), "threads.json");
+}
+
+/// The `(writer, seq)` ids an append worker acknowledged (`ack WRITER SEQ` lines), checking
+/// that it ended with `done`.
+fn acknowledged_ids(lines: Vec<String>) -> Vec<(u64, u64)> {
+    assert_eq!(lines.last().map(String::as_str), Some("done"));
+    lines[..lines.len() - 1]
+        .iter()
+        .map(|line| {
+            let id: Vec<u64> = line
+                .strip_prefix("ack ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .split(' ')
+                .map(|n| n.parse().unwrap())
+                .collect();
+            (id[0], id[1])
+        })
+        .collect()
 }
