@@ -131,27 +131,35 @@ fn list_appends_across_processes_keep_every_acknowledged_id_once_and_in_order() 
 #[test]
 fn concurrent_opens_of_a_new_table_and_row_agree_on_one_value() {
     let Some(url) = database_url() else { return };
-    // A table nobody made yet: every opener races to create it and to insert its init.
-    let table = unique_key("enduro_race").replace('-', "_");
-    let barrier = std::sync::Barrier::new(8);
-    let values: Vec<u64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8u64)
-            .map(|init| {
-                let (url, table, barrier) = (&url, &table, &barrier);
-                s.spawn(move || {
-                    barrier.wait();
-                    let atom = PgAtom::builder(url, table).open(init).unwrap();
-                    *atom.deref()
+    // Tables nobody made yet: every opener races to create one and to insert its init.
+    // Twenty rounds, since one round of eight openers does not always hit the race.
+    for round in 0..20 {
+        let table = unique_key(&format!("enduro_race_{round}")).replace('-', "_");
+        let barrier = std::sync::Barrier::new(8);
+        let values: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u64)
+                .map(|init| {
+                    let (url, table, barrier) = (&url, &table, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        let atom = PgAtom::builder(url, table)
+                            .open(init)
+                            .unwrap_or_else(|e| panic!("round {round}, opener {init}: {e}"));
+                        *atom.deref()
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
-    PgAtom::builder(&url, &table)
-        .drop_table_on_release(true)
-        .open(0u64)
-        .unwrap()
-        .release()
-        .unwrap();
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            values.iter().all(|v| *v == values[0]),
+            "round {round}: {values:?}"
+        );
+        PgAtom::builder(&url, &table)
+            .drop_table_on_release(true)
+            .open(0u64)
+            .unwrap()
+            .release()
+            .unwrap();
+    }
 }
