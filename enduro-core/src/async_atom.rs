@@ -422,3 +422,89 @@ impl<T: Value> AsyncAtom<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A store in memory whose every call sleeps a little, so that swaps overlap and
+    /// some futures are dropped while they wait for their batch.
+    #[derive(Default)]
+    struct Slow(Mutex<Option<Snapshot>>);
+
+    impl Slow {
+        fn current(&self) -> Option<Snapshot> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl AsyncStore for Slow {
+        fn resource(&self) -> String {
+            "slow memory".into()
+        }
+        fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+            Box::pin(async move { Ok(self.current()) })
+        }
+        fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
+            Box::pin(async move {
+                Ok(match self.current() {
+                    None => Observed::Missing,
+                    Some(s) if s.version == known => Observed::Unchanged,
+                    Some(s) => Observed::Changed(s),
+                })
+            })
+        }
+        fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let mut stored = self.0.lock().unwrap();
+                let at = stored.as_ref().map_or(Version::ABSENT, |s| s.version);
+                if at != expected {
+                    return Ok(Committed::Conflict);
+                }
+                let version = Version::new(at.generation + 1, 1);
+                *stored = Some(Snapshot { bytes, version });
+                Ok(Committed::Done(version))
+            })
+        }
+        fn release(&self) -> BoxFuture<'_, Result<()>> {
+            Box::pin(async move {
+                *self.0.lock().unwrap() = None;
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_swaps_leave_no_result_behind() {
+        let atom = AsyncAtom::open(Slow::default(), 0u64, Options::new())
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..16u64)
+            .map(|i| {
+                let atom = atom.clone();
+                tokio::spawn(async move {
+                    for j in 0..20u64 {
+                        // Every third swap gives up before its batch settles.
+                        let limit =
+                            Duration::from_millis(if (i + j) % 3 == 0 { 1 } else { 60_000 });
+                        let _ = tokio::time::timeout(limit, atom.swap(|n| n + 1)).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        atom.swap(|n| n + 1).await.unwrap();
+        let group = &atom.inner.group;
+        assert_eq!(
+            group.unclaimed_results(),
+            0,
+            "results of dropped swaps were kept"
+        );
+    }
+}

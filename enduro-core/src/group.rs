@@ -146,6 +146,9 @@ struct State<T> {
     /// Batches settled without storing their values (the ones after them retry).
     failed: Vec<u64>,
     results: HashMap<u64, Vec<Option<Slot>>>,
+    /// Swaps (batch, index) whose async caller went away before their batch settled:
+    /// their results are dropped when it does, rather than kept for nobody.
+    forgotten: Vec<(u64, usize)>,
     generation: u64,
     /// Threads blocked on the condvar.
     sleepers: usize,
@@ -173,6 +176,7 @@ impl<T: Value> Group<T> {
                 next_id: 1,
                 failed: Vec::new(),
                 results: HashMap::new(),
+                forgotten: Vec::new(),
                 generation: 0,
                 sleepers: 0,
                 last_size: 1,
@@ -473,9 +477,7 @@ impl<T: Value> Group<T> {
             }
         }
         let mine = slots[ticket.index].take().unwrap_or(Slot::Done);
-        if count > 1 {
-            state.results.insert(batch.id, slots);
-        }
+        state.keep_results(batch.id, slots);
         self.wake(&mut state);
         mine
     }
@@ -500,7 +502,7 @@ impl<T: Value> Group<T> {
                 })
             })
             .collect();
-        state.results.insert(batch.id, slots);
+        state.keep_results(batch.id, slots);
         state.failed.push(batch.id);
         self.wake(&mut state);
     }
@@ -522,6 +524,33 @@ impl<T: Value> Group<T> {
         self.wake(&mut state);
     }
 
+    /// For a swap that does not lead and will not collect its result (an async caller
+    /// dropped while waiting): its result is dropped now, or when its batch settles. Its
+    /// value stays in the batch: like any interrupted write, it may or may not be stored.
+    pub(crate) fn forget(&self, ticket: &Ticket<T>) {
+        let mut state = self.state();
+        match state.results.get_mut(&ticket.batch) {
+            Some(slots) => {
+                slots[ticket.index] = None;
+                if slots.iter().all(Option::is_none) {
+                    state.results.remove(&ticket.batch);
+                }
+            }
+            None => state.forgotten.push((ticket.batch, ticket.index)),
+        }
+    }
+
+    /// How many settled swaps' results nobody has collected yet (for tests).
+    #[cfg(test)]
+    pub(crate) fn unclaimed_results(&self) -> usize {
+        let state = self.state();
+        state
+            .results
+            .values()
+            .map(|slots| slots.iter().filter(|s| s.is_some()).count())
+            .sum()
+    }
+
     /// For a swap that does not lead: its slot, once its batch settled.
     pub(crate) fn result(&self, ticket: &Ticket<T>) -> std::result::Result<Slot, u64> {
         let mut state = self.state();
@@ -533,6 +562,21 @@ impl<T: Value> Group<T> {
             state.results.remove(&ticket.batch);
         }
         Ok(slot)
+    }
+}
+
+impl<T> State<T> {
+    /// Keeps a settled batch's results for its swaps still to collect them.
+    fn keep_results(&mut self, batch: u64, mut slots: Vec<Option<Slot>>) {
+        self.forgotten.retain(|&(b, index)| {
+            if b == batch {
+                slots[index] = None;
+            }
+            b != batch
+        });
+        if slots.iter().any(Option::is_some) {
+            self.results.insert(batch, slots);
+        }
     }
 }
 
@@ -618,6 +662,7 @@ pub(crate) struct Guard<'a, T: Value> {
 enum Step<'a, T> {
     Check,
     Lead(&'a Ticket<T>),
+    Follow(&'a Ticket<T>),
     Exclusive,
     Done,
 }
@@ -635,6 +680,13 @@ impl<'a, T: Value> Guard<'a, T> {
             group,
             core,
             step: Step::Lead(ticket),
+        }
+    }
+    pub(crate) fn follow(group: &'a Group<T>, core: &'a Core<T>, ticket: &'a Ticket<T>) -> Self {
+        Guard {
+            group,
+            core,
+            step: Step::Follow(ticket),
         }
     }
     pub(crate) fn exclusive(group: &'a Group<T>, core: &'a Core<T>) -> Self {
@@ -661,6 +713,7 @@ impl<T: Value> Drop for Guard<'_, T> {
                 let _ = self.group.checked(self.core, Err(interrupted));
             }
             Step::Lead(ticket) => self.group.abandon(ticket),
+            Step::Follow(ticket) => self.group.forget(ticket),
             Step::Exclusive => self.group.end_exclusive(),
             Step::Done => {}
         }
@@ -742,12 +795,15 @@ macro_rules! drive {
                 guard.done();
                 group.settle(core, &ticket, stored)
             } else {
-                loop {
+                let guard = Guard::follow(group, core, &ticket);
+                let slot = loop {
                     match group.result(&ticket) {
                         Ok(slot) => break slot,
                         Err($seen) => $wait,
                     }
-                }
+                };
+                guard.done();
+                slot
             };
             match slot {
                 Slot::Done => break Ok(ticket.outcome()),
