@@ -22,9 +22,29 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 
-/// The superuser's password in private clusters: TCP connections must use it (so tests
-/// exercise a real password), the Unix socket trusts local users.
-pub const PASSWORD: &str = "enduro-test-pw-7f3a";
+/// The superuser's password of one private cluster, made up at random when it starts:
+/// TCP connections must use it (so tests exercise a real password), the Unix socket
+/// trusts local users. Never printed: `Debug` shows `***`.
+struct Password(String);
+
+impl Password {
+    /// 32 random hex digits, from the standard library's randomly seeded hasher.
+    fn random() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let half = || {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.finish()
+        };
+        Password(format!("{:016x}{:016x}", half(), half()))
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// A running private cluster. Dropping it stops the server and removes its files.
 #[derive(Debug)]
@@ -33,6 +53,7 @@ pub struct PgCluster {
     data: PathBuf,
     bin: PathBuf,
     port: u16,
+    password: Password,
     /// Run the server binaries as this user (`Some("postgres")` when we are root).
     run_as: Option<String>,
     /// Closing this tells the watchdog to stop the server and remove `base`.
@@ -134,13 +155,14 @@ impl PgCluster {
             base,
             bin,
             port: free_port()?,
+            password: Password::random(),
             run_as,
             watchdog_pipe: None,
             watchdog: None,
         };
         cluster.start_watchdog()?;
         let pwfile = cluster.base.join("pwfile");
-        fs::write(&pwfile, PASSWORD)?;
+        fs::write(&pwfile, &cluster.password.0)?;
         if let Some(user) = &cluster.run_as {
             let (uid, gid) = ids_of(user)?;
             std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid))?;
@@ -316,8 +338,8 @@ impl PgCluster {
     /// A connection URL for the superuser `postgres`, password included.
     pub fn url(&self) -> String {
         format!(
-            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/postgres",
-            self.port
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            self.password.0, self.port
         )
     }
 
