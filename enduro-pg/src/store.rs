@@ -213,18 +213,6 @@ impl PgStoreBuilder {
     }
 }
 
-/// The key of the advisory lock that openers of `quoted` take while they create it: the
-/// FNV-1a hash of the quoted name, under a prefix of enduro's own.
-fn create_lock_key(quoted: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in "enduro create ".bytes().chain(quoted.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    // `as` maps u64 onto i64 one to one; PostgreSQL's advisory keys are bigint.
-    hash as i64
-}
-
 /// The statements, with the quoted table name pasted in once.
 struct Sql {
     table: String,
@@ -242,21 +230,12 @@ impl Sql {
         let t = &table.quoted;
         Sql {
             table: t.clone(),
-            // One simple-query batch, so one implicit transaction: openers of a new table
-            // take turns on a transaction-scoped advisory lock named after the table, and
-            // each one's `IF NOT EXISTS` sees the table the one before it committed.
-            // Without the lock, two concurrent `CREATE TABLE IF NOT EXISTS` can both miss
-            // the table and one fails on the catalog's unique index (SQL state 42710 or
-            // 23505). The lock's key is a hash of the quoted name, written as a number, so
-            // nothing from the name is pasted into the SQL but the quoted identifier.
             create: format!(
-                "SELECT pg_advisory_xact_lock({lock}); \
-                 CREATE TABLE IF NOT EXISTS {t} (\
+                "CREATE TABLE IF NOT EXISTS {t} (\
                  key text PRIMARY KEY, \
                  value text NOT NULL, \
                  version bigint NOT NULL, \
-                 updated_at timestamptz NOT NULL DEFAULT now())",
-                lock = create_lock_key(t)
+                 updated_at timestamptz NOT NULL DEFAULT now())"
             ),
             load: format!("SELECT value, version FROM {t} WHERE key = $1"),
             check: format!(
@@ -501,14 +480,28 @@ impl PgStore {
         if exists {
             return Ok(());
         }
-        let client = self
+        // Openers of a new table take turns on a transaction-scoped advisory lock named
+        // after it, so each one's `IF NOT EXISTS` sees the table the one before committed.
+        // Without it, two concurrent `CREATE TABLE IF NOT EXISTS` can both miss the table,
+        // and one fails on the catalog's unique index (SQL state 42710 or 23505).
+        let failed = |e| self.query_failed("create the table", QueryError::Query(e));
+        let mut client = self
             .client()
             .await
             .map_err(|e| self.query_failed("create the table", e))?;
-        client
+        let transaction = client.transaction().await.map_err(failed)?;
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&format!("enduro create {}", self.sql.table)],
+            )
+            .await
+            .map_err(failed)?;
+        transaction
             .batch_execute(&self.sql.create)
             .await
-            .map_err(|e| self.query_failed("create the table", QueryError::Query(e)))
+            .map_err(failed)?;
+        transaction.commit().await.map_err(failed)
     }
 
     fn version_of(&self, row: &Row, column: usize) -> Result<Version> {
