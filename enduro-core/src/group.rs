@@ -529,14 +529,8 @@ impl<T: Value> Group<T> {
     /// value stays in the batch: like any interrupted write, it may or may not be stored.
     pub(crate) fn forget(&self, ticket: &Ticket<T>) {
         let mut state = self.state();
-        match state.results.get_mut(&ticket.batch) {
-            Some(slots) => {
-                slots[ticket.index] = None;
-                if slots.iter().all(Option::is_none) {
-                    state.results.remove(&ticket.batch);
-                }
-            }
-            None => state.forgotten.push((ticket.batch, ticket.index)),
+        if state.take_result(ticket).is_none() {
+            state.forgotten.push((ticket.batch, ticket.index));
         }
     }
 
@@ -554,18 +548,25 @@ impl<T: Value> Group<T> {
     /// For a swap that does not lead: its slot, once its batch settled.
     pub(crate) fn result(&self, ticket: &Ticket<T>) -> std::result::Result<Slot, u64> {
         let mut state = self.state();
-        let Some(slots) = state.results.get_mut(&ticket.batch) else {
-            return Err(state.generation);
-        };
-        let slot = slots[ticket.index].take().unwrap_or(Slot::Done);
-        if slots.iter().all(Option::is_none) {
-            state.results.remove(&ticket.batch);
+        match state.take_result(ticket) {
+            Some(slot) => Ok(slot.unwrap_or(Slot::Done)),
+            None => Err(state.generation),
         }
-        Ok(slot)
     }
 }
 
 impl<T> State<T> {
+    /// Takes `ticket`'s result once its batch settled (`None` before, `Some(None)` if it
+    /// was taken already), dropping the batch's results once all are taken.
+    fn take_result(&mut self, ticket: &Ticket<T>) -> Option<Option<Slot>> {
+        let slots = self.results.get_mut(&ticket.batch)?;
+        let slot = slots[ticket.index].take();
+        if slots.iter().all(Option::is_none) {
+            self.results.remove(&ticket.batch);
+        }
+        Some(slot)
+    }
+
     /// Keeps a settled batch's results for its swaps still to collect them.
     fn keep_results(&mut self, batch: u64, mut slots: Vec<Option<Slot>>) {
         self.forgotten.retain(|&(b, index)| {
