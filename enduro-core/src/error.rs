@@ -100,6 +100,53 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// A commit whose outcome is unknown: the change may or may not have been stored (an
+    /// answer from the database lost with its connection, an fsync that failed after the
+    /// new file was already in place). Nothing is repeated automatically: by the time this
+    /// error is returned, the atom shows what the store actually holds ([`deref`] and the
+    /// watches are brought up to date when the store can be read).
+    ///
+    /// Do not simply repeat the change: it may be stored already. A change that is safe
+    /// to repeat (`reset`, or a `compare_and_set` against the value you saw) can be
+    /// repeated; for any other, call `refresh` and look whether the value shows it.
+    ///
+    /// [`deref`]: crate::Atom::deref
+    #[error(
+        "{resource}: the change may or may not have been stored: {message}; do not repeat it blindly (it may be stored already): refresh and look at the value first"
+    )]
+    Uncertain {
+        /// The resource the change was meant for.
+        resource: String,
+        /// What happened.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+
+    /// An operation on an atom was called from inside that same atom's update function,
+    /// validator or `Serialize` implementation, where it would wait for itself forever.
+    /// It fails at once instead, and changes nothing.
+    #[error(
+        "`{call}` on {resource} was called from inside this atom's own update function, validator or Serialize implementation, where it would wait for itself; return the new value from the function instead (or call `{call}` after the outer call returns)"
+    )]
+    Reentrant {
+        /// The resource of the atom.
+        resource: String,
+        /// The method that was called, e.g. `"swap"`.
+        call: &'static str,
+    },
+
+    /// The value already stored in the resource fails the atom's validator, so the atom
+    /// cannot be opened with it; the stored data was left untouched.
+    #[error(
+        "the value stored in {resource} is rejected by the validator; the stored data was left untouched (fix the data, or open without this validator)"
+    )]
+    InvalidStored {
+        /// The resource holding the value.
+        resource: String,
+    },
+
     /// A database or other backend failed. The message never contains a password.
     #[error("{resource}: {message}")]
     Backend {
@@ -114,6 +161,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the change this error reports may have been stored nonetheless
+    /// ([`Error::Uncertain`]): then it must not be repeated blindly.
+    ///
+    /// ```
+    /// use enduro_core::Error;
+    ///
+    /// let lost = Error::Uncertain { resource: "a row".into(), message: "connection lost".into(), source: None };
+    /// assert!(lost.may_have_been_stored());
+    /// assert!(!Error::Released.may_have_been_stored());
+    /// ```
+    pub fn may_have_been_stored(&self) -> bool {
+        matches!(self, Error::Uncertain { .. })
+    }
+
     /// Builds an [`Error::Io`].
     ///
     /// ```

@@ -649,6 +649,22 @@ pub(crate) fn echo(error: &Error) -> Error {
             message: message.clone(),
             source: source.as_ref().map(|s| s.to_string().into()),
         },
+        Error::Uncertain {
+            resource,
+            message,
+            source,
+        } => Error::Uncertain {
+            resource: resource.clone(),
+            message: message.clone(),
+            source: source.as_ref().map(|s| s.to_string().into()),
+        },
+        Error::Reentrant { resource, call } => Error::Reentrant {
+            resource: resource.clone(),
+            call,
+        },
+        Error::InvalidStored { resource } => Error::InvalidStored {
+            resource: resource.clone(),
+        },
     }
 }
 
