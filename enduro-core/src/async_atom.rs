@@ -2,13 +2,19 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 
+use tokio::sync::Notify;
+
+use crate::calls::{After, Answer, Call, Next, StoreCalls, Stored};
+use crate::drive::{Guard, drive};
 use crate::error::{Error, Result};
-use crate::group::{Group, Guard, drive};
+use crate::group::{BatchRef, Group, Plan, Ticket};
 use crate::options::Options;
-use crate::state::{Core, Opening, Outcome, check, encode};
+use crate::state::{Core, Opening, Outcome, check, encode, lock, panic_message};
 use crate::store::{Committed, Observed, Snapshot, Version};
 use crate::value::Value;
 
@@ -93,8 +99,34 @@ pub struct AsyncAtom<T> {
 
 struct Inner<T> {
     core: Core<T>,
-    store: Box<dyn AsyncStore>,
+    store: Arc<dyn AsyncStore>,
     group: Group<T>,
+    /// The store calls of the batch being committed, owned here rather than by the swap
+    /// that leads it: a commit that may have reached the store is driven to its answer by
+    /// whoever waits (the leader, its followers, or the next call if all went away), so a
+    /// dropped caller never leaves its batch's outcome unknown to the others.
+    flight: Mutex<Option<Flight>>,
+    /// Wakes every waiter when the flight can make progress.
+    wake_all: Arc<WakeAll>,
+}
+
+/// A batch's store calls in progress.
+struct Flight {
+    batch: BatchRef,
+    calls: BoxFuture<'static, Stored>,
+}
+
+/// A waker that wakes every task waiting on the atom, not only the last one that polled
+/// the flight: any of them may be the one to drive it on.
+struct WakeAll(Arc<Notify>);
+
+impl Wake for WakeAll {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_waiters();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.notify_waiters();
+    }
 }
 
 impl<T> Clone for AsyncAtom<T> {
@@ -141,11 +173,15 @@ impl<T: Value> AsyncAtom<T> {
                 }
             }
         };
+        let group = Group::new();
+        let wake_all = Arc::new(WakeAll(Arc::clone(group.notifier())));
         Ok(AsyncAtom {
             inner: Arc::new(Inner {
                 core: Core::new(resource, options, Arc::new(value), version),
-                store: Box::new(store),
-                group: Group::new(),
+                store: Arc::new(store),
+                group,
+                flight: Mutex::new(None),
+                wake_all,
             }),
         })
     }
@@ -188,7 +224,7 @@ impl<T: Value> AsyncAtom<T> {
     /// # }).unwrap();
     /// ```
     pub async fn swap_vals(&self, mut f: impl FnMut(&T) -> T + Send) -> Result<(Arc<T>, Arc<T>)> {
-        self.transact(false, move |current| Some(Arc::new(f(current))))
+        self.transact("swap", false, move |current| Some(Arc::new(f(current))))
             .await
             .map(|o| (o.old, o.new))
     }
@@ -218,7 +254,7 @@ impl<T: Value> AsyncAtom<T> {
     /// ```
     pub async fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
         let value = Arc::new(value);
-        self.transact(false, move |_| Some(Arc::clone(&value)))
+        self.transact("reset", false, move |_| Some(Arc::clone(&value)))
             .await
             .map(|o| (o.old, o.new))
     }
@@ -240,7 +276,7 @@ impl<T: Value> AsyncAtom<T> {
     {
         let value = Arc::new(value);
         let mut matched = false;
-        self.transact(false, |current| {
+        self.transact("compare_and_set", false, |current| {
             matched = current == expected;
             matched.then(|| Arc::clone(&value))
         })
@@ -323,7 +359,9 @@ impl<T: Value> AsyncAtom<T> {
     /// # }).unwrap();
     /// ```
     pub async fn refresh(&self) -> Result<Arc<T>> {
-        self.transact(true, |_| None).await.map(|o| o.new)
+        self.transact("refresh", true, |_| None)
+            .await
+            .map(|o| o.new)
     }
 
     /// Deletes the backing resource; see [`Atom::release`](crate::Atom::release).
@@ -337,9 +375,13 @@ impl<T: Value> AsyncAtom<T> {
     /// # }).unwrap();
     /// ```
     pub async fn release(&self) -> Result<()> {
-        let Inner { core, store, group } = &*self.inner;
+        let inner = &*self.inner;
+        let Inner {
+            core, store, group, ..
+        } = inner;
+        core.refuse_reentry("release")?;
         while let Err(seen) = group.exclusive() {
-            group.wait_async(seen).await;
+            inner.drive_or_wait(seen).await;
         }
         let exclusive = Guard::exclusive(group, core);
         let result = if core.is_released() {
@@ -399,10 +441,15 @@ impl<T: Value> AsyncAtom<T> {
     /// the future is dropped mid-way, guards hand the batch back so other swaps go on.
     async fn transact(
         &self,
+        call: &'static str,
         refresh: bool,
         mut decide: impl FnMut(&T) -> Option<Arc<T>> + Send,
     ) -> Result<Outcome<T>> {
-        let Inner { core, store, group } = &*self.inner;
+        let inner = &*self.inner;
+        let Inner {
+            core, store, group, ..
+        } = inner;
+        core.refuse_reentry(call)?;
         // No gathering here: waiting with a timeout needs a timer, and an async store's
         // round trips overlap on the runtime anyway.
         drive! {
@@ -412,14 +459,102 @@ impl<T: Value> AsyncAtom<T> {
             refresh: refresh,
             decide: &mut decide,
             gather: false,
-            wait(seen) => group.wait_async(seen).await,
+            wait(seen) => inner.drive_or_wait(seen).await,
             check(known) => store.check(known).await,
-            commit(expected, value) => match core.encode_to_vec(&value) {
-                Ok(bytes) => store.commit(expected, bytes).await,
-                Err(e) => Err(e),
-            },
-            load => store.load().await,
+            run(ticket, plan) => inner.launch(ticket, plan),
         }
+    }
+}
+
+impl<T: Value> Inner<T> {
+    /// For the leader: starts the batch's store calls as a [`Flight`] that any waiter
+    /// drives, or settles the batch at once when it needs no call. Never awaits, so the
+    /// leader cannot be dropped half-way through.
+    fn launch(&self, ticket: &Ticket<T>, plan: Plan<T>) {
+        let (mut machine, mut next) = StoreCalls::start(&self.core, plan);
+        // The value is encoded here, with the atom at hand; the flight only moves bytes.
+        let mut bytes = None;
+        if let Next::Call(Call::Commit { value, .. }) = &next {
+            match self.core.encode_to_vec(value) {
+                Ok(encoded) => bytes = Some(encoded),
+                Err(e) => next = machine.answer(Answer::Committed(Err(e))),
+            }
+        }
+        let first = match next {
+            Next::Stored(stored) => {
+                return self.group.settle(&self.core, ticket.batch_ref(), stored);
+            }
+            Next::Call(call) => call,
+        };
+        let store = Arc::clone(&self.store);
+        let calls = Box::pin(async move {
+            let mut call = first;
+            loop {
+                let answer = match call {
+                    Call::Check(known) => Answer::Checked(store.check(known).await),
+                    Call::Commit { expected, .. } => {
+                        let bytes = bytes.take().unwrap_or_default();
+                        Answer::Committed(store.commit(expected, bytes).await)
+                    }
+                    Call::Load => Answer::Loaded(store.load().await),
+                };
+                match machine.answer(answer) {
+                    Next::Call(next) => call = next,
+                    Next::Stored(stored) => return stored,
+                }
+            }
+        });
+        *lock(&self.flight) = Some(Flight {
+            batch: ticket.batch_ref(),
+            calls,
+        });
+    }
+
+    /// Waits, without blocking the runtime, until the generation moves past `seen`,
+    /// driving the batch's store calls meanwhile if a flight is under way.
+    async fn drive_or_wait(&self, seen: u64) {
+        let notified = self.group.notifier().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.group.generation() != seen || self.poll_flight() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Polls the flight once, unless another task is polling it right now (it wakes
+    /// everyone when it gets further). Settles the batch when the calls are done; returns
+    /// whether it did.
+    fn poll_flight(&self) -> bool {
+        let Ok(mut slot) = self.flight.try_lock() else {
+            return false;
+        };
+        let Some(flight) = slot.as_mut() else {
+            return false;
+        };
+        let waker = Waker::from(Arc::clone(&self.wake_all));
+        let mut cx = Context::from_waker(&waker);
+        let stored = match catch_unwind(AssertUnwindSafe(|| flight.calls.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => return false,
+            Ok(Poll::Ready(stored)) => stored,
+            // A store that panics mid-call: whether its commit happened is unknown.
+            Err(panic) => Stored::Uncertain(
+                Error::Uncertain {
+                    resource: self.core.resource().to_owned(),
+                    message: format!(
+                        "the store panicked in the middle of the commit: {}",
+                        panic_message(&*panic)
+                    ),
+                    source: None,
+                },
+                After::Unread,
+            ),
+        };
+        let batch = flight.batch;
+        *slot = None;
+        drop(slot);
+        self.group.settle(&self.core, batch, stored);
+        true
     }
 }
 

@@ -4,8 +4,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::background::{Background, CommitMode};
+use crate::calls::run_blocking;
+use crate::drive::{Guard, drive};
 use crate::error::Result;
-use crate::group::{Group, Guard, drive};
+use crate::group::Group;
 use crate::options::Options;
 use crate::state::{Core, Opening, Outcome, check, encode, lock};
 use crate::store::{Committed, Store, Version};
@@ -147,7 +149,7 @@ impl<T: Value> Atom<T> {
     /// # Ok::<(), enduro_core::Error>(())
     /// ```
     pub fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(Arc<T>, Arc<T>)> {
-        self.transact(false, |current| Some(Arc::new(f(current))))
+        self.transact("swap", false, |current| Some(Arc::new(f(current))))
             .map(|o| (o.old, o.new))
     }
 
@@ -172,7 +174,7 @@ impl<T: Value> Atom<T> {
     /// ```
     pub fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
         let value = Arc::new(value);
-        self.transact(false, |_| Some(Arc::clone(&value)))
+        self.transact("reset", false, |_| Some(Arc::clone(&value)))
             .map(|o| (o.old, o.new))
     }
 
@@ -192,7 +194,7 @@ impl<T: Value> Atom<T> {
     {
         let value = Arc::new(value);
         let mut matched = false;
-        self.transact(false, |current| {
+        self.transact("compare_and_set", false, |current| {
             matched = current == expected;
             matched.then(|| Arc::clone(&value))
         })?;
@@ -275,11 +277,12 @@ impl<T: Value> Atom<T> {
     /// ```
     pub fn refresh(&self) -> Result<Arc<T>> {
         let Some((committer, order)) = &self.inner.background else {
-            return self.transact(true, |_| None).map(|o| o.new);
+            return self.transact("refresh", true, |_| None).map(|o| o.new);
         };
+        self.inner.core.refuse_reentry("refresh")?;
         let _ordered = lock(order);
         committer.flush()?;
-        let value = self.transact(true, |_| None)?.new;
+        let value = self.transact("refresh", true, |_| None)?.new;
         committer.set_version(self.inner.core.current().1);
         Ok(value)
     }
@@ -329,6 +332,7 @@ impl<T: Value> Atom<T> {
             group,
             background,
         } = &*self.inner;
+        core.refuse_reentry("release")?;
         let _ordered = background.as_ref().map(|(committer, order)| {
             let ordered = lock(order);
             // What was acknowledged is written first; a failure to do so does not keep the
@@ -377,8 +381,12 @@ impl<T: Value> Atom<T> {
     /// the batch's last value over the version it came from; a conflict makes every swap
     /// of the batch run again on the reloaded value. Watches are shown the transitions
     /// after the batch settles, outside any lock, so a watch may itself change the atom.
+    ///
+    /// `call` names the method, for the error of a call made from inside this atom's own
+    /// update function or validator (which would otherwise wait for itself).
     fn transact(
         &self,
+        call: &'static str,
         refresh: bool,
         mut decide: impl FnMut(&T) -> Option<Arc<T>>,
     ) -> Result<Outcome<T>> {
@@ -388,6 +396,7 @@ impl<T: Value> Atom<T> {
             group,
             background,
         } = &*self.inner;
+        core.refuse_reentry(call)?;
         if let (Some((committer, order)), false) = (background, refresh) {
             return Self::transact_in_background(core, committer, order, decide);
         }
@@ -400,8 +409,12 @@ impl<T: Value> Atom<T> {
             gather: true,
             wait(seen) => group.wait(seen),
             check(known) => store.check(known),
-            commit(expected, value) => store.commit(expected, &mut |out| core.encode(&value, out)),
-            load => store.load(),
+            run(ticket, plan) => {
+                let committing = Guard::committing(group, core, ticket.batch_ref());
+                let stored = run_blocking(core, &**store, plan);
+                committing.done();
+                group.settle(core, ticket.batch_ref(), stored);
+            },
         }
     }
 
@@ -416,8 +429,9 @@ impl<T: Value> Atom<T> {
         let outcome = {
             let _ordered = lock(order);
             core.ensure_live()?;
+            committer.ensure_running()?;
             let (old, version) = core.current();
-            match decide(&old) {
+            match core.user_code(|| decide(&old)) {
                 None => Outcome {
                     new: Arc::clone(&old),
                     old,

@@ -6,7 +6,6 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::group::echo;
 use crate::state::{Core, lock};
 use crate::store::{Committed, Store, Version};
 use crate::value::Value;
@@ -46,6 +45,8 @@ struct State<T> {
     version: Version,
     /// The last write failure, until a write succeeds.
     error: Option<Error>,
+    /// Why the committer stopped for good before it was asked to (it panicked).
+    dead: Option<Error>,
     shutdown: bool,
 }
 
@@ -72,6 +73,7 @@ impl<T: Value> Background<T> {
                 durable: 0,
                 version: core.current().1,
                 error: None,
+                dead: None,
                 shutdown: false,
             }),
             changed: Condvar::new(),
@@ -80,7 +82,10 @@ impl<T: Value> Background<T> {
         let resource = core.resource().to_owned();
         let thread = thread::Builder::new()
             .name("enduro-committer".into())
-            .spawn(move || committer.run(&core, &*store))
+            .spawn(move || {
+                let _watch = Lifeline(&committer, &core);
+                committer.run(&core, &*store)
+            })
             .map_err(|e| Error::Backend {
                 resource,
                 message: "cannot start the background committer thread".into(),
@@ -109,13 +114,22 @@ impl<T: Value> Background<T> {
             if state.durable >= target {
                 return Ok(());
             }
-            if let Some(error) = &state.error {
-                return Err(echo(error));
+            if let Some(error) = state.dead.as_ref().or(state.error.as_ref()) {
+                return Err(error.echo());
             }
             if state.shutdown {
                 return Err(Error::Released);
             }
             state = self.shared.wait(state);
+        }
+    }
+
+    /// Fails if the committer stopped for good (it panicked): a change acknowledged now
+    /// would never be written.
+    pub(crate) fn ensure_running(&self) -> Result<()> {
+        match &self.shared.lock().dead {
+            Some(error) => Err(error.echo()),
+            None => Ok(()),
         }
     }
 
@@ -132,6 +146,27 @@ impl<T> Drop for Background<T> {
         self.shared.changed.notify_all();
         if let Some(thread) = lock(&self.thread).take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Watches the committer thread: if it ends by a panic (in the store; encoding failures,
+/// panics in `Serialize` included, are errors), `flush` and every later change report it
+/// instead of waiting forever for writes that will never happen.
+struct Lifeline<'a, T: Value>(&'a Shared<T>, &'a Core<T>);
+
+impl<T: Value> Drop for Lifeline<'_, T> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            let mut state = self.0.lock();
+            state.dead = Some(Error::Backend {
+                resource: self.1.resource().to_owned(),
+                message: "the background committer stopped: it panicked while writing; \
+                          changes since the last successful flush were not written"
+                    .into(),
+                source: None,
+            });
+            self.0.changed.notify_all();
         }
     }
 }

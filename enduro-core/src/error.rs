@@ -192,4 +192,75 @@ impl Error {
             source,
         }
     }
+
+    /// The same error for another swap of a failed batch: same variant and message (errors
+    /// from the operating system or a codec are not `Clone`, so their text is carried).
+    pub(crate) fn echo(&self) -> Error {
+        match self {
+            Error::Released => Error::Released,
+            Error::Invalid => Error::Invalid,
+            Error::Encode {
+                resource,
+                codec,
+                source,
+            } => Error::Encode {
+                resource: resource.clone(),
+                codec,
+                source: source.to_string().into(),
+            },
+            Error::Decode {
+                resource,
+                type_name,
+                codec,
+                source,
+            } => Error::Decode {
+                resource: resource.clone(),
+                type_name,
+                codec,
+                source: source.to_string().into(),
+            },
+            Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action: action.clone(),
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::InvalidPath { path, reason } => Error::InvalidPath {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::LockTimeout { path, waited } => Error::LockTimeout {
+                path: path.clone(),
+                waited: *waited,
+            },
+            Error::Backend {
+                resource,
+                message,
+                source,
+            } => Error::Backend {
+                resource: resource.clone(),
+                message: message.clone(),
+                source: source.as_ref().map(|s| s.to_string().into()),
+            },
+            Error::Uncertain {
+                resource,
+                message,
+                source,
+            } => Error::Uncertain {
+                resource: resource.clone(),
+                message: message.clone(),
+                source: source.as_ref().map(|s| s.to_string().into()),
+            },
+            Error::Reentrant { resource, call } => Error::Reentrant {
+                resource: resource.clone(),
+                call,
+            },
+            Error::InvalidStored { resource } => Error::InvalidStored {
+                resource: resource.clone(),
+            },
+        }
+    }
 }

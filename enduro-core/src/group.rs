@@ -11,12 +11,18 @@
 //! a batch fails, each of its swaps fails (and the batch built on top of it retries); if it
 //! conflicts with another process, its swaps run `f` again on the reloaded value. A value
 //! that cannot be encoded fails only its own swap: the others retry, checking each value's
-//! encoding as they apply it.
+//! encoding as they apply it. A batch whose commit may or may not have been stored is
+//! never run again: its swaps fail with [`Error::Uncertain`], after the atom took what the
+//! store holds.
+//!
+//! One swap at a time runs its `f` (and the validator) on the open batch's tip, with no
+//! lock held: the others wait their turn, so a slow `f` delays only the swaps behind it,
+//! never a batch that is settling.
 //!
 //! The drivers call [`Group::enter`] until they join a batch, [`Group::lead`] if they lead
-//! it, do the store call the returned [`Plan`] asks for, hand the result to
-//! [`Group::settle`], and collect their [`Slot`] with [`Group::result`]. Whenever a step
-//! answers "wait", the driver waits for [`Group::generation`] to change.
+//! it, make the store calls the returned [`Plan`] asks for (see `calls`), hand what was
+//! stored to [`Group::settle`], and collect their [`Slot`] with [`Group::result`].
+//! Whenever a step answers "wait", the driver waits for the generation to change.
 
 use std::collections::HashMap;
 use std::io;
@@ -24,9 +30,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::calls::{After, Stored};
 use crate::error::{Error, Result};
 use crate::state::{Core, Outcome, lock};
-use crate::store::{Observed, Snapshot, Version};
+use crate::store::{Observed, Version};
 use crate::value::Value;
 
 /// The longest a leader waits for its peers to join its batch.
@@ -45,7 +52,21 @@ pub(crate) struct Ticket<T> {
     new: Option<Arc<T>>,
 }
 
+/// Names a batch and its leader's place in it, for settling it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchRef {
+    id: u64,
+    leader: usize,
+}
+
 impl<T> Ticket<T> {
+    pub(crate) fn batch_ref(&self) -> BatchRef {
+        BatchRef {
+            id: self.batch,
+            leader: self.index,
+        }
+    }
+
     pub(crate) fn outcome(&self) -> Outcome<T> {
         Outcome {
             old: Arc::clone(&self.old),
@@ -71,6 +92,8 @@ pub(crate) enum Entered<T> {
     Check(Version),
     /// Wait for the generation to move past this one, then enter again.
     Wait(u64),
+    /// Enter again at once (the batch this swap decided on went away meanwhile).
+    Again,
     Joined(Ticket<T>),
 }
 
@@ -86,8 +109,7 @@ pub(crate) enum Plan<T> {
     /// saw is still the stored one.
     Check(Version),
     /// Commit `value` over `expected`, after making sure the batch's earlier values would
-    /// encode too (see [`Group::check_encoding`]): each swap's value must be one the
-    /// store could hold, batched or not.
+    /// encode too: each swap's value must be one the store could hold, batched or not.
     Commit {
         expected: Version,
         value: Arc<T>,
@@ -95,20 +117,6 @@ pub(crate) enum Plan<T> {
     },
     /// The batch was built on one that failed: all of it retries, nothing is stored.
     Abandon,
-}
-
-/// What came of the leader's store call.
-pub(crate) enum Stored {
-    /// The plan needed no store call, or the check found nothing new.
-    Nothing,
-    Committed(Version),
-    /// Someone else committed first; here is what the store holds now (`None`: gone).
-    Conflict(Option<Snapshot>),
-    /// A check found another writer's value.
-    Observed(Observed),
-    Failed(Error),
-    /// The batch was abandoned: it built on a batch that failed.
-    Abandoned,
 }
 
 enum Verdict {
@@ -142,6 +150,11 @@ struct State<T> {
     committing: Option<Batch<T>>,
     /// A swap checks the store before opening a batch, or a release runs: nobody joins.
     exclusive: bool,
+    /// A swap is running its `f` on the open batch's tip (with no lock held): the others
+    /// wait for its result, and the batch stays open.
+    deciding: bool,
+    /// Someone waits for the swap deciding to finish.
+    decide_waiters: bool,
     next_id: u64,
     /// Batches settled without storing their values (the ones after them retry).
     failed: Vec<u64>,
@@ -163,7 +176,7 @@ pub(crate) struct Group<T> {
     state: Mutex<State<T>>,
     changed: Condvar,
     #[cfg(feature = "async")]
-    changed_async: tokio::sync::Notify,
+    changed_async: Arc<tokio::sync::Notify>,
 }
 
 impl<T: Value> Group<T> {
@@ -173,6 +186,8 @@ impl<T: Value> Group<T> {
                 open: None,
                 committing: None,
                 exclusive: false,
+                deciding: false,
+                decide_waiters: false,
                 next_id: 1,
                 failed: Vec::new(),
                 results: HashMap::new(),
@@ -185,7 +200,7 @@ impl<T: Value> Group<T> {
             }),
             changed: Condvar::new(),
             #[cfg(feature = "async")]
-            changed_async: tokio::sync::Notify::new(),
+            changed_async: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -219,18 +234,10 @@ impl<T: Value> Group<T> {
         }
     }
 
-    /// Waits, without blocking the runtime, until the generation moves past `seen`.
+    /// What async waiters wait on: notified whenever the generation moves.
     #[cfg(feature = "async")]
-    pub(crate) async fn wait_async(&self, seen: u64) {
-        loop {
-            let notified = self.changed_async.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.generation() != seen {
-                return;
-            }
-            notified.await;
-        }
+    pub(crate) fn notifier(&self) -> &Arc<tokio::sync::Notify> {
+        &self.changed_async
     }
 
     /// Joins the open batch (opening one if needed): runs `decide` on the batch's latest
@@ -247,6 +254,11 @@ impl<T: Value> Group<T> {
     ) -> Result<Entered<T>> {
         let mut state = self.state();
         core.ensure_live()?;
+        if state.deciding {
+            // The swap deciding appends next; this one builds on its result.
+            state.decide_waiters = true;
+            return Ok(Entered::Wait(state.generation));
+        }
         if state.open.is_none() {
             if state.exclusive {
                 return Ok(Entered::Wait(state.generation));
@@ -269,14 +281,16 @@ impl<T: Value> Group<T> {
                 }
             }
         }
-        let Some(batch) = state.open.as_mut() else {
+        let Some(batch) = state.open.as_ref() else {
             unreachable!("a batch was just opened");
         };
-        let old = Arc::clone(&batch.tip);
-        // `decide`, the validator and the encoding check are user code: a panic in them
-        // must not leave the group half-changed.
+        let (batch_id, old) = (batch.id, Arc::clone(&batch.tip));
+        state.deciding = true;
+        drop(state);
+        // `decide`, the validator and the encoding check are user code: they run with no
+        // lock held, and a panic in them must not leave the group half-changed.
         let decided = catch_unwind(AssertUnwindSafe(|| {
-            let new = decide(&old);
+            let new = core.user_code(|| decide(&old));
             if let Some(value) = &new {
                 core.validate(value)?;
                 if check_encoding {
@@ -285,18 +299,29 @@ impl<T: Value> Group<T> {
             }
             Ok(new)
         }));
+        let mut state = self.state();
+        state.deciding = false;
+        let waiters = std::mem::take(&mut state.decide_waiters);
+        // Only a leader dropped while it waited to lead takes a batch someone decides on.
+        let Some(batch) = state.open.as_mut().filter(|b| b.id == batch_id) else {
+            self.wake(&mut state);
+            drop(state);
+            return match decided {
+                Err(panic) => resume_unwind(panic),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(_)) => Ok(Entered::Again),
+            };
+        };
         let new = match decided {
             Ok(Ok(new)) => new,
-            failed => {
-                // This swap stays out; a batch it opened must not linger, stale, unchecked.
-                if batch.entries.is_empty() {
-                    state.open = None;
-                }
+            Err(panic) => {
+                self.leave_unjoined(&mut state);
                 drop(state);
-                return match failed {
-                    Err(panic) => resume_unwind(panic),
-                    Ok(result) => result.map(|_| unreachable!("only failures get here")),
-                };
+                resume_unwind(panic)
+            }
+            Ok(Err(e)) => {
+                self.leave_unjoined(&mut state);
+                return Err(e);
             }
         };
         if let Some(value) = &new {
@@ -315,10 +340,19 @@ impl<T: Value> Group<T> {
             old,
             new,
         };
-        if batch.gathering {
-            self.wake(&mut state); // the leader is waiting for its peers
+        if batch.gathering || waiters {
+            self.wake(&mut state); // the leader or the next swap waits for this one
         }
         Ok(Entered::Joined(ticket))
+    }
+
+    /// A swap whose `f` or validator failed stays out of the batch; a batch it opened must
+    /// not linger, stale and unchecked.
+    fn leave_unjoined(&self, state: &mut State<T>) {
+        if state.open.as_ref().is_some_and(|b| b.entries.is_empty()) {
+            state.open = None;
+        }
+        self.wake(state);
     }
 
     /// Takes what the check before a batch found: adopts another writer's value, or marks
@@ -349,6 +383,11 @@ impl<T: Value> Group<T> {
     pub(crate) fn lead(&self, core: &Core<T>, ticket: &Ticket<T>, gather: bool) -> Plan<T> {
         let mut state = self.state();
         if state.committing.is_some() {
+            return Plan::Wait(state.generation);
+        }
+        if state.deciding && state.open.as_ref().is_some_and(|b| b.id == ticket.batch) {
+            // A swap is deciding on this batch: its value belongs in it.
+            state.decide_waiters = true;
             return Plan::Wait(state.generation);
         }
         let last_size = state.last_size;
@@ -412,22 +451,16 @@ impl<T: Value> Group<T> {
         }
     }
 
-    /// Encodes (into nothing) the batch's values before the last, which the commit does
-    /// not store: a value the store could not hold fails its swap even when a later swap
-    /// of the same batch replaced it. Costs nothing when swaps do not overlap.
-    pub(crate) fn check_encoding(core: &Core<T>, earlier: &[Arc<T>]) -> Result<()> {
-        earlier
-            .iter()
-            .try_for_each(|value| core.encode(value, &mut io::sink()))
-    }
-
-    /// For the leader: records what came of the batch — publishes its transitions if it
-    /// was stored — and hands each swap its slot. Returns the leader's own slot.
-    pub(crate) fn settle(&self, core: &Core<T>, ticket: &Ticket<T>, stored: Stored) -> Slot {
+    /// Records what came of the batch being committed — publishes its transitions if it
+    /// was stored — and keeps each swap's slot for [`Group::result`]. Called by the
+    /// leader, or (async) by whoever drove the batch's commit to its end.
+    pub(crate) fn settle(&self, core: &Core<T>, batch: BatchRef, stored: Stored) {
         let mut state = self.state();
-        let Some(batch) = state.committing.take_if(|b| b.id == ticket.batch) else {
-            unreachable!("the leader settles its own batch");
+        let Some(batch_state) = state.committing.take_if(|b| b.id == batch.id) else {
+            return; // settled already
         };
+        let leader = batch.leader;
+        let batch = batch_state;
         let count = batch.entries.len();
         state.last_size = count;
         if let Some(started) = state.commit_started.take() {
@@ -455,17 +488,33 @@ impl<T: Value> Group<T> {
             // One of the values does not encode: each swap retries, checking its own.
             Stored::Failed(Error::Encode { .. }) if count > 1 => Verdict::Retry(true),
             Stored::Failed(error) => Verdict::Fail(error),
+            // The batch's value may be in the store: never run its swaps again (that could
+            // apply them twice). Show what the store holds, and say so.
+            Stored::Uncertain(error, found) => {
+                match found {
+                    After::Holds(snapshot) if snapshot.version != core.current().1 => {
+                        // Data that does not decode stays in the store for the next
+                        // swap to report; this swap reports the unknown outcome.
+                        let _ = core.adopt(snapshot);
+                    }
+                    After::Gone => {
+                        core.mark_released();
+                    }
+                    After::Holds(_) | After::Unread => {}
+                }
+                Verdict::Fail(error)
+            }
         };
-        let mut slots: Vec<Option<Slot>> = match verdict {
+        let slots: Vec<Option<Slot>> = match verdict {
             Verdict::Done => (0..count).map(|_| Some(Slot::Done)).collect(),
             Verdict::Retry(check_encoding) => (0..count)
                 .map(|_| Some(Slot::Retry { check_encoding }))
                 .collect(),
             Verdict::Fail(error) => {
                 let mut slots: Vec<Option<Slot>> = (1..count)
-                    .map(|_| Some(Slot::Failed(echo(&error))))
+                    .map(|_| Some(Slot::Failed(error.echo())))
                     .collect();
-                slots.insert(ticket.index, Some(Slot::Failed(error)));
+                slots.insert(leader, Some(Slot::Failed(error)));
                 slots
             }
         };
@@ -476,10 +525,8 @@ impl<T: Value> Group<T> {
                 state.failed.drain(..32);
             }
         }
-        let mine = slots[ticket.index].take().unwrap_or(Slot::Done);
         state.keep_results(batch.id, slots);
         self.wake(&mut state);
-        mine
     }
 
     /// For a leader that will not finish (a panic in user code during the commit, or an
@@ -596,242 +643,3 @@ impl<T> Batch<T> {
         }
     }
 }
-
-/// The same error for another swap of a failed batch: same variant and message (errors
-/// from the operating system or a codec are not `Clone`, so their text is carried).
-pub(crate) fn echo(error: &Error) -> Error {
-    match error {
-        Error::Released => Error::Released,
-        Error::Invalid => Error::Invalid,
-        Error::Encode {
-            resource,
-            codec,
-            source,
-        } => Error::Encode {
-            resource: resource.clone(),
-            codec,
-            source: source.to_string().into(),
-        },
-        Error::Decode {
-            resource,
-            type_name,
-            codec,
-            source,
-        } => Error::Decode {
-            resource: resource.clone(),
-            type_name,
-            codec,
-            source: source.to_string().into(),
-        },
-        Error::Io {
-            action,
-            path,
-            source,
-        } => Error::Io {
-            action: action.clone(),
-            path: path.clone(),
-            source: io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::InvalidPath { path, reason } => Error::InvalidPath {
-            path: path.clone(),
-            reason: reason.clone(),
-        },
-        Error::LockTimeout { path, waited } => Error::LockTimeout {
-            path: path.clone(),
-            waited: *waited,
-        },
-        Error::Backend {
-            resource,
-            message,
-            source,
-        } => Error::Backend {
-            resource: resource.clone(),
-            message: message.clone(),
-            source: source.as_ref().map(|s| s.to_string().into()),
-        },
-        Error::Uncertain {
-            resource,
-            message,
-            source,
-        } => Error::Uncertain {
-            resource: resource.clone(),
-            message: message.clone(),
-            source: source.as_ref().map(|s| s.to_string().into()),
-        },
-        Error::Reentrant { resource, call } => Error::Reentrant {
-            resource: resource.clone(),
-            call,
-        },
-        Error::InvalidStored { resource } => Error::InvalidStored {
-            resource: resource.clone(),
-        },
-    }
-}
-
-/// Undoes a step if the driver does not finish it: a panic in store or user code, or an
-/// async driver dropped while awaiting the store. Disarmed by [`Guard::done`].
-pub(crate) struct Guard<'a, T: Value> {
-    group: &'a Group<T>,
-    core: &'a Core<T>,
-    step: Step<'a, T>,
-}
-
-enum Step<'a, T> {
-    Check,
-    Lead(&'a Ticket<T>),
-    Follow(&'a Ticket<T>),
-    Exclusive,
-    Done,
-}
-
-impl<'a, T: Value> Guard<'a, T> {
-    pub(crate) fn check(group: &'a Group<T>, core: &'a Core<T>) -> Self {
-        Guard {
-            group,
-            core,
-            step: Step::Check,
-        }
-    }
-    pub(crate) fn lead(group: &'a Group<T>, core: &'a Core<T>, ticket: &'a Ticket<T>) -> Self {
-        Guard {
-            group,
-            core,
-            step: Step::Lead(ticket),
-        }
-    }
-    pub(crate) fn follow(group: &'a Group<T>, core: &'a Core<T>, ticket: &'a Ticket<T>) -> Self {
-        Guard {
-            group,
-            core,
-            step: Step::Follow(ticket),
-        }
-    }
-    pub(crate) fn exclusive(group: &'a Group<T>, core: &'a Core<T>) -> Self {
-        Guard {
-            group,
-            core,
-            step: Step::Exclusive,
-        }
-    }
-    pub(crate) fn done(mut self) {
-        self.step = Step::Done;
-    }
-}
-
-impl<T: Value> Drop for Guard<'_, T> {
-    fn drop(&mut self) {
-        match self.step {
-            Step::Check => {
-                let interrupted = Error::Backend {
-                    resource: self.core.resource().to_owned(),
-                    message: "the check before a swap was interrupted".into(),
-                    source: None,
-                };
-                let _ = self.group.checked(self.core, Err(interrupted));
-            }
-            Step::Lead(ticket) => self.group.abandon(ticket),
-            Step::Follow(ticket) => self.group.forget(ticket),
-            Step::Exclusive => self.group.end_exclusive(),
-            Step::Done => {}
-        }
-    }
-}
-
-/// The retry loop both drivers run, written once. The driver supplies its own waiting
-/// and store calls — blocking, or with `.await` in the async driver — which are pasted in
-/// place; everything else (joining, leading, gathering, settling, retrying, guarding
-/// against panics and dropped futures, delivering to the watches) is here.
-macro_rules! drive {
-    (
-        core: $core:expr,
-        group: $group:expr,
-        cheap_check: $cheap:expr,
-        refresh: $refresh:expr,
-        decide: $decide:expr,
-        gather: $gather:expr,
-        wait($seen:ident) => $wait:expr,
-        check($known:ident) => $check:expr,
-        commit($expected:ident, $value:ident) => $commit:expr,
-        load => $load:expr $(,)?
-    ) => {{
-        use $crate::group::{Entered, Group, Guard, Plan, Slot, Stored};
-        use $crate::store::Committed;
-        let (core, group) = ($core, $group);
-        let mut check_encoding = false;
-        let result = loop {
-            let ticket = match group.enter(core, $cheap, $refresh, check_encoding, $decide) {
-                Err(e) => break Err(e),
-                Ok(Entered::Check(version)) => {
-                    let guard = Guard::check(group, core);
-                    let $known = version;
-                    let observed = $check;
-                    guard.done();
-                    match group.checked(core, observed) {
-                        Ok(()) => continue,
-                        Err(e) => break Err(e),
-                    }
-                }
-                Ok(Entered::Wait($seen)) => {
-                    $wait;
-                    continue;
-                }
-                Ok(Entered::Joined(ticket)) => ticket,
-            };
-            let slot = if ticket.leader {
-                let guard = Guard::lead(group, core, &ticket);
-                let plan = loop {
-                    match group.lead(core, &ticket, $gather) {
-                        Plan::Wait($seen) => $wait,
-                        Plan::Gather { until, size } => group.gather(&ticket, until, size),
-                        plan => break plan,
-                    }
-                };
-                let stored = match plan {
-                    Plan::Wait(_) | Plan::Gather { .. } | Plan::Nothing => Stored::Nothing,
-                    Plan::Abandon => Stored::Abandoned,
-                    Plan::Check($known) => match $check {
-                        Ok(observed) => Stored::Observed(observed),
-                        Err(e) => Stored::Failed(e),
-                    },
-                    Plan::Commit {
-                        expected: $expected,
-                        value: $value,
-                        earlier,
-                    } => match Group::check_encoding(core, &earlier) {
-                        Err(e) => Stored::Failed(e),
-                        Ok(()) => match $commit {
-                            Ok(Committed::Done(version)) => Stored::Committed(version),
-                            Ok(Committed::Conflict) => match $load {
-                                Ok(snapshot) => Stored::Conflict(snapshot),
-                                Err(e) => Stored::Failed(e),
-                            },
-                            Err(e) => Stored::Failed(e),
-                        },
-                    },
-                };
-                guard.done();
-                group.settle(core, &ticket, stored)
-            } else {
-                let guard = Guard::follow(group, core, &ticket);
-                let slot = loop {
-                    match group.result(&ticket) {
-                        Ok(slot) => break slot,
-                        Err($seen) => $wait,
-                    }
-                };
-                guard.done();
-                slot
-            };
-            match slot {
-                Slot::Done => break Ok(ticket.outcome()),
-                Slot::Retry {
-                    check_encoding: check,
-                } => check_encoding = check,
-                Slot::Failed(e) => break Err(e),
-            }
-        };
-        core.deliver();
-        result
-    }};
-}
-pub(crate) use drive;

@@ -25,11 +25,14 @@
 mod async_atom;
 mod atom;
 mod background;
+mod calls;
 mod codec;
+mod drive;
 mod error;
 mod finite;
 mod group;
 mod options;
+mod reentry;
 mod state;
 mod store;
 pub mod testing;

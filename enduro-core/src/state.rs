@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use crate::codec::TypedCodec;
 use crate::error::{Error, Result};
 use crate::options::{Options, Validator};
+use crate::reentry;
 use crate::store::{Snapshot, Version};
 use crate::value::Value;
 
@@ -72,7 +73,11 @@ impl<T: Value> Core<T> {
         match stored {
             Some(snapshot) if !options.codec.is_blank(&snapshot.bytes) => {
                 let value = decode(resource, &*options.codec, &snapshot.bytes)?;
-                check(options.validator.as_ref(), &value)?;
+                // The stored value is not this handle's to change: an error that names
+                // the resource, not the `Invalid` of a refused change.
+                check(options.validator.as_ref(), &value).map_err(|_| Error::InvalidStored {
+                    resource: resource.to_owned(),
+                })?;
                 Ok(Opening::Existing(value, snapshot.version))
             }
             Some(blank) => Ok(Opening::Create(blank.version)),
@@ -100,6 +105,22 @@ impl<T: Value> Core<T> {
 
     pub(crate) fn resource(&self) -> &str {
         &self.resource
+    }
+
+    /// Tells this atom apart from every other one alive (its address).
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Runs user code of this atom (an update function, a validator, an encoding), so that
+    /// a call back into the atom from inside it fails fast instead of waiting for itself.
+    pub(crate) fn user_code<R>(&self, code: impl FnOnce() -> R) -> R {
+        reentry::running_user_code(self.id(), code)
+    }
+
+    /// Fails with [`Error::Reentrant`] when called from inside this atom's user code.
+    pub(crate) fn refuse_reentry(&self, call: &'static str) -> Result<()> {
+        reentry::refuse(self.id(), &self.resource, call)
     }
 
     pub(crate) fn value(&self) -> Arc<T> {
@@ -130,12 +151,13 @@ impl<T: Value> Core<T> {
 
     pub(crate) fn validate(&self, value: &T) -> Result<()> {
         let validator = read(&self.validator).clone();
-        check(validator.as_ref(), value)
+        self.user_code(|| check(validator.as_ref(), value))
     }
 
-    /// Encodes `value` into `out`, mapping a codec failure to [`Error::Encode`].
+    /// Encodes `value` into `out`, mapping a codec failure (or a panic in the value's
+    /// `Serialize`) to [`Error::Encode`].
     pub(crate) fn encode(&self, value: &T, out: &mut dyn Write) -> Result<()> {
-        encode_with(&self.resource, &*self.codec, value, out)
+        self.user_code(|| encode_with(&self.resource, &*self.codec, value, out))
     }
 
     #[cfg(feature = "async")]
@@ -178,8 +200,17 @@ impl<T: Value> Core<T> {
         write(&self.current).version = version;
     }
 
-    /// Adopts what another writer committed: decodes it and publishes it.
+    /// Adopts what another writer committed: decodes it and publishes it. A resource
+    /// emptied by hand (blank, as the codec sees it) counts as deleted, as at open: the
+    /// atom is released (it has no value to go on from; the next open starts afresh).
+    ///
+    /// The validator is not run: it guards the values this atom stores, and the store is
+    /// the truth about what others stored (refusing it would leave the atom unable to
+    /// commit anything).
     pub(crate) fn adopt(&self, snapshot: Snapshot) -> Result<(Arc<T>, Version)> {
+        if self.codec.is_blank(&snapshot.bytes) {
+            return Err(self.mark_released());
+        }
         let value = Arc::new(decode(&self.resource, &*self.codec, &snapshot.bytes)?);
         self.publish(Arc::clone(&value), snapshot.version);
         Ok((value, snapshot.version))
@@ -229,7 +260,7 @@ impl<T: Value> Core<T> {
 
     pub(crate) fn set_validator(&self, validator: Validator<T>) -> Result<()> {
         let value = self.value();
-        check(Some(&validator), &value)?;
+        self.user_code(|| check(Some(&validator), &value))?;
         *write(&self.validator) = Some(validator);
         Ok(())
     }
@@ -258,17 +289,38 @@ pub(crate) fn encode<T: Value>(
     encode_with(resource, &*options.codec, value, out)
 }
 
+/// Encodes with `codec`. A `Serialize` implementation that panics is an encoding failure
+/// like any other: it must not take down a committer thread, nor leave a half-written
+/// value behind (the store discards what was written on error).
 fn encode_with<T>(
     resource: &str,
     codec: &dyn TypedCodec<T>,
     value: &T,
     out: &mut dyn Write,
 ) -> Result<()> {
-    codec.encode(value, out).map_err(|source| Error::Encode {
+    let source = match catch_unwind(AssertUnwindSafe(|| codec.encode(value, out))) {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(source)) => source,
+        Err(panic) => format!(
+            "the value's Serialize implementation panicked: {}",
+            panic_message(&*panic)
+        )
+        .into(),
+    };
+    Err(Error::Encode {
         resource: resource.to_owned(),
         codec: codec.name(),
         source,
     })
+}
+
+/// The message a panic was raised with, when it has one.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 pub(crate) fn check<T>(validator: Option<&Validator<T>>, value: &T) -> Result<()> {

@@ -26,8 +26,9 @@ pub enum FailPoint {
     /// While the value is being written, after part of it went out: the store is unchanged
     /// (the inner store discards the partial write).
     MidWrite,
-    /// After the inner store committed: the value is stored, but the caller is told it
-    /// failed (a lost acknowledgement, like a connection dropped after COMMIT).
+    /// After the inner store committed: the value is stored, but the answer is lost (like
+    /// a connection dropped after COMMIT): the store says [`Error::Uncertain`], as a store
+    /// must when it cannot tell whether its commit happened.
     AfterWrite,
 }
 
@@ -214,7 +215,12 @@ impl<S: Store> Store for FaultyStore<S> {
             }),
             Some(FailPoint::AfterWrite) => {
                 self.inner.commit(expected, encode)?;
-                Err(injected("commit after writing (acknowledgement lost)"))
+                Err(Error::Uncertain {
+                    resource: self.inner.resource(),
+                    message: "the answer to the commit was lost (fault injected by FaultyStore)"
+                        .into(),
+                    source: None,
+                })
             }
         }
     }

@@ -86,6 +86,7 @@ macro_rules! conformance {
             compare_and_set_compares_values,
             clones_share_everything,
             validator_rejects_invalid_init,
+            values_of_other_writers_are_adopted_whatever_the_validator,
             validator_rejects_invalid_swap,
             set_validator_checks_current_value,
             watches_see_each_transition_in_order,
@@ -114,6 +115,9 @@ macro_rules! conformance {
             background_mode_refuses_bad_values_at_once,
             background_mode_reports_failed_writes_and_recovers,
             background_mode_refresh_and_release_flush_first,
+            reentrant_calls_fail_fast_instead_of_deadlocking,
+            a_panicking_serialize_fails_its_swap_and_never_hangs,
+            a_resource_emptied_by_hand_counts_as_released,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {

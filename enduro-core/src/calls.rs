@@ -1,0 +1,212 @@
+//! The store calls a batch's leader makes, as a small machine without I/O: it says which
+//! call to make next, takes the store's answer, and ends with what was stored.
+//!
+//! The blocking driver makes each call in place ([`run_blocking`]); the async driver makes
+//! them inside a commit future that outlives a caller who goes away (see `async_atom`), so
+//! a commit that may have reached the store is always seen through to its answer.
+//!
+//! A commit whose outcome is unknown ([`Error::Uncertain`]: an answer lost, an fsync that
+//! failed after the rename) is followed by a load, so that the batch settles from what the
+//! store actually holds instead of guessing.
+
+use std::io;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::group::Plan;
+use crate::state::Core;
+use crate::store::{Committed, Observed, Snapshot, Store, Version};
+use crate::value::Value;
+
+/// The next store call.
+pub(crate) enum Call<T> {
+    /// Is the resource still at this version?
+    Check(Version),
+    /// Store `value` over `expected`.
+    Commit { expected: Version, value: Arc<T> },
+    /// What does the resource hold now?
+    Load,
+}
+
+/// What the store answered to a [`Call`].
+pub(crate) enum Answer {
+    Checked(Result<Observed>),
+    Committed(Result<Committed>),
+    Loaded(Result<Option<Snapshot>>),
+}
+
+/// What to do next: a call, or the end.
+pub(crate) enum Next<T> {
+    Call(Call<T>),
+    Stored(Stored),
+}
+
+/// What came of a batch's store calls.
+pub(crate) enum Stored {
+    /// The plan needed no store call.
+    Nothing,
+    Committed(Version),
+    /// Someone else committed first; here is what the store holds now (`None`: gone).
+    Conflict(Option<Snapshot>),
+    /// What a check found.
+    Observed(Observed),
+    /// Nothing was stored.
+    Failed(Error),
+    /// The outcome is unknown; here is what the store held right after.
+    Uncertain(Error, After),
+    /// The batch was abandoned: it built on a batch that failed.
+    Abandoned,
+}
+
+/// What the store held right after a commit whose outcome is unknown.
+pub(crate) enum After {
+    Holds(Snapshot),
+    /// The resource is gone.
+    Gone,
+    /// It could not be read.
+    Unread,
+}
+
+/// The machine: what a load is for, once one is asked.
+pub(crate) struct StoreCalls {
+    after_load: AfterLoad,
+}
+
+enum AfterLoad {
+    Conflict,
+    Uncertain(Error),
+}
+
+impl StoreCalls {
+    /// The first step of `plan`. Before a commit, the batch's earlier values are encoded
+    /// (into nothing): the commit stores only the last value, but each swap's value must
+    /// be one the store could hold, batched or not. This costs nothing when swaps do not
+    /// overlap.
+    pub(crate) fn start<T: Value>(core: &Core<T>, plan: Plan<T>) -> (Self, Next<T>) {
+        let machine = StoreCalls {
+            after_load: AfterLoad::Conflict,
+        };
+        let next = match plan {
+            Plan::Wait(_) | Plan::Gather { .. } | Plan::Nothing => Next::Stored(Stored::Nothing),
+            Plan::Abandon => Next::Stored(Stored::Abandoned),
+            Plan::Check(known) => Next::Call(Call::Check(known)),
+            Plan::Commit {
+                expected,
+                value,
+                earlier,
+            } => match earlier
+                .iter()
+                .try_for_each(|value| core.encode(value, &mut io::sink()))
+            {
+                Err(e) => Next::Stored(Stored::Failed(e)),
+                Ok(()) => Next::Call(Call::Commit { expected, value }),
+            },
+        };
+        (machine, next)
+    }
+
+    /// Takes the store's answer to the last call; says what to do next.
+    pub(crate) fn answer<T>(&mut self, answer: Answer) -> Next<T> {
+        let stored = match answer {
+            Answer::Checked(Ok(observed)) => Stored::Observed(observed),
+            Answer::Checked(Err(e)) => Stored::Failed(e),
+            Answer::Committed(Ok(Committed::Done(version))) => Stored::Committed(version),
+            Answer::Committed(Ok(Committed::Conflict)) => {
+                self.after_load = AfterLoad::Conflict;
+                return Next::Call(Call::Load);
+            }
+            Answer::Committed(Err(e)) if e.may_have_been_stored() => {
+                self.after_load = AfterLoad::Uncertain(e);
+                return Next::Call(Call::Load);
+            }
+            Answer::Committed(Err(e)) => Stored::Failed(e),
+            Answer::Loaded(found) => {
+                match std::mem::replace(&mut self.after_load, AfterLoad::Conflict) {
+                    AfterLoad::Conflict => match found {
+                        Ok(snapshot) => Stored::Conflict(snapshot),
+                        Err(e) => Stored::Failed(e),
+                    },
+                    AfterLoad::Uncertain(e) => Stored::Uncertain(
+                        e,
+                        match found {
+                            Ok(Some(snapshot)) => After::Holds(snapshot),
+                            Ok(None) => After::Gone,
+                            Err(_) => After::Unread,
+                        },
+                    ),
+                }
+            }
+        };
+        Next::Stored(stored)
+    }
+}
+
+/// Makes `plan`'s store calls on a blocking store, one after the other.
+pub(crate) fn run_blocking<T: Value>(core: &Core<T>, store: &dyn Store, plan: Plan<T>) -> Stored {
+    let (mut machine, mut next) = StoreCalls::start(core, plan);
+    loop {
+        let answer = match next {
+            Next::Stored(stored) => return stored,
+            Next::Call(Call::Check(known)) => Answer::Checked(store.check(known)),
+            Next::Call(Call::Commit { expected, value }) => {
+                Answer::Committed(store.commit(expected, &mut |out| core.encode(&value, out)))
+            }
+            Next::Call(Call::Load) => Answer::Loaded(store.load()),
+        };
+        next = machine.answer(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost() -> Error {
+        Error::Uncertain {
+            resource: "r".into(),
+            message: "answer lost".into(),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn a_conflict_loads_then_ends() {
+        let mut machine = StoreCalls {
+            after_load: AfterLoad::Conflict,
+        };
+        let next: Next<u8> = machine.answer(Answer::Committed(Ok(Committed::Conflict)));
+        assert!(matches!(next, Next::Call(Call::Load)));
+        let next: Next<u8> = machine.answer(Answer::Loaded(Ok(None)));
+        assert!(matches!(next, Next::Stored(Stored::Conflict(None))));
+    }
+
+    #[test]
+    fn an_uncertain_commit_loads_and_keeps_its_error() {
+        let mut machine = StoreCalls {
+            after_load: AfterLoad::Conflict,
+        };
+        let next: Next<u8> = machine.answer(Answer::Committed(Err(lost())));
+        assert!(matches!(next, Next::Call(Call::Load)));
+        let found = Snapshot {
+            bytes: b"1".to_vec(),
+            version: Version::new(2, 0),
+        };
+        let next: Next<u8> = machine.answer(Answer::Loaded(Ok(Some(found))));
+        assert!(matches!(
+            next,
+            Next::Stored(Stored::Uncertain(Error::Uncertain { .. }, After::Holds(_)))
+        ));
+    }
+
+    #[test]
+    fn a_definite_failure_ends_at_once() {
+        let mut machine = StoreCalls {
+            after_load: AfterLoad::Conflict,
+        };
+        let next: Next<u8> = machine.answer(Answer::Committed(Err(Error::Released)));
+        assert!(matches!(
+            next,
+            Next::Stored(Stored::Failed(Error::Released))
+        ));
+    }
+}
