@@ -79,9 +79,8 @@ fn measure(rounds: usize, each: Duration) -> Result<([Throughput; 2], u64), Stri
         })
     };
     let totals = compare(rounds, each, &mut [&mut background, &mut durable])?;
-    let commits = std::fs::read(scratch.path().join(".counter.json.enduro-lock"))
-        .ok()
-        .and_then(|bytes| Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)))
+    let commits = enduro::FileStore::open(&scratch.path().join("counter.json"), None, None)
+        .and_then(|store| store.generation())
         .unwrap_or(0);
     Ok(([totals[0], totals[1]], commits))
 }

@@ -15,10 +15,16 @@
 //! Under an OS lock on the sidecar lock file `.NAME.enduro-lock` (beside the data file):
 //! check that nobody committed since this atom's version (a generation counter kept in
 //! the lock file, and the data file's identity, so a file replaced by hand counts too);
-//! write the encoded value through a buffer into a pending file `.NAME.*.enduro-pending`
+//! write the encoded value through a buffer into the pending file `.NAME.HASH.enduro-pending`
 //! in the pending dir; fsync it; bump the counter; rename it over the data file; fsync the
 //! directory. A crash at any point leaves the old or the new value, never a torn one;
-//! a pending file left by a crash is removed by the next open.
+//! a pending file left by a crash is removed by the next commit or open.
+//!
+//! The data file is the truth: a lock file that is missing or damaged is repaired, never
+//! a reason to touch the data. The path is resolved once, at open (symlinks in its
+//! directories and at its end followed), and the atom keeps committing there; anything
+//! but a regular file at the data path is refused. No file descriptor is held between
+//! operations, so a process may keep thousands of file atoms open.
 #![deny(missing_docs)]
 
 mod lock;
@@ -30,6 +36,7 @@ use std::fs::{self, File, Metadata};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use enduro_core::{
@@ -37,8 +44,8 @@ use enduro_core::{
     Version,
 };
 
-use crate::lock::{LockFile, RELEASED};
-use crate::path::{Layout, PENDING_SUFFIX, ensure_dir, fnv1a};
+use crate::lock::{Header, Held, LockFile, new_incarnation};
+use crate::path::{Layout, check_regular, fnv1a};
 use crate::replace::Replace;
 
 /// Opens a file atom at `path` holding `init` if the file is missing or blank; otherwise
@@ -138,6 +145,10 @@ impl<T: Value> FileAtom<T> {
 
 /// The file [`Store`]: durable replace, pending dir, cross-process lock.
 ///
+/// It holds no file descriptor between operations: the lock file and the directory are
+/// opened for each commit and closed after it, so a process can keep thousands of file
+/// atoms open under a low open-files limit.
+///
 /// ```
 /// use enduro_core::{Atom, Options};
 ///
@@ -150,8 +161,13 @@ impl<T: Value> FileAtom<T> {
 pub struct FileStore {
     layout: Layout,
     pending_dir: PathBuf,
-    dir: File,
+    /// The pending file, in the pending dir.
+    pending: PathBuf,
     lock: LockFile,
+    resource: String,
+    /// The incarnation of the value this handle knows (see the `lock` module): a value of
+    /// another incarnation is one created after this one was released.
+    incarnation: Mutex<u64>,
 }
 
 impl fmt::Debug for FileStore {
@@ -164,10 +180,12 @@ impl fmt::Debug for FileStore {
     }
 }
 
-/// What tells one stored file from another besides the generation: a hand edit or an
-/// editor's save-by-rename changes it. Never 0, so never mistaken for "absent".
-fn fingerprint(meta: &Metadata) -> u64 {
+/// What tells one stored file from another besides the generation: the incarnation, and
+/// the file's identity (a hand edit or an editor's save-by-rename changes it). Never 0,
+/// so never mistaken for "absent".
+fn fingerprint(incarnation: u64, meta: &Metadata) -> u64 {
     let fields = [
+        incarnation,
         meta.dev(),
         meta.ino(),
         meta.size(),
@@ -179,10 +197,29 @@ fn fingerprint(meta: &Metadata) -> u64 {
     fnv1a(fields.iter().flat_map(|f| f.to_le_bytes())).max(1)
 }
 
+fn version(incarnation: u64, generation: u64, meta: &Metadata) -> Version {
+    Version::new(generation, fingerprint(incarnation, meta))
+}
+
+/// What the store holds, as this handle sees it.
+enum Seen {
+    /// Nothing, or a value created after the one this handle knew was released.
+    Gone,
+    At(Version),
+}
+
 impl FileStore {
-    /// Opens the store for the data file at `path` (following symlinks), creating missing
-    /// parent directories, the lock file and `pending_dir`, and removing pending files a
-    /// crash left behind.
+    /// Opens the store for the data file at `path` (following symlinks, in its directory
+    /// and at its end: they are resolved once, here), creating missing parent directories,
+    /// the lock file and `pending_dir` (which must be on the same file system), repairing
+    /// a damaged lock file, and removing pending files a crash left behind.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = enduro_file::FileStore::open(&dir.path().join("a.json"), None, None)?;
+    /// assert_eq!(store.path(), dir.path().canonicalize()?.join("a.json"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(
         path: &Path,
         pending_dir: Option<&Path>,
@@ -190,86 +227,218 @@ impl FileStore {
     ) -> Result<Self> {
         let layout = Layout::resolve(path)?;
         let pending_dir = match pending_dir {
-            Some(dir) => {
-                ensure_dir(dir)?;
-                std::path::absolute(dir).map_err(|e| Error::io("make the path absolute", dir, e))?
-            }
+            Some(dir) => path::pending_dir(dir, &layout.dir)?,
             None => layout.dir.clone(),
         };
-        let dir =
-            File::open(&layout.dir).map_err(|e| Error::io("open the directory", &layout.dir, e))?;
-        let lock = LockFile::open(layout.lock.clone(), lock_timeout)?;
+        let lock = LockFile::new(layout.lock.clone(), lock_timeout);
         let store = FileStore {
+            resource: format!("file `{}`", layout.target.display()),
+            pending: pending_dir.join(&layout.pending_name),
             layout,
             pending_dir,
-            dir,
             lock,
+            incarnation: Mutex::new(0),
         };
         {
-            let _held = store.lock.acquire()?;
-            store.remove_stale_pending_files()?;
+            let held = store.acquire(true)?;
+            let incarnation = match held.header()? {
+                Header::Valid { incarnation, .. } => incarnation,
+                Header::Empty | Header::Damaged => {
+                    let incarnation = new_incarnation();
+                    held.repair(incarnation, 1)?;
+                    incarnation
+                }
+            };
+            store.set_incarnation(incarnation);
+            store.remove_stale_pending_file()?;
         }
         Ok(store)
     }
 
     /// The data file, with symlinks followed.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = enduro_file::FileStore::open(&dir.path().join("a.json"), None, None)?;
+    /// assert!(store.path().ends_with("a.json"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.layout.target
     }
 
     /// The sidecar lock file.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = enduro_file::FileStore::open(&dir.path().join("a.json"), None, None)?;
+    /// assert!(store.lock_path().ends_with(".a.json.enduro-lock"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lock_path(&self) -> &Path {
         self.lock.path()
     }
 
-    /// Pending files are only written under the lock, so with the lock held any that exist
-    /// were left by a crash.
-    fn remove_stale_pending_files(&self) -> Result<()> {
-        let entries = fs::read_dir(&self.pending_dir)
-            .map_err(|e| Error::io("list the pending dir", &self.pending_dir, e))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&self.layout.pending_prefix) && name.ends_with(PENDING_SUFFIX) {
-                fs::remove_file(entry.path())
-                    .map_err(|e| Error::io("remove the stale pending file", entry.path(), e))?;
-            }
-        }
-        Ok(())
+    /// How many commits the value has seen since it was created (the generation kept in
+    /// the lock file; 0 when there is none to read).
+    ///
+    /// ```
+    /// use enduro_core::{Atom, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("a.json");
+    /// let atom = Atom::open(enduro_file::FileStore::open(&path, None, None)?, 0, Options::new())?;
+    /// atom.swap(|n| n + 1)?;
+    /// assert_eq!(enduro_file::FileStore::open(&path, None, None)?.generation()?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn generation(&self) -> Result<u64> {
+        Ok(match self.lock.peek()? {
+            Some(Header::Valid { generation, .. }) => generation,
+            _ => 0,
+        })
     }
 
-    /// The data file's metadata, `None` when it does not exist.
+    fn incarnation(&self) -> u64 {
+        *self.incarnation.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_incarnation(&self, incarnation: u64) {
+        *self.incarnation.lock().unwrap_or_else(|e| e.into_inner()) = incarnation;
+    }
+
+    /// Takes the lock, creating the lock file (`create` is only false where a missing lock
+    /// file has been handled by the caller).
+    fn acquire(&self, create: bool) -> Result<Held<'_>> {
+        self.lock.acquire(create)?.ok_or_else(|| {
+            Error::io(
+                "open the lock file",
+                self.lock.path(),
+                std::io::Error::from(ErrorKind::NotFound),
+            )
+        })
+    }
+
+    /// The pending file is only written under the lock, so with the lock held one that
+    /// exists was left by a crash.
+    fn remove_stale_pending_file(&self) -> Result<()> {
+        replace::remove_stale(&self.pending)
+    }
+
+    /// The data file's metadata, `None` when it does not exist; anything but a regular
+    /// file is refused.
     fn stat(&self) -> Result<Option<Metadata>> {
         match fs::metadata(&self.layout.target) {
-            Ok(meta) if meta.is_dir() => Err(Error::InvalidPath {
-                path: self.layout.target.clone(),
-                reason: "it is a directory".into(),
-            }),
-            Ok(meta) => Ok(Some(meta)),
+            Ok(meta) => check_regular(&self.layout.target, &meta).map(|()| Some(meta)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("inspect the data file", &self.layout.target, e)),
         }
     }
 
-    fn version(generation: u64, meta: Option<&Metadata>) -> Version {
-        match meta {
-            Some(meta) if generation != RELEASED => Version::new(generation, fingerprint(meta)),
-            _ => Version::ABSENT,
+    /// Which version of the value the data file `meta` is, for this handle, given the lock
+    /// file's header. `known`: the version this handle last saw, if any. Takes the lock
+    /// (to repair the lock file) only when the header is not valid: never call it so with
+    /// the lock held.
+    fn observe(
+        &self,
+        header: Option<Header>,
+        meta: &Metadata,
+        known: Option<Version>,
+    ) -> Result<Seen> {
+        match header {
+            Some(Header::Valid {
+                incarnation,
+                generation,
+            }) => {
+                let mine = self.incarnation();
+                if incarnation == mine {
+                    return Ok(Seen::At(version(incarnation, generation, meta)));
+                }
+                // Another incarnation. If the data file is still the one this handle knows,
+                // only the lock file was repaired or replaced: go on with it. Otherwise the
+                // value was released and created again: not this handle's any more.
+                if known.is_some_and(|k| k.fingerprint == fingerprint(mine, meta)) {
+                    self.set_incarnation(incarnation);
+                    return Ok(Seen::At(version(incarnation, generation, meta)));
+                }
+                Ok(Seen::Gone)
+            }
+            // No lock file, or a damaged one, beside a data file: repair it. The data wins.
+            _ => {
+                let held = self.acquire(true)?;
+                match held.header()? {
+                    header @ Header::Valid { .. } => self.observe(Some(header), meta, known),
+                    _ => self.repair(&held, meta, known).map(Seen::At),
+                }
+            }
+        }
+    }
+
+    /// Writes a fresh header into a missing, empty or damaged lock file (held), beside the
+    /// data file `meta`: the data file is the truth. A handle that knows the data file
+    /// keeps its version. Any open handle keeps its incarnation (which every handle of the
+    /// value shares), so that handles elsewhere go on after a reload; only a handle that
+    /// has none yet (one being opened) starts a new one.
+    fn repair(&self, held: &Held<'_>, meta: &Metadata, known: Option<Version>) -> Result<Version> {
+        let mine = self.incarnation();
+        if let Some(known) = known.filter(|k| k.fingerprint == fingerprint(mine, meta)) {
+            held.repair(mine, known.generation)?;
+            return Ok(known);
+        }
+        let incarnation = if mine == 0 { new_incarnation() } else { mine };
+        held.repair(incarnation, 1)?;
+        self.set_incarnation(incarnation);
+        Ok(version(incarnation, 1, meta))
+    }
+
+    /// Opens the data file's directory for the fsync after a rename, making sure it is
+    /// still the directory resolved at open (not one put in its place since).
+    fn open_dir(&self) -> Result<File> {
+        let dir = &self.layout.dir;
+        let file = File::open(dir).map_err(|e| Error::io("open the directory", dir, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("inspect the directory", dir, e))?;
+        self.same_dir(&meta)?;
+        Ok(file)
+    }
+
+    fn same_dir(&self, meta: &Metadata) -> Result<()> {
+        if (meta.dev(), meta.ino()) == self.layout.dir_id {
+            return Ok(());
+        }
+        Err(Error::InvalidPath {
+            path: self.layout.dir.clone(),
+            reason: "this directory was replaced (moved away, or deleted and made again) \
+                     since the atom was opened; nothing was written: open the atom again to \
+                     use the new directory"
+                .into(),
+        })
+    }
+
+    /// The data file is not there: deleted (the atom counts as released), unless its
+    /// whole directory was swapped for another, which is reported as such.
+    fn missing(&self) -> Result<()> {
+        match fs::metadata(&self.layout.dir) {
+            Ok(meta) => self.same_dir(&meta),
+            Err(_) => Ok(()),
         }
     }
 }
 
 impl Store for FileStore {
     fn resource(&self) -> String {
-        format!("file `{}`", self.layout.target.display())
+        self.resource.clone()
     }
 
     fn load(&self) -> Result<Option<Snapshot>> {
-        let generation = self.lock.peek_generation()?;
-        if generation == RELEASED {
+        let header = self.lock.peek()?;
+        let target = &self.layout.target;
+        // Checked before opening: opening a FIFO would hang.
+        if self.stat()?.is_none() {
+            self.missing()?;
             return Ok(None);
         }
-        let target = &self.layout.target;
         let mut file = match File::open(target) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -279,85 +448,161 @@ impl Store for FileStore {
         let meta = file
             .metadata()
             .map_err(|e| Error::io("inspect the data file", target, e))?;
-        if meta.is_dir() {
-            return Err(Error::InvalidPath {
-                path: target.clone(),
-                reason: "it is a directory".into(),
-            });
-        }
+        check_regular(target, &meta)?;
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.read_to_end(&mut bytes)
             .map_err(|e| Error::io("read the data file", target, e))?;
-        Ok(Some(Snapshot {
-            bytes,
-            version: Self::version(generation, Some(&meta)),
-        }))
+        Ok(match self.observe(header, &meta, None)? {
+            Seen::Gone => None,
+            Seen::At(version) => Some(Snapshot { bytes, version }),
+        })
     }
 
     fn check(&self, known: Version) -> Result<Observed> {
-        let generation = self.lock.peek_generation()?;
-        let now = Self::version(generation, self.stat()?.as_ref());
-        if now == known {
-            Ok(Observed::Unchanged)
-        } else if now == Version::ABSENT {
-            Ok(Observed::Missing)
-        } else {
-            Ok(self.load()?.map_or(Observed::Missing, Observed::Changed))
+        let header = self.lock.peek()?;
+        let Some(meta) = self.stat()? else {
+            self.missing()?;
+            return Ok(Observed::Missing);
+        };
+        match self.observe(header, &meta, Some(known))? {
+            Seen::Gone => Ok(Observed::Missing),
+            Seen::At(now) if now == known => Ok(Observed::Unchanged),
+            Seen::At(_) => Ok(self.load()?.map_or(Observed::Missing, Observed::Changed)),
         }
     }
 
     fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
         // Creating the value may follow a release by another process (a new lock file at
-        // the path); changing it may not: then the retired lock file's generation makes
-        // this a conflict, the reload finds the atom released, and no lock file is
-        // recreated for it.
-        let held = if expected == Version::ABSENT {
-            self.lock.acquire()?
-        } else {
-            self.lock.acquire_unless_released()?
+        // the path); changing it may not: a handle of a released value recreates nothing.
+        let creating = expected == Version::ABSENT;
+        let held = match self.lock.acquire(creating)? {
+            Some(held) => held,
+            // No lock file: released (the reload finds the data gone too), or deleted by
+            // hand beside the data file (recreate it and go on).
+            None if self.stat()?.is_none() => return Ok(Committed::Conflict),
+            None => self.acquire(true)?,
         };
-        let generation = held.generation()?;
+        let header = held.header()?;
         let existing = self.stat()?;
-        if Self::version(generation, existing.as_ref()) != expected {
-            return Ok(Committed::Conflict);
-        }
-        let next = match generation {
-            g if g >= RELEASED - 1 => 1,
-            g => g + 1,
+        let (incarnation, generation, previous) = match (&existing, header) {
+            // A new value starts a new incarnation, so that handles of a value released
+            // before can never take it for theirs.
+            (None, _) if creating => {
+                let previous = match header {
+                    Header::Valid {
+                        incarnation,
+                        generation,
+                    } => Some((incarnation, generation)),
+                    _ => None,
+                };
+                (new_incarnation(), 0, previous)
+            }
+            (None, _) => return Ok(Committed::Conflict),
+            // Someone created the value first: go on with theirs (a creating handle has no
+            // version of its own to protect).
+            (Some(meta), _) if creating => {
+                match header {
+                    Header::Valid { incarnation, .. } => self.set_incarnation(incarnation),
+                    Header::Empty | Header::Damaged => {
+                        self.repair(&held, meta, None)?;
+                    }
+                }
+                return Ok(Committed::Conflict);
+            }
+            (
+                Some(meta),
+                Header::Valid {
+                    incarnation,
+                    generation,
+                },
+            ) => match self.observe(Some(header), meta, Some(expected))? {
+                Seen::At(now) if now == expected => {
+                    (incarnation, generation, Some((incarnation, generation)))
+                }
+                Seen::At(_) | Seen::Gone => return Ok(Committed::Conflict),
+            },
+            (Some(meta), Header::Empty | Header::Damaged) => {
+                if self.repair(&held, meta, Some(expected))? != expected {
+                    return Ok(Committed::Conflict);
+                }
+                (
+                    self.incarnation(),
+                    expected.generation,
+                    Some((self.incarnation(), expected.generation)),
+                )
+            }
         };
+        let next = generation.checked_add(1).unwrap_or(1);
+        let dir = self.open_dir()?;
         // The generation is bumped before the rename, not after: if writing it fails (a
         // full disk), the data file is still untouched and the failed commit changed
         // nothing; and a crash between the two leaves a new generation over the old
         // file, which others merely reload, never a new file under the old generation.
         // If the rename itself fails, the bump is undone (best effort: at worst, others
         // reload the unchanged value).
-        Replace {
-            pending_dir: &self.pending_dir,
-            pending_prefix: &self.layout.pending_prefix,
+        let known_before = self.incarnation();
+        self.set_incarnation(incarnation);
+        let replaced = Replace {
+            resource: &self.resource,
+            pending: &self.pending,
             target: &self.layout.target,
-            target_dir: &self.dir,
+            target_dir: &dir,
             existing: existing.as_ref(),
-            before_rename: &|| held.set_generation(next),
+            before_rename: &|| held.write(incarnation, next),
             rename_failed: &|| {
-                let _ = held.set_generation(generation);
+                if let Some((incarnation, generation)) = previous {
+                    let _ = held.write(incarnation, generation);
+                }
             },
         }
-        .run(encode)?;
-        let meta = self.stat()?;
-        Ok(Committed::Done(Self::version(next, meta.as_ref())))
+        .run(encode);
+        match replaced {
+            Ok(()) => {}
+            // In place, but not known to be durable: the value is the store's now.
+            Err(e) if e.may_have_been_stored() => return Err(e),
+            Err(e) => {
+                self.set_incarnation(known_before);
+                return Err(e);
+            }
+        }
+        // The new file is in place: a failure to inspect it leaves the outcome unknown to
+        // the caller, not undone.
+        match self.stat() {
+            Ok(Some(meta)) => Ok(Committed::Done(version(incarnation, next, &meta))),
+            Ok(None) => Err(self.vanished()),
+            Err(e) => Err(Error::Uncertain {
+                resource: self.resource.clone(),
+                message: format!("the new value is in place, but inspecting it failed: {e}"),
+                source: Some(Box::new(e)),
+            }),
+        }
     }
 
     fn release(&self) -> Result<()> {
-        let held = self.lock.acquire()?;
+        let held = self.lock.acquire(self.stat()?.is_some())?;
         match fs::remove_file(&self.layout.target) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove the data file", &self.layout.target, e)),
         }
-        self.remove_stale_pending_files()?;
-        held.retire()?;
-        self.dir
-            .sync_all()
+        self.remove_stale_pending_file()?;
+        if let Some(held) = held {
+            held.retire()?;
+        }
+        File::open(&self.layout.dir)
+            .and_then(|dir| dir.sync_all())
             .map_err(|e| Error::io("fsync the directory", &self.layout.dir, e))
+    }
+}
+
+impl FileStore {
+    fn vanished(&self) -> Error {
+        Error::Uncertain {
+            resource: self.resource.clone(),
+            message: "the new value was put in place, but the data file was gone right after \
+                      (deleted by someone else)"
+                .into(),
+            source: None,
+        }
     }
 }

@@ -1,120 +1,191 @@
-//! The sidecar lock file: an OS lock that serializes commits across processes, and the
-//! generation counter kept in it.
+//! The sidecar lock file: an OS lock that serializes commits across processes, and a small
+//! header that counts them.
 //!
 //! The data file is replaced on every commit, so it cannot carry the lock; the lock file
-//! beside it is never replaced, only deleted by `release`. It holds 8 bytes: the number of
-//! commits so far (little-endian), which lets a process see cheaply that another one
-//! committed, even when the file system reuses the data file's inode.
+//! beside it is never replaced, only deleted by `release`. It is opened for each operation
+//! and closed after it, so that an atom holds no file descriptor between operations (a
+//! process may keep thousands of atoms open under a low open-files limit).
+//!
+//! Its header holds a magic number, the *incarnation* (a random number chosen when the
+//! value is created, so that a handle on a value that was released and created again can
+//! tell), the *generation* (commits since then: a cheap "did anyone commit?", even when
+//! the file system reuses the data file's inode) and a checksum; twice, so that damage to
+//! one copy is survived. The header is never trusted over the data: a missing or damaged
+//! one is repaired, never a reason to touch the data file.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use enduro_core::{Error, Result};
 
-/// The generation written into the lock file by `release`, just before deleting it, so a
-/// process still holding the old lock file sees the atom is gone.
-pub(crate) const RELEASED: u64 = u64::MAX;
+use crate::path::fnv1a;
+
+const MAGIC: [u8; 8] = *b"enduroL1";
+/// One copy of the header.
+const RECORD: usize = 32;
+/// The whole header: two copies.
+const HEADER: usize = 2 * RECORD;
+
+/// What the lock file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// A valid header.
+    Valid { incarnation: u64, generation: u64 },
+    /// No header yet (a new, empty lock file).
+    Empty,
+    /// Anything else: a torn write, a file from an older enduro, damage. Repaired at the
+    /// next commit or open; the data file is never touched because of it.
+    Damaged,
+}
+
+impl Header {
+    /// Reads the header from the lock file's bytes: the first valid copy wins.
+    fn parse(bytes: &[u8]) -> Header {
+        if bytes.is_empty() {
+            return Header::Empty;
+        }
+        if bytes.len() != HEADER {
+            return Header::Damaged;
+        }
+        bytes
+            .chunks_exact(RECORD)
+            .find_map(Self::parse_record)
+            .unwrap_or(Header::Damaged)
+    }
+
+    fn parse_record(record: &[u8]) -> Option<Header> {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&record[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        let intact = record[..8] == MAGIC && word(3) == fnv1a(record[..24].iter().copied());
+        intact.then(|| Header::Valid {
+            incarnation: word(1),
+            generation: word(2),
+        })
+    }
+
+    fn encode(incarnation: u64, generation: u64) -> [u8; HEADER] {
+        let mut record = [0u8; RECORD];
+        record[..8].copy_from_slice(&MAGIC);
+        record[8..16].copy_from_slice(&incarnation.to_le_bytes());
+        record[16..24].copy_from_slice(&generation.to_le_bytes());
+        let check = fnv1a(record[..24].iter().copied());
+        record[24..].copy_from_slice(&check.to_le_bytes());
+        let mut out = [0u8; HEADER];
+        out[..RECORD].copy_from_slice(&record);
+        out[RECORD..].copy_from_slice(&record);
+        out
+    }
+}
 
 pub(crate) struct LockFile {
     path: PathBuf,
-    file: Mutex<File>,
     timeout: Option<Duration>,
 }
 
-/// The lock, held: unlocked on drop.
+/// The lock, held: unlocked (and the file closed) on drop.
 pub(crate) struct Held<'a> {
     lock: &'a LockFile,
-    file: MutexGuard<'a, File>,
+    file: File,
 }
 
-fn open(path: &Path) -> Result<File> {
+fn open(path: &Path, create: bool) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
+        .create(create)
         .truncate(false)
         .open(path)
-        .map_err(|e| Error::io("open the lock file", path, e))
 }
 
-fn read_generation(file: &File, path: &Path) -> Result<u64> {
-    let mut buf = [0u8; 8];
+fn read_header(file: &File, path: &Path) -> Result<Header> {
+    let mut buf = [0u8; HEADER + 1];
     let mut filled = 0;
-    while filled < buf.len() {
+    loop {
         match file.read_at(&mut buf[filled..], filled as u64) {
-            Ok(0) => return Ok(0), // a new lock file: no commits yet
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled == buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io("read the lock file", path, e)),
         }
     }
-    Ok(u64::from_le_bytes(buf))
+    Ok(Header::parse(&buf[..filled]))
 }
 
 impl LockFile {
-    pub(crate) fn open(path: PathBuf, timeout: Option<Duration>) -> Result<Self> {
-        let file = open(&path)?;
-        Ok(LockFile {
-            path,
-            file: Mutex::new(file),
-            timeout,
-        })
+    pub(crate) fn new(path: PathBuf, timeout: Option<Duration>) -> Self {
+        LockFile { path, timeout }
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    fn handle(&self) -> MutexGuard<'_, File> {
-        self.file.lock().unwrap_or_else(|e| e.into_inner())
+    /// The header, read without taking the lock: a hint for a cheap "did anyone commit?"
+    /// check (commits read it again under the lock). `None`: there is no lock file.
+    pub(crate) fn peek(&self) -> Result<Option<Header>> {
+        match open(&self.path, false) {
+            Ok(file) => {
+                self.check_regular(&file)?;
+                read_header(&file, &self.path).map(Some)
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("open the lock file", &self.path, e)),
+        }
     }
 
-    /// The generation, read without taking the lock: a hint for a cheap "did anyone
-    /// commit?" check. Commits re-read it under the lock.
-    pub(crate) fn peek_generation(&self) -> Result<u64> {
-        read_generation(&self.handle(), &self.path)
-    }
-
-    /// Takes the lock, waiting at most the configured timeout. If the lock file was
-    /// deleted or replaced meanwhile (another process released the atom), locks the file
-    /// now at the path instead, so that all processes always lock the same file.
-    pub(crate) fn acquire(&self) -> Result<Held<'_>> {
-        self.acquire_following(true)
-    }
-
-    /// Like [`acquire`](Self::acquire), except when the lock file we hold was retired by
-    /// another process's `release`: then it stays locked on that file, whose generation
-    /// ([`RELEASED`]) tells the caller the atom is gone, instead of creating a new lock
-    /// file for a released atom.
-    pub(crate) fn acquire_unless_released(&self) -> Result<Held<'_>> {
-        self.acquire_following(false)
-    }
-
-    fn acquire_following(&self, follow_released: bool) -> Result<Held<'_>> {
+    /// Takes the lock, waiting at most the configured timeout. With `create`, makes the
+    /// lock file if it is missing; without, returns `None` when there is none (the atom
+    /// was released), so that a released atom's handles recreate nothing. If the lock
+    /// file was deleted or replaced while we waited for it (a release), takes the one now
+    /// at the path, so that all processes always lock the same file.
+    pub(crate) fn acquire(&self, create: bool) -> Result<Option<Held<'_>>> {
         let started = Instant::now();
-        let mut file = self.handle();
         loop {
+            let file = match open(&self.path, create) {
+                Ok(file) => file,
+                Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(None),
+                Err(e) => return Err(Error::io("open the lock file", &self.path, e)),
+            };
+            self.check_regular(&file)?;
             self.wait_for(&file, started)?;
-            let current = fs::metadata(&self.path);
             let ours = file
                 .metadata()
                 .map_err(|e| Error::io("inspect the lock file", &self.path, e))?;
-            match current {
-                Ok(meta) if meta.dev() == ours.dev() && meta.ino() == ours.ino() => {
-                    return Ok(Held { lock: self, file });
+            match fs::metadata(&self.path) {
+                Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => {
+                    return Ok(Some(Held { lock: self, file }));
                 }
-                _ if !follow_released && read_generation(&file, &self.path)? == RELEASED => {
-                    return Ok(Held { lock: self, file });
-                }
-                _ => {
-                    let _ = file.unlock();
-                    *file = open(&self.path)?;
-                }
+                // Deleted (or replaced) while we waited: try the file at the path now.
+                _ => continue,
             }
+        }
+    }
+
+    fn check_regular(&self, file: &File) -> Result<()> {
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("inspect the lock file", &self.path, e))?;
+        if meta.is_file() {
+            Ok(())
+        } else {
+            Err(Error::InvalidPath {
+                path: self.path.clone(),
+                reason: "enduro's lock file is not a regular file here; move what is at \
+                         that path away (enduro recreates its lock file)"
+                    .into(),
+            })
         }
     }
 
@@ -147,22 +218,30 @@ impl LockFile {
 }
 
 impl Held<'_> {
-    pub(crate) fn generation(&self) -> Result<u64> {
-        read_generation(&self.file, &self.lock.path)
+    pub(crate) fn header(&self) -> Result<Header> {
+        read_header(&self.file, &self.lock.path)
     }
 
-    pub(crate) fn set_generation(&self, generation: u64) -> Result<()> {
+    pub(crate) fn write(&self, incarnation: u64, generation: u64) -> Result<()> {
         self.file
-            .write_all_at(&generation.to_le_bytes(), 0)
+            .write_all_at(&Header::encode(incarnation, generation), 0)
             .map_err(|e| Error::io("write the lock file", &self.lock.path, e))
     }
 
-    /// Marks the lock file as released and deletes it, still holding the lock.
+    /// Writes a fresh header over a missing or damaged one, cutting off anything after it.
+    pub(crate) fn repair(&self, incarnation: u64, generation: u64) -> Result<()> {
+        self.write(incarnation, generation)?;
+        self.file
+            .set_len(HEADER as u64)
+            .map_err(|e| Error::io("repair the lock file", &self.lock.path, e))
+    }
+
+    /// Deletes the lock file, still holding the lock: whoever waits for it then finds it
+    /// gone.
     pub(crate) fn retire(&self) -> Result<()> {
-        self.set_generation(RELEASED)?;
         match fs::remove_file(&self.lock.path) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove the lock file", &self.lock.path, e)),
         }
     }
@@ -171,5 +250,73 @@ impl Held<'_> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         let _ = self.file.unlock();
+    }
+}
+
+/// A new incarnation number: different in every process and every call, never 0.
+pub(crate) fn new_incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // RandomState is seeded from the operating system's randomness.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now);
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    hasher.finish().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_damage_is_recognised() {
+        let bytes = Header::encode(7, 42);
+        let valid = Header::Valid {
+            incarnation: 7,
+            generation: 42,
+        };
+        assert_eq!(Header::parse(&bytes), valid);
+        assert_eq!(Header::parse(&[]), Header::Empty);
+        for at in 0..HEADER {
+            let mut broken = bytes;
+            broken[at] ^= 0xff;
+            assert_eq!(
+                Header::parse(&broken),
+                valid,
+                "one copy survives damage at {at}"
+            );
+            broken[(at + RECORD) % HEADER] ^= 0xff;
+            assert_eq!(
+                Header::parse(&broken),
+                Header::Damaged,
+                "both copies at {at}"
+            );
+        }
+        let mut start = bytes;
+        start[..8].copy_from_slice(&[0xff; 8]);
+        assert_eq!(
+            Header::parse(&start),
+            valid,
+            "the old RELEASED marker over it"
+        );
+        assert_eq!(
+            Header::parse(&[0xff; 8]),
+            Header::Damaged,
+            "an old 8-byte file"
+        );
+        assert_eq!(Header::parse(&bytes[..40]), Header::Damaged, "a torn write");
+    }
+
+    #[test]
+    fn incarnations_differ() {
+        let a = new_incarnation();
+        let b = new_incarnation();
+        assert_ne!(a, b);
+        assert_ne!(a, 0);
     }
 }

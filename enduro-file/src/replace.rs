@@ -1,24 +1,25 @@
 //! Durable replace: write a pending file, fsync it, rename it over the target, fsync the
 //! directory. A crash at any point leaves the old or the new file, never a torn one.
 
-use std::fs::{File, Metadata, Permissions};
+use std::fs::{self, File, Metadata, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, fchown};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
 use std::path::Path;
 
 use enduro_core::{Encoder, Error, Result};
-
-use crate::path::PENDING_SUFFIX;
 
 /// The buffer between the codec and the pending file: large values stream through it.
 const BUFFER: usize = 64 * 1024;
 
 /// Where the pending file goes and what it replaces.
 pub(crate) struct Replace<'a> {
-    pub(crate) pending_dir: &'a Path,
-    pub(crate) pending_prefix: &'a str,
+    /// Names the atom in an [`Error::Uncertain`].
+    pub(crate) resource: &'a str,
+    /// The pending file: one name per atom, since the lock lets one commit at a time
+    /// write it; any file there when a commit starts was left by a crash.
+    pub(crate) pending: &'a Path,
     pub(crate) target: &'a Path,
-    /// The open directory of the target, fsynced after the rename.
+    /// The directory of the target, opened before the rename and fsynced after it.
     pub(crate) target_dir: &'a File,
     /// The file being replaced, if any: its permissions and owner are kept.
     pub(crate) existing: Option<&'a Metadata>,
@@ -58,42 +59,37 @@ impl<W> Recorder<W> {
 
 impl Replace<'_> {
     pub(crate) fn run(&self, encode: Encoder<'_>) -> Result<()> {
-        let pending = tempfile::Builder::new()
-            .prefix(self.pending_prefix)
-            .suffix(PENDING_SUFFIX)
-            .permissions(Permissions::from_mode(0o666))
-            .tempfile_in(self.pending_dir)
-            .map_err(|e| Error::io("create a pending file in", self.pending_dir, e))?;
-        let at = pending.path().to_path_buf();
+        let at = self.pending;
+        let file = create_pending(at)?;
+        // Removes the pending file unless the rename consumed it.
+        let pending = Pending(at);
         if let Some(existing) = self.existing {
-            keep_owner_and_mode(pending.as_file(), existing)
-                .map_err(|e| Error::io("copy the permissions of the data file to", &at, e))?;
+            keep_owner_and_mode(&file, existing)
+                .map_err(|e| Error::io("copy the permissions of the data file to", at, e))?;
         }
 
         let mut out = Recorder {
-            inner: BufWriter::with_capacity(BUFFER, pending.as_file()),
+            inner: BufWriter::with_capacity(BUFFER, &file),
             error: None,
         };
         let written = encode(&mut out).and_then(|()| {
             out.flush()
-                .map_err(|e| Error::io("write the pending file", &at, e))
+                .map_err(|e| Error::io("write the pending file", at, e))
         });
         if let Err(e) = written {
-            // The pending file is removed when `pending` drops.
             return Err(match out.error.take() {
-                Some(io) => Error::io("write the pending file", &at, io),
+                Some(io) => Error::io("write the pending file", at, io),
                 None => e,
             });
         }
         drop(out);
-        pending
-            .as_file()
-            .sync_all()
-            .map_err(|e| Error::io("fsync the pending file", &at, e))?;
+        file.sync_all()
+            .map_err(|e| Error::io("fsync the pending file", at, e))?;
+        drop(file);
         (self.before_rename)()?;
-        pending.persist(self.target).map_err(|e| {
+        fs::rename(at, self.target).map_err(|e| {
             (self.rename_failed)();
-            let hint = if e.error.kind() == io::ErrorKind::CrossesDevices {
+            let hint = if e.kind() == io::ErrorKind::CrossesDevices {
                 " (the pending dir must be on the same file system as the data file)"
             } else {
                 ""
@@ -101,13 +97,54 @@ impl Replace<'_> {
             Error::io(
                 format!("rename the pending file `{}`{hint} over", at.display()),
                 self.target,
-                e.error,
+                e,
             )
         })?;
+        std::mem::forget(pending);
+        // The new value is in place: from here on, a failure does not undo it. Others see
+        // it already; whether it survives a power cut is what is unknown.
         let dir = self.target.parent().unwrap_or(self.target);
-        self.target_dir
-            .sync_all()
-            .map_err(|e| Error::io("fsync the directory", dir, e))
+        self.target_dir.sync_all().map_err(|e| Error::Uncertain {
+            resource: self.resource.to_owned(),
+            message: format!(
+                "the new value is in place, but fsyncing its directory `{}` failed ({e}), so \
+                 it may not survive a power cut (the disk may be failing)",
+                dir.display()
+            ),
+            source: Some(Box::new(e)),
+        })
+    }
+}
+
+/// Creates the pending file afresh: one a crash left there is removed first, and the new
+/// one is made with `O_EXCL`, so nothing planted at that path (a symlink, say) is ever
+/// written through.
+fn create_pending(at: &Path) -> Result<File> {
+    remove_stale(at)?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .open(at)
+        .map_err(|e| Error::io("create the pending file", at, e))
+}
+
+/// Removes the pending file at `at` if there is one (only ever called with the atom's
+/// lock held, so it is a crash's leftover).
+pub(crate) fn remove_stale(at: &Path) -> Result<()> {
+    match fs::remove_file(at) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove the stale pending file", at, e)),
+    }
+}
+
+/// The pending file, removed when this drops (after a failure).
+struct Pending<'a>(&'a Path);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
     }
 }
 

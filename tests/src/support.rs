@@ -1,5 +1,5 @@
-//! Helpers shared by the reliability tests: child processes read line by line, and
-//! directory listings.
+//! Helpers shared by the reliability tests: child processes read line by line, directory
+//! listings, and whether strace is there.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -62,4 +62,22 @@ pub fn names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Whether strace can be run. Without it, the tests that need it say why and pass, except
+/// under `CI=true`, where that is a failure: CI never skips.
+pub fn have_strace() -> bool {
+    let found = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true, so this test must run, but strace is not installed"
+        );
+        eprintln!("skipped: strace is not installed (CI=true makes this a failure)");
+    }
+    found
 }

@@ -210,12 +210,14 @@ fn a_large_value_hitting_enospc_mid_encoding_is_an_io_error_and_loses_nothing() 
 }
 
 #[test]
-fn a_commit_whose_generation_write_hits_enospc_changes_nothing() {
-    // A data file written by hand, so the lock file is new and empty: the commit's
-    // generation write needs a page of its own. Leave exactly one free page — the pending
-    // file takes it — and keep the old data file open, so that the rename frees nothing.
-    // The commit must fail as a whole: a swap that reports an error must not have
-    // replaced the value (a caller would retry it and apply it twice).
+fn the_lock_file_takes_its_space_at_open_so_a_commit_never_fails_half_way() {
+    // A data file written by hand, so there is no lock file yet: opening writes its header
+    // (a page), so that no commit ever needs space for it between writing the pending file
+    // and renaming it. Then leave exactly one free page — the pending file takes it — and
+    // keep the old data file open, so that the rename frees nothing: the commit succeeds.
+    // With no page free at all, it fails as a whole, before the rename: a swap that reports
+    // an error must not have replaced the value (a caller would retry it and apply it
+    // twice).
     let Some(fs) = small_fs("64k") else { return };
     let dir = fs.path();
     let path = dir.join("counter.json");
@@ -228,7 +230,10 @@ fn a_commit_whose_generation_write_hits_enospc_changes_nothing() {
     std::fs::write(&spare, vec![0u8; 4096]).unwrap();
     let filler = fill(dir);
     std::fs::remove_file(&spare).unwrap();
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 6);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "6");
 
+    let _new_data_kept_open = File::open(&path).unwrap();
     let err = atom.swap(|n| n + 1).unwrap_err();
     println!("disk full, as reported: {err}");
     assert!(
@@ -237,17 +242,17 @@ fn a_commit_whose_generation_write_hits_enospc_changes_nothing() {
     );
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
-        "5",
+        "6",
         "the swap failed, so the file must not change"
     );
-    assert_eq!(*atom.deref(), 5, "memory unchanged");
-    assert_eq!(*atom.refresh().unwrap(), 5, "and nothing to pick up either");
+    assert_eq!(*atom.deref(), 6, "memory unchanged");
+    assert_eq!(*atom.refresh().unwrap(), 6, "and nothing to pick up either");
     assert_eq!(
         names(dir),
         [".counter.json.enduro-lock", "counter.json", "filler"]
     );
 
     std::fs::remove_file(&filler).unwrap();
-    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 6);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "6");
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 7);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "7");
 }

@@ -104,9 +104,9 @@ fn measure(timing: Timing) -> Result<([Throughput; 3], Option<u64>), String> {
     };
     let mut raw_one = |each| run_for(1, each, |_| || increment(&one));
     let mut raw_mutex = |each| run_for(THREADS, each, |_| || increment(&shared));
-    // The file backend counts its commits in the lock file (8 bytes, little-endian).
-    let lock_file = dir.path().join(".counter.json.enduro-lock");
-    let commits_before = commit_count(&lock_file);
+    // The file backend counts its commits in the lock file.
+    let data_file = dir.path().join("counter.json");
+    let commits_before = commit_count(&data_file);
     let totals = compare(
         timing.rounds,
         timing.each,
@@ -119,16 +119,17 @@ fn measure(timing: Timing) -> Result<([Throughput; 3], Option<u64>), String> {
             atom.deref()
         ));
     }
-    let commits = commit_count(&lock_file)
+    let commits = commit_count(&data_file)
         .zip(commits_before)
         .map(|(after, before)| after.saturating_sub(before));
     Ok(([totals[0], totals[1], totals[2]], commits))
 }
 
-/// The commit counter of a file atom's lock file, if it can be read.
-fn commit_count(lock_file: &Path) -> Option<u64> {
-    let bytes = std::fs::read(lock_file).ok()?;
-    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+/// The commit counter of a file atom (the generation in its lock file), if it can be read.
+fn commit_count(data_file: &Path) -> Option<u64> {
+    enduro::FileStore::open(data_file, None, None)
+        .and_then(|store| store.generation())
+        .ok()
 }
 
 fn increment(counter: &Mutex<RawCounter>) -> Result<(), String> {

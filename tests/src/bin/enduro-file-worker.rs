@@ -23,6 +23,13 @@
 //! enduro-file-worker stall-commit PATH SECS  starts a swap +1 and, inside the commit
 //!                                          (lock held, pending file written to), prints
 //!                                          "stalled" and sleeps SECS
+//! enduro-file-worker many DIR N            opens N atoms on the files DIR/I.json and
+//!                                          keeps them all open; swaps +1 on every 100th,
+//!                                          opens one more and swaps it; prints "ok N"
+//! enduro-file-worker swap-twice PATH       opens PATH (a counter), says "ready", waits
+//!                                          for a line on stdin, swaps +1 twice, printing
+//!                                          after each `ok V`, `uncertain V` (what the
+//!                                          atom shows then) or `failed V: ERROR`
 //! ```
 //!
 //! Every mode stops by itself: the loops are bounded and a closed pipe ends the torture.
@@ -68,6 +75,8 @@ fn run(args: &[String]) -> Result {
         ["release", path] => release(path),
         ["hold-lock", path, secs] => hold_lock(path, number(secs)?),
         ["stall-commit", path, secs] => stall_commit(path, number(secs)?),
+        ["many", dir, n] => many(dir, number(n)?),
+        ["swap-twice", path] => swap_twice(path),
         _ => Err(format!(
             "unknown arguments {args:?}; see the source for the modes"
         )),
@@ -194,6 +203,34 @@ fn until_released(path: &str, n: u64) -> Result {
         }
     }
     say("done")
+}
+
+fn many(dir: &str, n: u64) -> Result {
+    let open = |i: u64| {
+        enduro::file_atom(0u64, format!("{dir}/{i}.json"))
+            .map_err(|e| format!("atom {i} of {n}: {e}"))
+    };
+    let atoms = (0..n).map(open).collect::<Result<Vec<_>>>()?;
+    for (i, atom) in atoms.iter().enumerate().step_by(100) {
+        atom.swap(|v| v + 1).map_err(|e| format!("atom {i}: {e}"))?;
+    }
+    // While all of them stay open, new atoms and commits still work.
+    let extra = open(n)?;
+    extra.swap(|v| v + 1).map_err(|e| e.to_string())?;
+    say(&format!("ok {}", atoms.len()))
+}
+
+fn swap_twice(path: &str) -> Result {
+    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    ready_then_wait()?;
+    for _ in 0..2 {
+        match atom.swap(|v| v + 1) {
+            Ok(v) => say(&format!("ok {v}"))?,
+            Err(e) if e.may_have_been_stored() => say(&format!("uncertain {}", atom.deref()))?,
+            Err(e) => say(&format!("failed {}: {e}", atom.deref()))?,
+        }
+    }
+    Ok(())
 }
 
 fn release(path: &str) -> Result {

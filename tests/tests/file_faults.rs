@@ -1,0 +1,134 @@
+//! File atoms against the operating system's limits and failures, in real processes: ten
+//! thousand atoms under the common limit of 1,024 open files, and I/O errors injected with
+//! strace at each system call of a commit, before and after its point of no return.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use enduro_tests::support::have_strace;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_enduro-file-worker");
+
+/// A file atom holds no descriptor between operations: 10,000 of them stay open in one
+/// process whose open-files limit is 1,024 (most distributions' default, Raspberry Pi OS
+/// included), and commits still work.
+#[test]
+fn ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files() {
+    const ATOMS: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    // Values written beforehand, so that opening commits nothing (no fsync per atom).
+    for i in 0..ATOMS {
+        std::fs::write(dir.path().join(format!("{i}.json")), "0").unwrap();
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 1024 && exec "$0" many "$1" "$2""#)
+        .arg(WORKER)
+        .arg(dir.path())
+        .arg(ATOMS.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 10000");
+    for i in (0..ATOMS).step_by(100) {
+        let value = std::fs::read_to_string(dir.path().join(format!("{i}.json"))).unwrap();
+        assert_eq!(value, "1", "atom {i}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(format!("{ATOMS}.json"))).unwrap(),
+        "1"
+    );
+}
+
+/// Runs the worker's `swap-twice` on `path` (a counter at 10) under strace, injecting
+/// `fault` (`SYSCALL:error=ERRNO:when=N`); returns its two report lines.
+fn swap_twice_with(path: &Path, fault: &str) -> Vec<String> {
+    let syscall = fault.split(':').next().unwrap();
+    let mut child = Command::new("strace")
+        .args(["-f", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={fault}"))
+        .arg(WORKER)
+        .arg("swap-twice")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{fault}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.first().map(String::as_str), Some("ready"), "{fault}");
+    lines[1..].to_vec()
+}
+
+fn counter_at_ten(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("counter.json");
+    drop(enduro::file_atom(10u64, &path).unwrap());
+    path
+}
+
+/// An fsync of the directory that fails *after* the rename: the new value is in place
+/// (others see it) but may not survive a power cut. The swap says its change may have been
+/// stored, the atom shows what the file holds, and the next swap builds on it: a caller
+/// who repeated the failed swap would have applied it twice.
+#[test]
+fn a_failed_directory_fsync_after_the_rename_is_reported_as_uncertain() {
+    if !have_strace() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = counter_at_ten(dir.path());
+    // A commit fsyncs the pending file, then the directory: the second fsync fails.
+    let lines = swap_twice_with(&path, "fsync:error=EIO:when=2");
+    assert_eq!(lines, ["uncertain 11", "ok 12"]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "12");
+}
+
+/// Failures *before* the rename change nothing: the swap fails with the system's error,
+/// the file and the atom keep the old value, the next swap works.
+#[test]
+fn failures_before_the_rename_change_nothing() {
+    if !have_strace() {
+        return;
+    }
+    for fault in [
+        // Writing the pending file's bytes (the first write is the worker's "ready").
+        "write:error=EIO:when=2",
+        // Flushing the pending file.
+        "fsync:error=EIO:when=1",
+        // Counting the commit in the lock file (just before the rename).
+        "pwrite64:error=ENOSPC:when=1",
+        // The rename itself.
+        "rename:error=EIO:when=1",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = counter_at_ten(dir.path());
+        let lines = swap_twice_with(&path, fault);
+        assert!(lines[0].starts_with("failed 10: "), "{fault}: {lines:?}");
+        assert_eq!(lines[1], "ok 11", "{fault}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "11", "{fault}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".enduro-pending"))
+            .collect();
+        assert!(left.is_empty(), "{fault}: pending files left: {left:?}");
+    }
+}
