@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::CodecError;
-use crate::finite::Finite;
+use crate::roundtrip::RoundTrip;
 
 /// Turns values into bytes and back.
 ///
@@ -105,7 +105,7 @@ impl Codec for Json {
         value: &T,
         out: &mut dyn Write,
     ) -> Result<(), CodecError> {
-        let value = Finite::new(value);
+        let value = RoundTrip::new(value);
         if self.pretty {
             let mut ser = serde_json::Serializer::pretty(&mut *out);
             value.serialize(&mut ser)?;
