@@ -19,9 +19,8 @@
 //!
 //! With both bounds, the serializer calls the adapter sees nest at most
 //! `MAX_LEVELS + MAX_WRAPPERS` deep before serializing either finishes or fails. (What it
-//! cannot see, it cannot bound: `Box`, `#[serde(transparent)]` and untagged newtype
-//! variants serialize their content with the same serializer, without a call of their
-//! own.) The checks ride along with the encoding: a few branches per value, and nothing
+//! cannot see, it cannot bound: a `#[serde(transparent)]` struct or an untagged newtype
+//! variant serializes its content with the same serializer, without a call of its own.) The checks ride along with the encoding: a few branches per value, and nothing
 //! is allocated unless a value is refused.
 
 use serde::Serialize;
