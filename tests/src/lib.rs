@@ -114,6 +114,11 @@ macro_rules! conformance {
             background_mode_refuses_bad_values_at_once,
             background_mode_reports_failed_writes_and_recovers,
             background_mode_refresh_and_release_flush_first,
+            values_nested_deeper_than_json_reads_back_are_refused,
+            the_deepest_accepted_values_read_back_after_reopening,
+            some_of_null_is_refused,
+            a_hundred_thousand_levels_are_refused_on_a_small_stack,
+            a_deep_hand_written_value_is_a_decode_error,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
