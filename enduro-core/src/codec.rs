@@ -6,14 +6,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::CodecError;
-use crate::finite::Finite;
+use crate::roundtrip::RoundTrip;
 
 /// Turns values into bytes and back.
 ///
 /// A codec writes straight into the store's writer (a buffered temp file for the file
 /// backend), so a large value is never held twice in memory. It must refuse a value that
 /// would not read back as itself, so that a commit never stores something the next open
-/// cannot decode.
+/// cannot decode, and it must fail rather than overflow the stack on any value, however
+/// deep: a stack overflow aborts the whole process. Decoding must likewise fail cleanly
+/// on any bytes.
 ///
 /// ```
 /// use enduro_core::{Codec, Json};
@@ -53,21 +55,68 @@ pub trait Codec: Send + Sync + 'static {
 
 /// JSON through serde_json: the default codec, readable and editable by hand.
 ///
-/// It refuses to store NaN and infinite floats (JSON has no such numbers: serde_json
-/// would silently write `null` and the value would not read back) and maps with keys that
-/// are not strings or numbers. The check rides along with the encoding, so it costs
-/// nothing like a decode. A blank (empty or whitespace-only) file counts as no value.
+/// A blank (empty or whitespace-only) file counts as no value.
+///
+/// # What it refuses to store, and why
+///
+/// It refuses every value that would not read back as itself or could crash the encoder,
+/// with an error that names the path to the culprit (`[0].prices[3]`): the `swap`,
+/// `reset` or open fails with [`Error::Encode`] and nothing is stored.
+///
+/// - **NaN and infinite floats.** JSON has no such numbers: serde_json would write `null`.
+/// - **More than 127 levels of nesting.** serde_json reads back no deeper (its recursion
+///   limit), so the next open would fail. Levels count as JSON shows them: each
+///   sequence, tuple, map, struct and byte string is one, an enum variant with data one
+///   (`{"V":…}`), a tuple or struct variant two (`{"V":[…]}`); `Some`, newtype structs
+///   and unit variants add none.
+/// - **`Some` of a value written as `null`**: `Some(None)`, `Some(())`, `Some` of a unit
+///   struct or of `serde_json::Value::Null`, anywhere in the value. It would be stored as
+///   `null` and read back as `None`.
+/// - **More than 128 `Some`s and newtype structs on the way to any value.** JSON shows no
+///   level for them, so only this bound keeps encoding from overflowing the stack.
+/// - **Map keys that are not strings, numbers, chars, bools or unit variants** (serde_json's
+///   own rule).
+///
+/// The checks ride along with the encoding: a few branches per value, and nothing is
+/// allocated unless a value is refused. Reading is serde_json's own: data nested deeper
+/// than 127 levels (written by hand, say) is a clean [`Error::Decode`], never a crash.
+///
+/// What no serializer sees cannot be bounded: a `#[serde(transparent)]` struct or an
+/// untagged newtype variant serializes its content with the same serializer, without a
+/// call of its own, so a recursive type made only of those can still overflow the stack
+/// (as it does with plain serde_json).
+///
+/// [`Error::Encode`]: crate::Error::Encode
+/// [`Error::Decode`]: crate::Error::Decode
 ///
 /// ```
-/// use enduro_core::{Codec, Json};
+/// use enduro_core::{Atom, Codec, Error, Json, Options};
+///
+/// let json = Json::default();
+/// let err = json.encode(&vec![1.0, f64::NAN], &mut Vec::new()).unwrap_err();
+/// assert!(err.to_string().contains("NaN at [1]"), "{err}");
+///
+/// // Some(None) would be written as null and read back as None.
+/// let err = json.encode(&vec![Some(None::<u8>)], &mut Vec::new()).unwrap_err();
+/// assert!(err.to_string().contains("at [0]"), "{err}");
+///
+/// // 127 nested arrays read back; 128 would not.
+/// let nested = |levels| (0..levels).fold(serde_json::json!(0), |v, _| serde_json::json!([v]));
+/// json.encode(&nested(127), &mut Vec::new())?;
+/// let err = json.encode(&nested(128), &mut Vec::new()).unwrap_err();
+/// assert!(err.to_string().contains("at most 127"), "{err}");
+///
+/// // Data nested deeper by hand is a clean error when opened, not a crash.
+/// let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+/// let store = enduro_mem::MemStore::holding(deep.into_bytes());
+/// let err = Atom::open(store, serde_json::Value::Null, Options::new()).unwrap_err();
+/// assert!(matches!(err, Error::Decode { .. }), "{err}");
+/// assert!(err.to_string().contains("recursion limit exceeded"), "{err}");
 ///
 /// let mut out = Vec::new();
-/// let err = Json::default().encode(&vec![1.0, f64::NAN], &mut out).unwrap_err();
-/// assert!(err.to_string().contains("NaN"), "{err}");
-///
-/// let mut out = Vec::new();
-/// Json::pretty().encode(&[1], &mut out).unwrap();
-/// assert_eq!(String::from_utf8(out).unwrap(), "[\n  1\n]\n");
+/// Json::pretty().encode(&[1], &mut out)?;
+/// assert_eq!(String::from_utf8(out)?, "[\n  1\n]\n");
+/// # Ok::<(), enduro_core::CodecError>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Json {
@@ -105,7 +154,7 @@ impl Codec for Json {
         value: &T,
         out: &mut dyn Write,
     ) -> Result<(), CodecError> {
-        let value = Finite::new(value);
+        let value = RoundTrip::new(value);
         if self.pretty {
             let mut ser = serde_json::Serializer::pretty(&mut *out);
             value.serialize(&mut ser)?;

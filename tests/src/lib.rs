@@ -118,6 +118,11 @@ macro_rules! conformance {
             reentrant_calls_fail_fast_instead_of_deadlocking,
             a_panicking_serialize_fails_its_swap_and_never_hangs,
             a_resource_emptied_by_hand_counts_as_released,
+            values_nested_deeper_than_json_reads_back_are_refused,
+            the_deepest_accepted_values_read_back_after_reopening,
+            some_of_null_is_refused,
+            a_hundred_thousand_levels_are_refused_on_a_small_stack,
+            a_deep_hand_written_value_is_a_decode_error,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {

@@ -913,3 +913,312 @@ pub fn a_resource_emptied_by_hand_counts_as_released<B: Backend>(b: &B) {
     assert_eq!(*again.deref(), 9);
     assert_eq!(stored_as::<_, u32>(b, &r), 9);
 }
+
+// Values that would not read back as themselves (DESIGN.md: "nothing is stored that would
+// not read back as itself, and nothing a user stores can abort the process or make a
+// later open fail"). The JSON codec refuses them, and nothing is stored.
+
+/// An enum tree: each `Node` is one level of JSON nesting (`{"Node":…}`), each `Pair`
+/// two (`{"Pair":[…,0]}`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Tree {
+    Leaf,
+    Node(Box<Tree>),
+    Pair(Box<Tree>, u8),
+}
+
+fn nodes(count: usize) -> Tree {
+    (0..count).fold(Tree::Leaf, |t, _| Tree::Node(Box::new(t)))
+}
+
+fn pairs(count: usize) -> Tree {
+    (0..count).fold(Tree::Leaf, |t, _| Tree::Pair(Box::new(t), 0))
+}
+
+fn arrays(count: usize) -> serde_json::Value {
+    (0..count).fold(serde_json::json!(7), |v, _| serde_json::json!([v]))
+}
+
+/// Checks that `swap` and `reset` to `bad` fail with `Error::Encode` saying each of
+/// `says`, that the atom, its watches and the stored bytes are unchanged, and that the
+/// atom still stores `good` (which then reads back as itself).
+fn assert_refused<B: Backend, T>(b: &B, r: &B::Resource, bad: &T, good: &T, says: &[&str])
+where
+    T: enduro::Value + Clone + PartialEq + std::fmt::Debug,
+{
+    let atom = b.open(r, good.clone());
+    let before = atom.deref();
+    let stored = b.stored(r);
+    let seen = recorder(&atom);
+    let by_swap = atom.swap(|_| bad.clone()).unwrap_err();
+    let by_reset = atom.reset(bad.clone()).unwrap_err();
+    for err in [by_swap, by_reset] {
+        assert!(matches!(err, Error::Encode { .. }), "{err}");
+        for said in says {
+            assert!(err.to_string().contains(said), "says {said:?}: {err}");
+        }
+    }
+    assert_eq!(atom.deref(), before);
+    assert_eq!(b.stored(r), stored, "nothing was written");
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(
+        *atom.swap(|v| v.clone()).unwrap(),
+        *good,
+        "the atom stays usable"
+    );
+    assert_eq!(*b.open(r, bad.clone()).deref(), *good, "and reads back");
+}
+
+pub fn values_nested_deeper_than_json_reads_back_are_refused<B: Backend>(b: &B) {
+    let too_deep = ["128 levels", "at most 127"];
+    assert_refused(b, &b.fresh(), &nodes(128), &nodes(1), &too_deep);
+    assert_refused(b, &b.fresh(), &pairs(64), &pairs(1), &too_deep);
+    assert_refused(b, &b.fresh(), &arrays(128), &arrays(1), &too_deep);
+    // A too deep initial value is refused before anything is stored.
+    let r = b.fresh();
+    let err = b.open_with(&r, arrays(200), Options::new()).unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert_eq!(b.stored(&r), None);
+}
+
+pub fn the_deepest_accepted_values_read_back_after_reopening<B: Backend>(b: &B) {
+    /// Stores `deepest` over `other`, then checks a new atom reads it back.
+    fn check<B: Backend, T>(b: &B, deepest: T, other: T)
+    where
+        T: enduro::Value + Clone + PartialEq + std::fmt::Debug,
+    {
+        let r = b.fresh();
+        b.open(&r, other.clone()).reset(deepest.clone()).unwrap();
+        assert_eq!(*b.open(&r, other).deref(), deepest);
+        assert_eq!(stored_as::<_, T>(b, &r), deepest);
+    }
+    check(b, nodes(127), nodes(0));
+    check(b, pairs(63), pairs(0));
+    check(b, arrays(127), arrays(0));
+    check(b, Some(Some(3u8)), None);
+    check(b, vec![None, Some(vec![()])], vec![]);
+}
+
+pub fn some_of_null_is_refused<B: Backend>(b: &B) {
+    let reads_as_none = ["read back as None"];
+    assert_refused(
+        b,
+        &b.fresh(),
+        &Some(None::<u8>),
+        &Some(Some(1)),
+        &reads_as_none,
+    );
+    assert_refused(b, &b.fresh(), &Some(()), &None, &reads_as_none);
+    assert_refused(
+        b,
+        &b.fresh(),
+        &vec![None, Some(())],
+        &vec![None],
+        &["at [1]"],
+    );
+    assert_refused(
+        b,
+        &b.fresh(),
+        &Some(serde_json::Value::Null),
+        &Some(serde_json::json!([null])),
+        &reads_as_none,
+    );
+    let map = |v| BTreeMap::from([("a".to_string(), None), ("b".to_string(), v)]);
+    assert_refused(
+        b,
+        &b.fresh(),
+        &map(Some(None::<u8>)),
+        &map(None),
+        &["at {value of entry #1}"],
+    );
+    // An initial value too.
+    let r = b.fresh();
+    let err = b
+        .open_with(&r, Some(None::<u8>), Options::new())
+        .unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert_eq!(b.stored(&r), None);
+}
+
+/// Defines `$name(depth)`, a value that serializes as `depth` levels of one shape around
+/// `0`, the level below being `$next(depth - 1)`. The levels are generated as they are
+/// serialized, so the test builds (and drops) nothing deep. One shape per type, as derived
+/// code has, so that the test's own stack frames stay realistic.
+macro_rules! lazy {
+    ($name:ident, $next:ident, |$serializer:ident, $inner:ident| $level:expr) => {
+        struct $name(usize);
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, $serializer: S) -> Result<S::Ok, S::Error> {
+                #[allow(unused_imports)]
+                use serde::ser::SerializeSeq;
+                let Some(depth) = self.0.checked_sub(1) else {
+                    return $serializer.serialize_u8(0);
+                };
+                let $inner = $next(depth);
+                $level
+            }
+        }
+    };
+}
+
+lazy!(Variants, Variants, |s, inner| s
+    .serialize_newtype_variant("Deep", 0, "V", &inner));
+lazy!(Seqs, Seqs, |s, inner| {
+    let mut seq = s.serialize_seq(Some(1))?;
+    seq.serialize_element(&inner)?;
+    seq.end()
+});
+lazy!(Newtypes, Newtypes, |s, inner| s
+    .serialize_newtype_struct("Deep", &inner));
+lazy!(Somes, Somes, |s, inner| s.serialize_some(&inner));
+// Some, newtype, variant and sequence in turn: levels with wrappers between them.
+lazy!(MixedSome, MixedNewtype, |s, inner| s.serialize_some(&inner));
+lazy!(MixedNewtype, MixedVariant, |s, inner| s
+    .serialize_newtype_struct("Deep", &inner));
+lazy!(MixedVariant, MixedSeq, |s, inner| s
+    .serialize_newtype_variant("Deep", 0, "V", &inner));
+lazy!(MixedSeq, MixedSome, |s, inner| {
+    let mut seq = s.serialize_seq(Some(1))?;
+    seq.serialize_element(&inner)?;
+    seq.end()
+});
+
+/// An atom's value for the deep tests: `depth` levels of `shape`, generated lazily.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Deep {
+    depth: usize,
+    shape: Lazy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lazy {
+    Variants,
+    Seqs,
+    Newtypes,
+    Somes,
+    Mixed,
+}
+
+impl serde::Serialize for Deep {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.shape {
+            Lazy::Variants => Variants(self.depth).serialize(serializer),
+            Lazy::Seqs => Seqs(self.depth).serialize(serializer),
+            Lazy::Newtypes => Newtypes(self.depth).serialize(serializer),
+            Lazy::Somes => Somes(self.depth).serialize(serializer),
+            Lazy::Mixed => MixedSome(self.depth).serialize(serializer),
+        }
+    }
+}
+
+/// Reads back only the leaf, `0`: the atoms in the test store nothing deeper.
+impl<'de> serde::Deserialize<'de> for Deep {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <u8 as serde::Deserialize>::deserialize(deserializer).map(|_| Deep {
+            depth: 0,
+            shape: Lazy::Seqs,
+        })
+    }
+}
+
+/// Runs `f` on a thread with a 256 KiB stack (Rust's spawned threads get 2 MiB).
+fn on_a_small_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    thread::scope(|s| {
+        thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn_scoped(s, f)
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
+
+pub fn a_hundred_thousand_levels_are_refused_on_a_small_stack<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let leaf = Deep {
+        depth: 0,
+        shape: Lazy::Seqs,
+    };
+    let atom = b.open(&r, leaf);
+    let seen = recorder(&atom);
+    let stored = b.stored(&r);
+    let shapes = [
+        Lazy::Variants,
+        Lazy::Seqs,
+        Lazy::Newtypes,
+        Lazy::Somes,
+        Lazy::Mixed,
+    ];
+    for shape in shapes {
+        let deep = Deep {
+            depth: 100_000,
+            shape,
+        };
+        let errors = on_a_small_stack(|| [atom.swap(|_| deep), atom.reset(deep)]);
+        for err in errors {
+            let err = err.unwrap_err();
+            assert!(matches!(err, Error::Encode { .. }), "{shape:?}: {err}");
+        }
+        assert_eq!(*atom.deref(), leaf);
+        assert_eq!(b.stored(&r), stored, "nothing was written");
+    }
+    assert!(seen.lock().unwrap().is_empty());
+    let shallow = Deep {
+        depth: 4,
+        shape: Lazy::Mixed,
+    };
+    assert_eq!(
+        *atom.reset(shallow).unwrap(),
+        shallow,
+        "the atom stays usable"
+    );
+    assert_eq!(b.stored(&r).unwrap(), b"{\"V\":[0]}");
+    // A too deep initial value is refused too.
+    let deep = Deep {
+        depth: 100_000,
+        shape: Lazy::Mixed,
+    };
+    let r = b.fresh();
+    let err = on_a_small_stack(|| b.open_with(&r, deep, Options::new()).map(drop)).unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert_eq!(b.stored(&r), None);
+}
+
+pub fn a_deep_hand_written_value_is_a_decode_error<B: Backend>(b: &B) {
+    let depth = 100_000;
+    let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let variants = format!(
+        "{}\"Leaf\"{}",
+        "{\"Node\":".repeat(depth),
+        "}".repeat(depth)
+    );
+    let r = b.fresh();
+    b.plant(&r, arrays.as_bytes());
+    let err = b
+        .open_with(&r, serde_json::json!(null), Options::new())
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(
+        err.to_string().contains("recursion limit exceeded"),
+        "{err}"
+    );
+    assert_eq!(
+        b.stored(&r).as_deref(),
+        Some(arrays.as_bytes()),
+        "left untouched"
+    );
+    let r = b.fresh();
+    b.plant(&r, variants.as_bytes());
+    let err = b.open_with(&r, nodes(0), Options::new()).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(
+        err.to_string().contains("recursion limit exceeded"),
+        "{err}"
+    );
+    assert_eq!(
+        b.stored(&r).as_deref(),
+        Some(variants.as_bytes()),
+        "left untouched"
+    );
+}
