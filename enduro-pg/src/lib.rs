@@ -30,6 +30,9 @@
 //! );
 //! ```
 //!
+//! A name that means a temporary table (`pg_temp.name`, or a name that resolves to one on
+//! the store's connection) is refused: each connection would see a table of its own.
+//!
 //! A swap is one `UPDATE ... WHERE key = $2 AND version = $3` round trip when nobody else
 //! wrote; otherwise it reloads, re-runs the function and tries again. To change a value by
 //! hand, bump the version too (`UPDATE hits SET value = '41', version = version + 1`), so

@@ -467,19 +467,49 @@ impl PgStore {
     }
 
     /// Creates the table unless it exists (checked first, so that a role without the
-    /// right to create tables can use one made for it).
+    /// right to create tables can use one made for it), and refuses a temporary one.
     pub(crate) async fn ensure_table(&self) -> Result<()> {
-        let exists = self
-            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&self.sql.table])
-            .await
-            .map_err(|e| self.query_failed("look the table up", e))?
-            .map(|row| row.try_get::<_, bool>(0))
-            .transpose()
-            .map_err(|e| self.error(format!("cannot look the table up: {e}"), None))?
-            .unwrap_or(false);
-        if exists {
-            return Ok(());
+        let persistence = match self.persistence().await? {
+            Some(persistence) => persistence,
+            None => {
+                self.create_table().await?;
+                self.persistence().await?.unwrap_or_default()
+            }
+        };
+        if persistence == "t" {
+            return Err(self.error(
+                format!(
+                    "cannot use the table {}: the name resolves to a temporary table (one \
+                     of this connection's own, which shadows a regular table of that name, \
+                     or one created there because search_path puts pg_temp first); each \
+                     connection sees its own temporary table, so atoms would neither be \
+                     shared nor outlive their connection: name a regular table with its \
+                     schema (such as `public.table`), or drop the temporary table",
+                    self.sql.table
+                ),
+                None,
+            ));
         }
+        Ok(())
+    }
+
+    /// The table's `relpersistence` (`p` permanent, `u` unlogged, `t` temporary), or
+    /// `None` when no table of that name is visible.
+    async fn persistence(&self) -> Result<Option<String>> {
+        self.query_opt(
+            "SELECT c.relpersistence::text FROM pg_catalog.pg_class c \
+             WHERE c.oid = pg_catalog.to_regclass($1)",
+            &[&self.sql.table],
+        )
+        .await
+        .map_err(|e| self.query_failed("look the table up", e))?
+        .map(|row| row.try_get::<_, String>(0))
+        .transpose()
+        .map_err(|e| self.error(format!("cannot look the table up: {e}"), None))
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS`, taking turns with other openers.
+    async fn create_table(&self) -> Result<()> {
         // Openers of a new table take turns on a transaction-scoped advisory lock named
         // after it, so each one's `IF NOT EXISTS` sees the table the one before committed.
         // Without it, two concurrent `CREATE TABLE IF NOT EXISTS` can both miss the table,
