@@ -25,7 +25,7 @@
 //! CREATE TABLE IF NOT EXISTS "hits" (
 //!     key text PRIMARY KEY,        -- the atom's row key, "default" unless chosen
 //!     value text NOT NULL,         -- the encoded value: JSON, readable with plain SQL
-//!     version bigint NOT NULL,     -- bumped by one on every commit
+//!     version bigint NOT NULL,     -- bumped by one on every commit (i64::MAX wraps to i64::MIN)
 //!     updated_at timestamptz NOT NULL DEFAULT now()
 //! );
 //! ```

@@ -238,6 +238,7 @@ impl Sql {
                  updated_at timestamptz NOT NULL DEFAULT now())"
             ),
             load: format!("SELECT value, version FROM {t} WHERE key = $1"),
+            // `$2` is NULL for a version no row can have, which matches nothing.
             check: format!(
                 "SELECT version, CASE WHEN version = $2 THEN NULL ELSE value END \
                  FROM {t} WHERE key = $1"
@@ -250,9 +251,16 @@ impl Sql {
                  VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, now()) \
                  ON CONFLICT (key) DO NOTHING RETURNING version"
             ),
+            // At i64::MAX the version wraps to i64::MIN instead of failing every commit
+            // with "bigint out of range": versions start at the insert time in
+            // microseconds, so counting up from i64::MIN cannot reach one in use.
             update: format!(
-                "UPDATE {t} SET value = $1, version = version + 1, updated_at = now() \
-                 WHERE key = $2 AND version = $3 RETURNING version"
+                "UPDATE {t} SET value = $1, \
+                 version = CASE WHEN version = {max} THEN '{min}'::bigint ELSE version + 1 END, \
+                 updated_at = now() \
+                 WHERE key = $2 AND version = $3 RETURNING version",
+                max = i64::MAX,
+                min = i64::MIN,
             ),
             delete: format!("DELETE FROM {t} WHERE key = $1"),
             drop: format!("DROP TABLE IF EXISTS {t}"),
@@ -266,7 +274,8 @@ impl Sql {
 /// - load: `SELECT value, version ... WHERE key = $1`
 /// - check: the same, with the value only when the version moved
 /// - commit: `UPDATE ... SET value = $1, version = version + 1, updated_at = now()
-///   WHERE key = $2 AND version = $3 RETURNING version` — one round trip, and no row
+///   WHERE key = $2 AND version = $3 RETURNING version` (the version wraps from i64::MAX
+///   to i64::MIN rather than overflow) — one round trip, and no row
 ///   means someone else committed first ([`Committed::Conflict`]); a new row is
 ///   `INSERT ... ON CONFLICT (key) DO NOTHING`, so two processes opening at once agree
 /// - release: `DELETE ... WHERE key = $1` (or `DROP TABLE`, if the builder says so)
@@ -591,7 +600,9 @@ impl PgStore {
     }
 
     async fn check_row(&self, known: Version) -> Result<Observed> {
-        let known_db = Self::to_db(known).unwrap_or(i64::MIN);
+        // Every i64 is a version a row can hold (i64::MIN after a wrap): a version that
+        // cannot be stored is sent as NULL, not as a stand-in number.
+        let known_db = Self::to_db(known);
         let row = match self
             .query_opt(&self.sql.check, &[&self.key, &known_db])
             .await

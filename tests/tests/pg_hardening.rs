@@ -1,4 +1,5 @@
-//! PostgreSQL hardening: per-session (temporary) tables are refused.
+//! PostgreSQL hardening: per-session (temporary) tables are refused, and a version column
+//! at i64::MAX wraps instead of sticking.
 #![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
@@ -39,6 +40,18 @@ impl Admin {
                 .batch_execute(sql)
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        })
+    }
+
+    /// The first column of the first row of `sql`, as text (NULL: `None`).
+    fn text(&self, sql: &str) -> Option<String> {
+        self.runtime.block_on(async {
+            let client = self.store.pool().get().await.unwrap();
+            let rows = client
+                .query(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            rows.first().and_then(|row| row.get::<_, Option<String>>(0))
         })
     }
 }
@@ -100,4 +113,46 @@ fn a_search_path_with_pg_temp_first_is_refused() {
     let url = with_param(&url, "options=-c%20search_path%3Dpg_temp%2Cpublic");
     let e = PgAtom::builder(&url, &name).open(0u64).unwrap_err();
     assert!(e.to_string().contains("temporary table"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Versions.
+
+#[test]
+fn a_version_at_i64_max_wraps_instead_of_sticking() {
+    let Some(url) = database_url() else { return };
+    let table = "enduro_version_wrap";
+    let key = unique_key("wrap");
+    let atom = PgAtom::builder(&url, table)
+        .key(key.as_str())
+        .open(1u64)
+        .unwrap();
+    let admin = Admin::new(&url, 1);
+    admin.execute(&format!(
+        "UPDATE {table} SET value = '10', version = 9223372036854775807 WHERE key = '{key}'"
+    ));
+    // A conflict, a reload at i64::MAX, then the commit that must wrap.
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 11);
+    let version = |admin: &Admin| {
+        admin
+            .text(&format!(
+                "SELECT version::text FROM {table} WHERE key = '{key}'"
+            ))
+            .unwrap()
+    };
+    assert_eq!(version(&admin), i64::MIN.to_string());
+    assert_eq!(atom.version().generation, i64::MIN as u64);
+    // The wrapped version checks as unchanged, and commits go on from there.
+    assert_eq!(*atom.refresh().unwrap(), 11);
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 12);
+    assert_eq!(version(&admin), (i64::MIN + 1).to_string());
+    // Another handle reads and writes the same row.
+    let other = PgAtom::builder(&url, table)
+        .key(key.as_str())
+        .open(0u64)
+        .unwrap();
+    assert_eq!(*other.deref(), 12);
+    assert_eq!(*other.swap(|n| n + 1).unwrap(), 13);
+    assert_eq!(*atom.refresh().unwrap(), 13);
+    atom.release().unwrap();
 }
