@@ -38,12 +38,24 @@
 //! hand, bump the version too (`UPDATE hits SET value = '41', version = version + 1`), so
 //! that running atoms notice.
 //!
+//! # Failures
+//!
+//! A commit that surely did not run (the server answered with an error, no connection
+//! could be had) fails with [`Error::Backend`](enduro_core::Error::Backend), and nothing
+//! was written. A commit whose answer was lost after it was sent (the connection closed, a
+//! FATAL error from the server, which can come after the commit) fails with
+//! [`Error::Uncertain`](enduro_core::Error::Uncertain): it may have been stored. A cached
+//! statement whose table an operator changed (`ALTER TABLE ... ALTER value TYPE ...`) is
+//! refused by the server without running; it is prepared again and run once more.
+//!
 //! Passwords never appear in errors or `Debug` output.
 #![deny(missing_docs)]
 
 mod blocking;
 mod conn;
+mod failure;
 mod ident;
+mod query;
 mod store;
 
 pub use blocking::BlockingPgStore;

@@ -6,12 +6,13 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use enduro_core::{AsyncStore, BoxFuture, Committed, Error, Observed, Result, Snapshot, Version};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::blocking::BlockingPgStore;
 use crate::conn;
+use crate::failure::Failure;
 use crate::ident::Table;
+use crate::query::{Params, Runner};
 
 /// The key of the row an atom uses when none is given.
 ///
@@ -204,7 +205,7 @@ impl PgStoreBuilder {
         }
         Ok(PgStore {
             sql: Sql::new(&table),
-            pool,
+            runner: Runner::new(pool),
             key,
             resource,
             password,
@@ -299,7 +300,7 @@ impl Sql {
 /// # Ok(()) }
 /// ```
 pub struct PgStore {
-    pool: Pool,
+    runner: Runner,
     sql: Sql,
     key: String,
     resource: String,
@@ -325,15 +326,52 @@ fn backend(resource: impl Into<String>, message: String) -> Error {
     }
 }
 
-fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::UNDEFINED_TABLE)
+fn is_undefined_table(failure: &Failure) -> bool {
+    failure.code() == Some(&SqlState::UNDEFINED_TABLE)
 }
 
-/// A failed query, kept apart from a failure to get a connection so that callers can
-/// look at the SQL state.
-enum QueryError {
-    Pool(Error),
-    Query(tokio_postgres::Error),
+/// What a statement was for, which decides what its failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    LookUp,
+    Create,
+    Load,
+    Check,
+    Insert,
+    Update,
+    Delete,
+    Drop,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::LookUp => "look the table up",
+            Action::Create => "create the table",
+            Action::Load => "read the row",
+            Action::Check => "check the row",
+            Action::Insert => "insert the row",
+            Action::Update => "update the row",
+            Action::Delete => "delete the row",
+            Action::Drop => "drop the table",
+        }
+    }
+
+    /// Whether this is a commit, whose unknown outcome is [`Error::Uncertain`].
+    fn commits(self) -> bool {
+        matches!(self, Action::Insert | Action::Update)
+    }
+
+    /// What a failure that surely did not run it leaves unchanged.
+    fn untouched(self) -> Option<&'static str> {
+        match self {
+            Action::Insert | Action::Update => Some("nothing was written"),
+            Action::Delete => Some("nothing was deleted"),
+            Action::Drop => Some("nothing was dropped"),
+            Action::Create => Some("nothing was created"),
+            Action::LookUp | Action::Load | Action::Check => None,
+        }
+    }
 }
 
 impl PgStore {
@@ -404,7 +442,7 @@ impl PgStore {
     /// # Ok(()) }
     /// ```
     pub fn pool(&self) -> &Pool {
-        &self.pool
+        self.runner.pool()
     }
 
     fn error(
@@ -419,60 +457,26 @@ impl PgStore {
         }
     }
 
-    fn query_failed(&self, action: &str, e: QueryError) -> Error {
-        match e {
-            QueryError::Pool(e) => e,
-            QueryError::Query(e) => {
-                let detail = match e.as_db_error() {
-                    Some(db) if db.code() == &SqlState::INVALID_SCHEMA_NAME => format!(
-                        "{} (SQL state {}): create the schema first, or name a table in an \
-                         existing one",
-                        db.message(),
-                        db.code().code()
-                    ),
-                    Some(db) => format!("{} (SQL state {})", db.message(), db.code().code()),
-                    None => e.to_string(),
+    /// A statement's failure as the error to return: [`Error::Uncertain`] for a commit
+    /// that may have run, [`Error::Backend`] for everything else.
+    fn failed(&self, action: Action, failure: Failure) -> Error {
+        let mut message = format!("cannot {}: {}", action.verb(), failure.describe());
+        if failure.may_have_run() {
+            if action.commits() {
+                return Error::Uncertain {
+                    resource: self.resource.clone(),
+                    message: conn::scrub(&message, self.password.as_deref()),
+                    source: failure.into_source(),
                 };
-                self.error(format!("cannot {action}: {detail}"), Some(Box::new(e)))
             }
+            if action.untouched().is_some() {
+                message.push_str("; it may or may not have been done");
+            }
+        } else if let Some(untouched) = action.untouched() {
+            message.push_str("; ");
+            message.push_str(untouched);
         }
-    }
-
-    async fn client(&self) -> std::result::Result<deadpool_postgres::Object, QueryError> {
-        self.pool.get().await.map_err(|e| {
-            QueryError::Pool(self.error(
-                format!(
-                    "cannot get a database connection: {e} (is PostgreSQL running and \
-                     reachable, and are the user, password and database right?)"
-                ),
-                Some(Box::new(e)),
-            ))
-        })
-    }
-
-    async fn query_opt(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<Option<Row>, QueryError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(sql)
-            .await
-            .map_err(QueryError::Query)?;
-        client
-            .query_opt(&statement, params)
-            .await
-            .map_err(QueryError::Query)
-    }
-
-    async fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<u64, QueryError> {
-        let client = self.client().await?;
-        client.execute(sql, params).await.map_err(QueryError::Query)
+        self.error(message, failure.into_source())
     }
 
     /// Creates the table unless it exists (checked first, so that a role without the
@@ -505,16 +509,17 @@ impl PgStore {
     /// The table's `relpersistence` (`p` permanent, `u` unlogged, `t` temporary), or
     /// `None` when no table of that name is visible.
     async fn persistence(&self) -> Result<Option<String>> {
-        self.query_opt(
-            "SELECT c.relpersistence::text FROM pg_catalog.pg_class c \
-             WHERE c.oid = pg_catalog.to_regclass($1)",
-            &[&self.sql.table],
-        )
-        .await
-        .map_err(|e| self.query_failed("look the table up", e))?
-        .map(|row| row.try_get::<_, String>(0))
-        .transpose()
-        .map_err(|e| self.error(format!("cannot look the table up: {e}"), None))
+        self.runner
+            .query_opt(
+                "SELECT c.relpersistence::text FROM pg_catalog.pg_class c \
+                 WHERE c.oid = pg_catalog.to_regclass($1)",
+                &[&self.sql.table],
+            )
+            .await
+            .map_err(|e| self.failed(Action::LookUp, e))?
+            .map(|row| row.try_get::<_, String>(0))
+            .transpose()
+            .map_err(|e| self.error(format!("cannot look the table up: {e}"), None))
     }
 
     /// `CREATE TABLE IF NOT EXISTS`, taking turns with other openers.
@@ -523,24 +528,13 @@ impl PgStore {
         // after it, so each one's `IF NOT EXISTS` sees the table the one before committed.
         // Without it, two concurrent `CREATE TABLE IF NOT EXISTS` can both miss the table,
         // and one fails on the catalog's unique index (SQL state 42710 or 23505).
-        let failed = |e| self.query_failed("create the table", QueryError::Query(e));
-        let mut client = self
-            .client()
-            .await
-            .map_err(|e| self.query_failed("create the table", e))?;
-        let transaction = client.transaction().await.map_err(failed)?;
-        transaction
-            .execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                &[&format!("enduro create {}", self.sql.table)],
+        self.runner
+            .locked_batch(
+                &format!("enduro create {}", self.sql.table),
+                &self.sql.create,
             )
             .await
-            .map_err(failed)?;
-        transaction
-            .batch_execute(&self.sql.create)
-            .await
-            .map_err(failed)?;
-        transaction.commit().await.map_err(failed)
+            .map_err(|e| self.failed(Action::Create, e))
     }
 
     fn version_of(&self, row: &Row, column: usize) -> Result<Version> {
@@ -582,10 +576,10 @@ impl PgStore {
     }
 
     async fn load_row(&self) -> Result<Option<Snapshot>> {
-        let row = match self.query_opt(&self.sql.load, &[&self.key]).await {
+        let row = match self.runner.query_opt(&self.sql.load, &[&self.key]).await {
             Ok(row) => row,
-            Err(QueryError::Query(e)) if is_undefined_table(&e) => None,
-            Err(e) => return Err(self.query_failed("read the row", e)),
+            Err(e) if is_undefined_table(&e) => None,
+            Err(e) => return Err(self.failed(Action::Load, e)),
         };
         let Some(row) = row else {
             return Ok(None);
@@ -604,12 +598,13 @@ impl PgStore {
         // cannot be stored is sent as NULL, not as a stand-in number.
         let known_db = Self::to_db(known);
         let row = match self
+            .runner
             .query_opt(&self.sql.check, &[&self.key, &known_db])
             .await
         {
             Ok(row) => row,
-            Err(QueryError::Query(e)) if is_undefined_table(&e) => None,
-            Err(e) => return Err(self.query_failed("check the row", e)),
+            Err(e) if is_undefined_table(&e) => None,
+            Err(e) => return Err(self.failed(Action::Check, e)),
         };
         let Some(row) = row else {
             return Ok(Observed::Missing);
@@ -636,14 +631,18 @@ impl PgStore {
     async fn commit_text(&self, expected: Version, text: String) -> Result<Committed> {
         if expected == Version::ABSENT {
             for attempt in 0..2 {
-                match self.query_opt(&self.sql.insert, &[&self.key, &text]).await {
-                    Ok(Some(row)) => return Ok(Committed::Done(self.version_of(&row, 0)?)),
+                match self
+                    .runner
+                    .query_opt(&self.sql.insert, &[&self.key, &text])
+                    .await
+                {
+                    Ok(Some(row)) => return self.committed(&row),
                     Ok(None) => return Ok(Committed::Conflict),
                     // The table was dropped (a release with `drop_table_on_release`).
-                    Err(QueryError::Query(e)) if attempt == 0 && is_undefined_table(&e) => {
+                    Err(e) if attempt == 0 && is_undefined_table(&e) => {
                         self.ensure_table().await?;
                     }
-                    Err(e) => return Err(self.query_failed("insert the row", e)),
+                    Err(e) => return Err(self.failed(Action::Insert, e)),
                 }
             }
             return Err(self.error(
@@ -655,13 +654,27 @@ impl PgStore {
             return Ok(Committed::Conflict);
         };
         match self
+            .runner
             .query_opt(&self.sql.update, &[&text, &self.key, &expected])
             .await
         {
-            Ok(Some(row)) => Ok(Committed::Done(self.version_of(&row, 0)?)),
+            Ok(Some(row)) => self.committed(&row),
             Ok(None) => Ok(Committed::Conflict),
-            Err(QueryError::Query(e)) if is_undefined_table(&e) => Ok(Committed::Conflict),
-            Err(e) => Err(self.query_failed("update the row", e)),
+            Err(e) if is_undefined_table(&e) => Ok(Committed::Conflict),
+            Err(e) => Err(self.failed(Action::Update, e)),
+        }
+    }
+
+    /// The new version a commit returned. The row is written by then, so a version that
+    /// cannot be read leaves the outcome unknown to the atom.
+    fn committed(&self, row: &Row) -> Result<Committed> {
+        match self.version_of(row, 0) {
+            Ok(version) => Ok(Committed::Done(version)),
+            Err(e) => Err(Error::Uncertain {
+                resource: self.resource.clone(),
+                message: format!("the row was written, but its new version is unreadable: {e}"),
+                source: Some(Box::new(e)),
+            }),
         }
     }
 
@@ -676,15 +689,15 @@ impl PgStore {
     }
 
     async fn release_row(&self) -> Result<()> {
-        let (sql, params): (&str, &[&(dyn ToSql + Sync)]) = if self.drop_table {
-            (&self.sql.drop, &[])
+        let (action, sql, params): (Action, &str, Params<'_>) = if self.drop_table {
+            (Action::Drop, &self.sql.drop, &[])
         } else {
-            (&self.sql.delete, &[&self.key])
+            (Action::Delete, &self.sql.delete, &[&self.key])
         };
-        match self.execute(sql, params).await {
+        match self.runner.execute(sql, params).await {
             Ok(_) => Ok(()),
-            Err(QueryError::Query(e)) if is_undefined_table(&e) => Ok(()),
-            Err(e) => Err(self.query_failed("delete the row", e)),
+            Err(e) if is_undefined_table(&e) => Ok(()),
+            Err(e) => Err(self.failed(action, e)),
         }
     }
 }

@@ -1,11 +1,19 @@
-//! PostgreSQL hardening: per-session (temporary) tables are refused, and a version column
-//! at i64::MAX wraps instead of sticking.
+//! PostgreSQL hardening: per-session (temporary) tables refused, a version column at
+//! i64::MAX wrapping instead of sticking, a column type altered under running atoms, and
+//! a commit whose answer is lost reported as one that may have been stored.
+//!
+//! The tests that hold locks or terminate backends use a private cluster each.
 #![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
-use enduro::{PgAtom, PgStore};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use enduro::store::{Committed, Store};
+use enduro::{BlockingPgStore, Error, PgAtom, PgStore, Version};
 use enduro_tests::pg::unique_key;
-use enduro_tests::pg_cluster::database_url;
+use enduro_tests::pg_cluster::{database_url, private_cluster};
 
 /// Plain SQL beside enduro, on a pool of its own whose runtime keeps the connections
 /// alive between calls. With `max_connections(1)` it is one session, so a transaction
@@ -54,12 +62,48 @@ impl Admin {
             rows.first().and_then(|row| row.get::<_, Option<String>>(0))
         })
     }
+
+    /// Whether a backend named `name` waits for a lock.
+    fn waits_for_lock(&self, name: &str) -> bool {
+        self.text(&format!(
+            "SELECT count(*)::text FROM pg_stat_activity \
+             WHERE application_name = '{name}' AND wait_event_type = 'Lock'"
+        ))
+        .as_deref()
+            != Some("0")
+    }
 }
 
 /// `url` with one more query parameter (the private cluster's URL has none).
 fn with_param(url: &str, param: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}{param}")
+}
+
+/// Runs `f` on a thread of its own and waits at most `bound` for it; `None` if it did not
+/// return in time (the thread is left to finish once the test unblocks it).
+fn within<R: Send + 'static>(bound: Duration, f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(bound).ok()
+}
+
+/// Polls `done` until it holds or `bound` passes; whether it held.
+fn eventually(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        if done() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+fn bytes(text: &str) -> Vec<u8> {
+    text.as_bytes().to_vec()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -155,4 +199,99 @@ fn a_version_at_i64_max_wraps_instead_of_sticking() {
     assert_eq!(*other.swap(|n| n + 1).unwrap(), 13);
     assert_eq!(*atom.refresh().unwrap(), 13);
     atom.release().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// A column type changed under running atoms.
+
+#[test]
+fn an_altered_value_column_type_is_recovered() {
+    let Some(url) = database_url() else { return };
+    let table = format!("enduro_altered_{}", std::process::id());
+    let key = "a";
+    // One connection, so every statement below runs on the one that cached the plans.
+    let atom = PgAtom::builder(&url, &table)
+        .key(key)
+        .max_connections(1)
+        .open(1u64)
+        .unwrap();
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2);
+    assert_eq!(*atom.refresh().unwrap(), 2);
+    let admin = Admin::new(&url, 1);
+    admin.execute(&format!(
+        "ALTER TABLE {table} ALTER COLUMN value TYPE varchar"
+    ));
+    // The check (refresh) and the load (after a conflict) have stale cached plans.
+    assert_eq!(*atom.refresh().unwrap(), 2);
+    admin.execute(&format!(
+        "UPDATE {table} SET value = '5', version = version + 1 WHERE key = '{key}'"
+    ));
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 6);
+    // A bigger change of the result type, in the other direction.
+    admin.execute(&format!("ALTER TABLE {table} ALTER COLUMN value TYPE text"));
+    admin.execute(&format!(
+        "UPDATE {table} SET value = '9', version = version + 1 WHERE key = '{key}'"
+    ));
+    assert_eq!(*atom.refresh().unwrap(), 9);
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 10);
+    let reopened = PgAtom::builder(&url, &table).key(key).open(0u64).unwrap();
+    assert_eq!(*reopened.deref(), 10);
+    admin.execute(&format!("DROP TABLE {table}"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Error kinds.
+
+#[test]
+fn a_commit_whose_backend_is_terminated_may_have_been_stored() {
+    let Some(cluster) = private_cluster() else {
+        return;
+    };
+    let table = "enduro_terminated";
+    let name = "enduro_terminated";
+    let url = with_param(&cluster.url(), &format!("application_name={name}"));
+    let admin = Admin::new(&cluster.url(), 2);
+    let store = Arc::new(
+        PgStore::builder(&url, table)
+            .max_connections(1)
+            .open_blocking()
+            .unwrap(),
+    );
+    let Committed::Done(version) = commit(&store, Version::ABSENT, "1").unwrap() else {
+        panic!("the first insert conflicted");
+    };
+    // Another session holds the row, so the UPDATE waits; then its backend is terminated
+    // (FATAL, SQL state 57P01), which the server may also do after a commit.
+    let locker = Admin::new(&cluster.url(), 1);
+    locker.execute(&format!(
+        "BEGIN; SELECT 1 FROM {table} WHERE key = 'default' FOR UPDATE"
+    ));
+    let waiting = {
+        let store = Arc::clone(&store);
+        thread::spawn(move || commit(&store, version, "2"))
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || admin.waits_for_lock(name)),
+        "the commit never waited for the row lock"
+    );
+    admin.execute(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'"
+    ));
+    let result = within(Duration::from_secs(20), move || waiting.join().unwrap());
+    locker.execute("COMMIT");
+    let e = result.expect("the commit did not return").unwrap_err();
+    assert!(e.may_have_been_stored(), "{e}");
+    assert!(e.to_string().contains("update the row"), "{e}");
+    // The next call takes a new connection, and the row is as it was.
+    let stored = store.load().unwrap().unwrap();
+    assert_eq!(stored.bytes, bytes("1"));
+    assert_eq!(stored.version, version);
+}
+
+/// Commits `text` over `expected` through a blocking store.
+fn commit(store: &BlockingPgStore, expected: Version, text: &str) -> enduro::Result<Committed> {
+    store.commit(expected, &mut |w: &mut dyn std::io::Write| {
+        w.write_all(text.as_bytes())
+            .map_err(|e| Error::io("write", "memory", e))
+    })
 }
