@@ -1,6 +1,8 @@
 //! [`Failure`]: why a statement did not give an answer, told apart by whether it may have
 //! run anyway, and said in words a reader can act on.
 
+use std::time::Duration;
+
 use deadpool_postgres::{PoolError, TimeoutType};
 use tokio_postgres::error::{DbError, Severity, SqlState};
 
@@ -22,6 +24,15 @@ pub(crate) enum Failure {
     /// closed, an I/O error, or a FATAL error ending the session (which can come after the
     /// commit). The statement may have run.
     Lost(tokio_postgres::Error),
+    /// No answer within the timeout; a cancel request was sent and the connection
+    /// dropped. With `sent`, the statement itself had been sent and may have run (or may
+    /// still run: a cancel request is only a request).
+    TimedOut {
+        /// The timeout that expired.
+        after: Duration,
+        /// Whether the statement itself (not only its preparation) had been sent.
+        sent: bool,
+    },
 }
 
 impl Failure {
@@ -44,7 +55,16 @@ impl Failure {
 
     /// Whether the statement may have run (and, for a write, been committed).
     pub(crate) fn may_have_run(&self) -> bool {
-        matches!(self, Failure::Lost(_))
+        matches!(
+            self,
+            Failure::Lost(_) | Failure::TimedOut { sent: true, .. }
+        )
+    }
+
+    /// Whether the statement surely never reached the server because of its connection
+    /// (found closed, or failing while preparing): another connection may do.
+    pub(crate) fn never_sent(&self) -> bool {
+        matches!(self, Failure::Closed | Failure::NotSent(_))
     }
 
     /// The SQL state of a definite error from the server.
@@ -85,6 +105,19 @@ impl Failure {
                      call takes a new connection"
                 )
             }
+            Failure::TimedOut { after, sent: true } => format!(
+                "no answer from PostgreSQL within {after:?} (the statement timeout); the server \
+                 may be overloaded or stuck, or the network down. A cancel request was sent \
+                 (a server that had not read the statement yet may still run it) and the \
+                 connection dropped; the next call takes a new one (raise statement_timeout if \
+                 statements legitimately take this long)"
+            ),
+            Failure::TimedOut { after, sent: false } => format!(
+                "no answer from PostgreSQL within {after:?} (the statement timeout) while \
+                 preparing the statement, which was therefore never sent; the server may be \
+                 overloaded or stuck, or the network down. The connection was dropped; the \
+                 next call takes a new one"
+            ),
         }
     }
 
@@ -93,7 +126,7 @@ impl Failure {
         match self {
             Failure::NoConnection(e) => Some(Box::new(e)),
             Failure::NotSent(e) | Failure::Refused(e) | Failure::Lost(e) => Some(Box::new(e)),
-            Failure::Closed => None,
+            Failure::Closed | Failure::TimedOut { .. } => None,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::blocking::BlockingPgStore;
 use crate::conn;
 use crate::failure::Failure;
 use crate::ident::Table;
+use crate::limits::ServerLimits;
 use crate::query::{Params, Runner};
 
 /// The key of the row an atom uses when none is given.
@@ -27,6 +28,14 @@ pub const DEFAULT_KEY: &str = "default";
 /// assert!(enduro_pg::DEFAULT_MAX_CONNECTIONS >= 1);
 /// ```
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// How long a statement may go without an answer unless
+/// [`statement_timeout`](PgStoreBuilder::statement_timeout) says otherwise.
+///
+/// ```
+/// assert_eq!(enduro_pg::DEFAULT_STATEMENT_TIMEOUT, std::time::Duration::from_secs(30));
+/// ```
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The fingerprint of every version that names an existing row, so that no row (not even
 /// one whose `version` column was set to 0 by hand) is mistaken for [`Version::ABSENT`].
@@ -62,6 +71,7 @@ pub struct PgStoreBuilder {
     key: String,
     drop_table: bool,
     max_connections: usize,
+    statement_timeout: Duration,
 }
 
 impl fmt::Debug for PgStoreBuilder {
@@ -79,6 +89,7 @@ impl fmt::Debug for PgStoreBuilder {
             .field("key", &self.key)
             .field("drop_table", &self.drop_table)
             .field("max_connections", &self.max_connections)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -91,6 +102,7 @@ impl PgStoreBuilder {
             key: DEFAULT_KEY.to_owned(),
             drop_table: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
         }
     }
 
@@ -128,6 +140,32 @@ impl PgStoreBuilder {
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long each statement may wait for its answer (default
+    /// [`DEFAULT_STATEMENT_TIMEOUT`], at least one millisecond), so that a row locked by
+    /// another session, or a server or network that stops answering, fails a swap instead
+    /// of blocking it, and every swap queued behind it, forever.
+    ///
+    /// When it expires, a cancel request is sent for the statement and its connection is
+    /// dropped (never handed out again); a commit then fails with
+    /// [`Error::Uncertain`](enduro_core::Error::Uncertain), as it may have been stored.
+    /// Connections of a pool the store makes itself also get the server-side
+    /// `statement_timeout` and `lock_timeout` a little below it, so that the usual case,
+    /// a row locked by another session's open transaction, ends with a definite error
+    /// instead (nothing written). A pool given with [`PgStore::builder_with_pool`] keeps
+    /// its own server settings; the client-side timeout applies all the same.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "t")
+    ///     .statement_timeout(Duration::from_secs(5));
+    /// assert!(format!("{b:?}").contains("statement_timeout: 5s"));
+    /// ```
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -177,6 +215,10 @@ impl PgStoreBuilder {
                 let config = (*config).map_err(|message| backend("PostgreSQL", message))?;
                 let location = conn::describe(&config);
                 let password = config.get_password().map(<[u8]>::to_vec);
+                let connect = config
+                    .get_connect_timeout()
+                    .copied()
+                    .unwrap_or(conn::CONNECT_TIMEOUT);
                 let manager = Manager::from_config(
                     config,
                     NoTls,
@@ -188,6 +230,12 @@ impl PgStoreBuilder {
                     .max_size(self.max_connections)
                     .runtime(Runtime::Tokio1)
                     .wait_timeout(Some(POOL_WAIT))
+                    // The connect timeout bounds only the TCP connect; this bounds the
+                    // start-up and authentication too.
+                    .create_timeout(Some(connect.saturating_add(self.statement_timeout)))
+                    .post_create(
+                        ServerLimits::under(self.statement_timeout).hook(self.statement_timeout),
+                    )
                     .build()
                     .map_err(|e| {
                         backend(
@@ -205,7 +253,7 @@ impl PgStoreBuilder {
         }
         Ok(PgStore {
             sql: Sql::new(&table),
-            runner: Runner::new(pool),
+            runner: Runner::new(pool, self.statement_timeout),
             key,
             resource,
             password,
