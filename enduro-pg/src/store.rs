@@ -720,7 +720,10 @@ impl PgStore {
             Ok(version) => Ok(Committed::Done(version)),
             Err(e) => Err(Error::Uncertain {
                 resource: self.resource.clone(),
-                message: format!("the row was written, but its new version is unreadable: {e}"),
+                message: conn::scrub(
+                    &format!("the row was written, but its new version is unreadable: {e}"),
+                    self.password.as_deref(),
+                ),
                 source: Some(Box::new(e)),
             }),
         }
