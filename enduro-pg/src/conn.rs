@@ -9,7 +9,7 @@ use tokio_postgres::config::Host;
 pub(crate) const REDACTED: &str = "********";
 
 /// How long connecting may take unless the connection string says otherwise.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Parses `db` (a `postgres://` URL or `key=value` pairs). The error never contains the
 /// password: it shows the redacted string.

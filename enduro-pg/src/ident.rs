@@ -14,7 +14,9 @@ pub(crate) struct Table {
 
 impl Table {
     /// Parses `name` (`table` or `schema.table`). Each part is used exactly as written,
-    /// case included, and may contain any character but NUL and `.`.
+    /// case included, and may contain any character but NUL and `.`; the schema must not
+    /// be one of temporary tables (`pg_temp`, `pg_temp_N`), which each connection sees
+    /// apart.
     pub(crate) fn parse(name: &str) -> Result<Table, String> {
         let parts: Vec<&str> = name.split('.').collect();
         if parts.len() > 2 {
@@ -40,11 +42,34 @@ impl Table {
                 ));
             }
         }
+        if let [schema, _] = parts[..]
+            && is_temporary_schema(schema)
+        {
+            return Err(format!(
+                "invalid table name {name:?}: {schema:?} is PostgreSQL's per-session schema \
+                 of temporary tables, where each connection sees a temporary table of its \
+                 own, so atoms would neither be shared nor outlive their connection; name a \
+                 table in a regular schema (such as `public.table`)"
+            ));
+        }
         let quoted: Vec<String> = parts.iter().map(|p| quote(p)).collect();
         Ok(Table {
             quoted: quoted.join("."),
         })
     }
+}
+
+/// Whether `schema` names a schema of temporary tables: `pg_temp` (the session's own) or
+/// `pg_temp_N` / `pg_toast_temp_N` (its real name). Any case is refused: `PG_TEMP` is a
+/// different (regular) schema once quoted, but nobody means that.
+fn is_temporary_schema(schema: &str) -> bool {
+    let lower = schema.to_ascii_lowercase();
+    let numbered = |prefix: &str| {
+        lower
+            .strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    lower == "pg_temp" || numbered("pg_temp_") || numbered("pg_toast_temp_")
 }
 
 /// `"part"`, with every `"` doubled: PostgreSQL's quoted identifier.
@@ -73,5 +98,28 @@ mod tests {
             assert!(Table::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Table::parse(&"x".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn temporary_schemas_are_refused() {
+        for temp in [
+            "pg_temp.t",
+            "pg_temp_3.t",
+            "PG_TEMP.t",
+            "Pg_Temp_12.t",
+            "pg_toast_temp_1.t",
+        ] {
+            let e = Table::parse(temp).unwrap_err();
+            assert!(e.contains("temporary tables"), "{temp:?}: {e}");
+        }
+        for fine in [
+            "pg_temp",
+            "public.pg_temp",
+            "pg_temp_x.t",
+            "pg_temporary.t",
+            "pg_temp_.t",
+        ] {
+            assert!(Table::parse(fine).is_ok(), "{fine:?}");
+        }
     }
 }

@@ -25,27 +25,56 @@
 //! CREATE TABLE IF NOT EXISTS "hits" (
 //!     key text PRIMARY KEY,        -- the atom's row key, "default" unless chosen
 //!     value text NOT NULL,         -- the encoded value: JSON, readable with plain SQL
-//!     version bigint NOT NULL,     -- bumped by one on every commit
+//!     version bigint NOT NULL,     -- bumped by one on every commit (i64::MAX wraps to i64::MIN)
 //!     updated_at timestamptz NOT NULL DEFAULT now()
 //! );
 //! ```
+//!
+//! A name that means a temporary table (`pg_temp.name`, or a name that resolves to one on
+//! the store's connection) is refused: each connection would see a table of its own.
 //!
 //! A swap is one `UPDATE ... WHERE key = $2 AND version = $3` round trip when nobody else
 //! wrote; otherwise it reloads, re-runs the function and tries again. To change a value by
 //! hand, bump the version too (`UPDATE hits SET value = '41', version = version + 1`), so
 //! that running atoms notice.
 //!
+//! # Failures and timeouts
+//!
+//! A commit that surely did not run (the server answered with an error, no connection
+//! could be had, the statement could not even be prepared) fails with
+//! [`Error::Backend`](enduro_core::Error::Backend), and nothing was written. A commit whose
+//! answer was lost after it was sent (the connection closed, a FATAL error from the
+//! server, which can come after the commit, or no answer within the statement timeout)
+//! fails with [`Error::Uncertain`](enduro_core::Error::Uncertain): it may have been stored.
+//!
+//! Every statement waits at most [`DEFAULT_STATEMENT_TIMEOUT`] (30 s) for its answer,
+//! or what [`PgAtom::statement_timeout`] says: then a cancel request is sent and the
+//! connection dropped, so a server or network that stops answering fails a swap instead
+//! of blocking it, and the swaps queued behind it, forever. Connections of a pool the
+//! store makes itself also get PostgreSQL's own `statement_timeout` and `lock_timeout` a
+//! little below it, so that a row locked by another session's open transaction ends
+//! with a definite error that says so (SQL state 55P03; nothing written).
+//!
+//! A cached statement whose table an operator changed (`ALTER TABLE ... ALTER value TYPE
+//! ...`) is refused by the server without running; it is prepared again and run once
+//! more. So is a statement whose pooled connection the server had closed.
+//!
 //! Passwords never appear in errors or `Debug` output.
 #![deny(missing_docs)]
 
 mod blocking;
 mod conn;
+mod failure;
 mod ident;
+mod limits;
+mod query;
 mod store;
 
 pub use blocking::BlockingPgStore;
 pub use deadpool_postgres::Pool;
-pub use store::{DEFAULT_KEY, DEFAULT_MAX_CONNECTIONS, PgStore, PgStoreBuilder};
+pub use store::{
+    DEFAULT_KEY, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgStore, PgStoreBuilder,
+};
 
 use std::fmt;
 
@@ -173,6 +202,25 @@ impl<T: Value> PgAtom<T> {
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
         self.store = self.store.max_connections(n);
+        self
+    }
+
+    /// How long each statement may wait for its answer (default
+    /// [`DEFAULT_STATEMENT_TIMEOUT`]): a row locked by another session, or a server that
+    /// stops answering, then fails the swap instead of blocking it forever. A swap whose
+    /// commit got no answer in time fails with
+    /// [`Error::Uncertain`](enduro_core::Error::Uncertain) (it may have been stored); see
+    /// [`PgStoreBuilder::statement_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t")
+    ///     .statement_timeout(Duration::from_secs(5));
+    /// assert!(format!("{b:?}").contains("statement_timeout: 5s"));
+    /// ```
+    pub fn statement_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.store = self.store.statement_timeout(timeout);
         self
     }
 

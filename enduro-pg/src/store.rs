@@ -6,12 +6,14 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use enduro_core::{AsyncStore, BoxFuture, Committed, Error, Observed, Result, Snapshot, Version};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::blocking::BlockingPgStore;
 use crate::conn;
+use crate::failure::Failure;
 use crate::ident::Table;
+use crate::limits::ServerLimits;
+use crate::query::{Params, Runner};
 
 /// The key of the row an atom uses when none is given.
 ///
@@ -26,6 +28,14 @@ pub const DEFAULT_KEY: &str = "default";
 /// assert!(enduro_pg::DEFAULT_MAX_CONNECTIONS >= 1);
 /// ```
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// How long a statement may go without an answer unless
+/// [`statement_timeout`](PgStoreBuilder::statement_timeout) says otherwise.
+///
+/// ```
+/// assert_eq!(enduro_pg::DEFAULT_STATEMENT_TIMEOUT, std::time::Duration::from_secs(30));
+/// ```
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The fingerprint of every version that names an existing row, so that no row (not even
 /// one whose `version` column was set to 0 by hand) is mistaken for [`Version::ABSENT`].
@@ -61,6 +71,7 @@ pub struct PgStoreBuilder {
     key: String,
     drop_table: bool,
     max_connections: usize,
+    statement_timeout: Duration,
 }
 
 impl fmt::Debug for PgStoreBuilder {
@@ -78,6 +89,7 @@ impl fmt::Debug for PgStoreBuilder {
             .field("key", &self.key)
             .field("drop_table", &self.drop_table)
             .field("max_connections", &self.max_connections)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -90,6 +102,7 @@ impl PgStoreBuilder {
             key: DEFAULT_KEY.to_owned(),
             drop_table: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
         }
     }
 
@@ -127,6 +140,32 @@ impl PgStoreBuilder {
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long each statement may wait for its answer (default
+    /// [`DEFAULT_STATEMENT_TIMEOUT`], at least one millisecond), so that a row locked by
+    /// another session, or a server or network that stops answering, fails a swap instead
+    /// of blocking it, and every swap queued behind it, forever.
+    ///
+    /// When it expires, a cancel request is sent for the statement and its connection is
+    /// dropped (never handed out again); a commit then fails with
+    /// [`Error::Uncertain`](enduro_core::Error::Uncertain), as it may have been stored.
+    /// Connections of a pool the store makes itself also get the server-side
+    /// `statement_timeout` and `lock_timeout` a little below it, so that the usual case,
+    /// a row locked by another session's open transaction, ends with a definite error
+    /// instead (nothing written). A pool given with [`PgStore::builder_with_pool`] keeps
+    /// its own server settings; the client-side timeout applies all the same.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "t")
+    ///     .statement_timeout(Duration::from_secs(5));
+    /// assert!(format!("{b:?}").contains("statement_timeout: 5s"));
+    /// ```
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -176,6 +215,10 @@ impl PgStoreBuilder {
                 let config = (*config).map_err(|message| backend("PostgreSQL", message))?;
                 let location = conn::describe(&config);
                 let password = config.get_password().map(<[u8]>::to_vec);
+                let connect = config
+                    .get_connect_timeout()
+                    .copied()
+                    .unwrap_or(conn::CONNECT_TIMEOUT);
                 let manager = Manager::from_config(
                     config,
                     NoTls,
@@ -187,6 +230,12 @@ impl PgStoreBuilder {
                     .max_size(self.max_connections)
                     .runtime(Runtime::Tokio1)
                     .wait_timeout(Some(POOL_WAIT))
+                    // The connect timeout bounds only the TCP connect; this bounds the
+                    // start-up and authentication too.
+                    .create_timeout(Some(connect.saturating_add(self.statement_timeout)))
+                    .post_create(
+                        ServerLimits::under(self.statement_timeout).hook(self.statement_timeout),
+                    )
                     .build()
                     .map_err(|e| {
                         backend(
@@ -204,7 +253,7 @@ impl PgStoreBuilder {
         }
         Ok(PgStore {
             sql: Sql::new(&table),
-            pool,
+            runner: Runner::new(pool, self.statement_timeout),
             key,
             resource,
             password,
@@ -238,6 +287,7 @@ impl Sql {
                  updated_at timestamptz NOT NULL DEFAULT now())"
             ),
             load: format!("SELECT value, version FROM {t} WHERE key = $1"),
+            // `$2` is NULL for a version no row can have, which matches nothing.
             check: format!(
                 "SELECT version, CASE WHEN version = $2 THEN NULL ELSE value END \
                  FROM {t} WHERE key = $1"
@@ -250,9 +300,16 @@ impl Sql {
                  VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, now()) \
                  ON CONFLICT (key) DO NOTHING RETURNING version"
             ),
+            // At i64::MAX the version wraps to i64::MIN instead of failing every commit
+            // with "bigint out of range": versions start at the insert time in
+            // microseconds, so counting up from i64::MIN cannot reach one in use.
             update: format!(
-                "UPDATE {t} SET value = $1, version = version + 1, updated_at = now() \
-                 WHERE key = $2 AND version = $3 RETURNING version"
+                "UPDATE {t} SET value = $1, \
+                 version = CASE WHEN version = {max} THEN '{min}'::bigint ELSE version + 1 END, \
+                 updated_at = now() \
+                 WHERE key = $2 AND version = $3 RETURNING version",
+                max = i64::MAX,
+                min = i64::MIN,
             ),
             delete: format!("DELETE FROM {t} WHERE key = $1"),
             drop: format!("DROP TABLE IF EXISTS {t}"),
@@ -266,7 +323,8 @@ impl Sql {
 /// - load: `SELECT value, version ... WHERE key = $1`
 /// - check: the same, with the value only when the version moved
 /// - commit: `UPDATE ... SET value = $1, version = version + 1, updated_at = now()
-///   WHERE key = $2 AND version = $3 RETURNING version` — one round trip, and no row
+///   WHERE key = $2 AND version = $3 RETURNING version` (the version wraps from i64::MAX
+///   to i64::MIN rather than overflow) — one round trip, and no row
 ///   means someone else committed first ([`Committed::Conflict`]); a new row is
 ///   `INSERT ... ON CONFLICT (key) DO NOTHING`, so two processes opening at once agree
 /// - release: `DELETE ... WHERE key = $1` (or `DROP TABLE`, if the builder says so)
@@ -290,7 +348,7 @@ impl Sql {
 /// # Ok(()) }
 /// ```
 pub struct PgStore {
-    pool: Pool,
+    runner: Runner,
     sql: Sql,
     key: String,
     resource: String,
@@ -316,15 +374,52 @@ fn backend(resource: impl Into<String>, message: String) -> Error {
     }
 }
 
-fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::UNDEFINED_TABLE)
+fn is_undefined_table(failure: &Failure) -> bool {
+    failure.code() == Some(&SqlState::UNDEFINED_TABLE)
 }
 
-/// A failed query, kept apart from a failure to get a connection so that callers can
-/// look at the SQL state.
-enum QueryError {
-    Pool(Error),
-    Query(tokio_postgres::Error),
+/// What a statement was for, which decides what its failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    LookUp,
+    Create,
+    Load,
+    Check,
+    Insert,
+    Update,
+    Delete,
+    Drop,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::LookUp => "look the table up",
+            Action::Create => "create the table",
+            Action::Load => "read the row",
+            Action::Check => "check the row",
+            Action::Insert => "insert the row",
+            Action::Update => "update the row",
+            Action::Delete => "delete the row",
+            Action::Drop => "drop the table",
+        }
+    }
+
+    /// Whether this is a commit, whose unknown outcome is [`Error::Uncertain`].
+    fn commits(self) -> bool {
+        matches!(self, Action::Insert | Action::Update)
+    }
+
+    /// What a failure that surely did not run it leaves unchanged.
+    fn untouched(self) -> Option<&'static str> {
+        match self {
+            Action::Insert | Action::Update => Some("nothing was written"),
+            Action::Delete => Some("nothing was deleted"),
+            Action::Drop => Some("nothing was dropped"),
+            Action::Create => Some("nothing was created"),
+            Action::LookUp | Action::Load | Action::Check => None,
+        }
+    }
 }
 
 impl PgStore {
@@ -395,7 +490,7 @@ impl PgStore {
     /// # Ok(()) }
     /// ```
     pub fn pool(&self) -> &Pool {
-        &self.pool
+        self.runner.pool()
     }
 
     fn error(
@@ -410,98 +505,84 @@ impl PgStore {
         }
     }
 
-    fn query_failed(&self, action: &str, e: QueryError) -> Error {
-        match e {
-            QueryError::Pool(e) => e,
-            QueryError::Query(e) => {
-                let detail = match e.as_db_error() {
-                    Some(db) if db.code() == &SqlState::INVALID_SCHEMA_NAME => format!(
-                        "{} (SQL state {}): create the schema first, or name a table in an \
-                         existing one",
-                        db.message(),
-                        db.code().code()
-                    ),
-                    Some(db) => format!("{} (SQL state {})", db.message(), db.code().code()),
-                    None => e.to_string(),
+    /// A statement's failure as the error to return: [`Error::Uncertain`] for a commit
+    /// that may have run, [`Error::Backend`] for everything else.
+    fn failed(&self, action: Action, failure: Failure) -> Error {
+        let mut message = format!("cannot {}: {}", action.verb(), failure.describe());
+        if failure.may_have_run() {
+            if action.commits() {
+                return Error::Uncertain {
+                    resource: self.resource.clone(),
+                    message: conn::scrub(&message, self.password.as_deref()),
+                    source: failure.into_source(),
                 };
-                self.error(format!("cannot {action}: {detail}"), Some(Box::new(e)))
             }
+            if action.untouched().is_some() {
+                message.push_str("; it may or may not have been done");
+            }
+        } else if let Some(untouched) = action.untouched() {
+            message.push_str("; ");
+            message.push_str(untouched);
         }
-    }
-
-    async fn client(&self) -> std::result::Result<deadpool_postgres::Object, QueryError> {
-        self.pool.get().await.map_err(|e| {
-            QueryError::Pool(self.error(
-                format!(
-                    "cannot get a database connection: {e} (is PostgreSQL running and \
-                     reachable, and are the user, password and database right?)"
-                ),
-                Some(Box::new(e)),
-            ))
-        })
-    }
-
-    async fn query_opt(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<Option<Row>, QueryError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(sql)
-            .await
-            .map_err(QueryError::Query)?;
-        client
-            .query_opt(&statement, params)
-            .await
-            .map_err(QueryError::Query)
-    }
-
-    async fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<u64, QueryError> {
-        let client = self.client().await?;
-        client.execute(sql, params).await.map_err(QueryError::Query)
+        self.error(message, failure.into_source())
     }
 
     /// Creates the table unless it exists (checked first, so that a role without the
-    /// right to create tables can use one made for it).
+    /// right to create tables can use one made for it), and refuses a temporary one.
     pub(crate) async fn ensure_table(&self) -> Result<()> {
-        let exists = self
-            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&self.sql.table])
-            .await
-            .map_err(|e| self.query_failed("look the table up", e))?
-            .map(|row| row.try_get::<_, bool>(0))
-            .transpose()
-            .map_err(|e| self.error(format!("cannot look the table up: {e}"), None))?
-            .unwrap_or(false);
-        if exists {
-            return Ok(());
+        let persistence = match self.persistence().await? {
+            Some(persistence) => persistence,
+            None => {
+                self.create_table().await?;
+                self.persistence().await?.unwrap_or_default()
+            }
+        };
+        if persistence == "t" {
+            return Err(self.error(
+                format!(
+                    "cannot use the table {}: the name resolves to a temporary table (one \
+                     of this connection's own, which shadows a regular table of that name, \
+                     or one created there because search_path puts pg_temp first); each \
+                     connection sees its own temporary table, so atoms would neither be \
+                     shared nor outlive their connection: name a regular table with its \
+                     schema (such as `public.table`), or drop the temporary table",
+                    self.sql.table
+                ),
+                None,
+            ));
         }
+        Ok(())
+    }
+
+    /// The table's `relpersistence` (`p` permanent, `u` unlogged, `t` temporary), or
+    /// `None` when no table of that name is visible.
+    async fn persistence(&self) -> Result<Option<String>> {
+        self.runner
+            .query_opt(
+                "SELECT c.relpersistence::text FROM pg_catalog.pg_class c \
+                 WHERE c.oid = pg_catalog.to_regclass($1)",
+                &[&self.sql.table],
+            )
+            .await
+            .map_err(|e| self.failed(Action::LookUp, e))?
+            .map(|row| row.try_get::<_, String>(0))
+            .transpose()
+            .map_err(|e| self.error(format!("cannot look the table up: {e}"), None))
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS`, taking turns with other openers.
+    async fn create_table(&self) -> Result<()> {
         // Openers of a new table take turns on a transaction-scoped advisory lock named
         // after it, so each one's `IF NOT EXISTS` sees the table the one before committed.
         // Without it, two concurrent `CREATE TABLE IF NOT EXISTS` can both miss the table,
         // and one fails on the catalog's unique index (SQL state 42710 or 23505).
-        let failed = |e| self.query_failed("create the table", QueryError::Query(e));
-        let mut client = self
-            .client()
-            .await
-            .map_err(|e| self.query_failed("create the table", e))?;
-        let transaction = client.transaction().await.map_err(failed)?;
-        transaction
-            .execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                &[&format!("enduro create {}", self.sql.table)],
+        self.runner
+            .locked_batch(
+                &format!("enduro create {}", self.sql.table),
+                &self.sql.create,
             )
             .await
-            .map_err(failed)?;
-        transaction
-            .batch_execute(&self.sql.create)
-            .await
-            .map_err(failed)?;
-        transaction.commit().await.map_err(failed)
+            .map_err(|e| self.failed(Action::Create, e))
     }
 
     fn version_of(&self, row: &Row, column: usize) -> Result<Version> {
@@ -543,10 +624,10 @@ impl PgStore {
     }
 
     async fn load_row(&self) -> Result<Option<Snapshot>> {
-        let row = match self.query_opt(&self.sql.load, &[&self.key]).await {
+        let row = match self.runner.query_opt(&self.sql.load, &[&self.key]).await {
             Ok(row) => row,
-            Err(QueryError::Query(e)) if is_undefined_table(&e) => None,
-            Err(e) => return Err(self.query_failed("read the row", e)),
+            Err(e) if is_undefined_table(&e) => None,
+            Err(e) => return Err(self.failed(Action::Load, e)),
         };
         let Some(row) = row else {
             return Ok(None);
@@ -561,14 +642,17 @@ impl PgStore {
     }
 
     async fn check_row(&self, known: Version) -> Result<Observed> {
-        let known_db = Self::to_db(known).unwrap_or(i64::MIN);
+        // Every i64 is a version a row can hold (i64::MIN after a wrap): a version that
+        // cannot be stored is sent as NULL, not as a stand-in number.
+        let known_db = Self::to_db(known);
         let row = match self
+            .runner
             .query_opt(&self.sql.check, &[&self.key, &known_db])
             .await
         {
             Ok(row) => row,
-            Err(QueryError::Query(e)) if is_undefined_table(&e) => None,
-            Err(e) => return Err(self.query_failed("check the row", e)),
+            Err(e) if is_undefined_table(&e) => None,
+            Err(e) => return Err(self.failed(Action::Check, e)),
         };
         let Some(row) = row else {
             return Ok(Observed::Missing);
@@ -595,14 +679,18 @@ impl PgStore {
     async fn commit_text(&self, expected: Version, text: String) -> Result<Committed> {
         if expected == Version::ABSENT {
             for attempt in 0..2 {
-                match self.query_opt(&self.sql.insert, &[&self.key, &text]).await {
-                    Ok(Some(row)) => return Ok(Committed::Done(self.version_of(&row, 0)?)),
+                match self
+                    .runner
+                    .query_opt(&self.sql.insert, &[&self.key, &text])
+                    .await
+                {
+                    Ok(Some(row)) => return self.committed(&row),
                     Ok(None) => return Ok(Committed::Conflict),
                     // The table was dropped (a release with `drop_table_on_release`).
-                    Err(QueryError::Query(e)) if attempt == 0 && is_undefined_table(&e) => {
+                    Err(e) if attempt == 0 && is_undefined_table(&e) => {
                         self.ensure_table().await?;
                     }
-                    Err(e) => return Err(self.query_failed("insert the row", e)),
+                    Err(e) => return Err(self.failed(Action::Insert, e)),
                 }
             }
             return Err(self.error(
@@ -614,13 +702,30 @@ impl PgStore {
             return Ok(Committed::Conflict);
         };
         match self
+            .runner
             .query_opt(&self.sql.update, &[&text, &self.key, &expected])
             .await
         {
-            Ok(Some(row)) => Ok(Committed::Done(self.version_of(&row, 0)?)),
+            Ok(Some(row)) => self.committed(&row),
             Ok(None) => Ok(Committed::Conflict),
-            Err(QueryError::Query(e)) if is_undefined_table(&e) => Ok(Committed::Conflict),
-            Err(e) => Err(self.query_failed("update the row", e)),
+            Err(e) if is_undefined_table(&e) => Ok(Committed::Conflict),
+            Err(e) => Err(self.failed(Action::Update, e)),
+        }
+    }
+
+    /// The new version a commit returned. The row is written by then, so a version that
+    /// cannot be read leaves the outcome unknown to the atom.
+    fn committed(&self, row: &Row) -> Result<Committed> {
+        match self.version_of(row, 0) {
+            Ok(version) => Ok(Committed::Done(version)),
+            Err(e) => Err(Error::Uncertain {
+                resource: self.resource.clone(),
+                message: conn::scrub(
+                    &format!("the row was written, but its new version is unreadable: {e}"),
+                    self.password.as_deref(),
+                ),
+                source: Some(Box::new(e)),
+            }),
         }
     }
 
@@ -635,15 +740,15 @@ impl PgStore {
     }
 
     async fn release_row(&self) -> Result<()> {
-        let (sql, params): (&str, &[&(dyn ToSql + Sync)]) = if self.drop_table {
-            (&self.sql.drop, &[])
+        let (action, sql, params): (Action, &str, Params<'_>) = if self.drop_table {
+            (Action::Drop, &self.sql.drop, &[])
         } else {
-            (&self.sql.delete, &[&self.key])
+            (Action::Delete, &self.sql.delete, &[&self.key])
         };
-        match self.execute(sql, params).await {
+        match self.runner.execute(sql, params).await {
             Ok(_) => Ok(()),
-            Err(QueryError::Query(e)) if is_undefined_table(&e) => Ok(()),
-            Err(e) => Err(self.query_failed("delete the row", e)),
+            Err(e) if is_undefined_table(&e) => Ok(()),
+            Err(e) => Err(self.failed(action, e)),
         }
     }
 }

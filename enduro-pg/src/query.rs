@@ -1,0 +1,151 @@
+//! [`Runner`]: runs the store's statements on pooled connections, each bounded in time,
+//! prepares a cached statement again when the table changed under it, and reports every
+//! failure as a [`Failure`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Object, Pool};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::failure::Failure;
+
+/// Statement parameters, as tokio-postgres takes them.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Runs statements on connections from one pool, each call on a connection bounded by
+/// `timeout`.
+pub(crate) struct Runner {
+    pool: Pool,
+    timeout: Duration,
+}
+
+impl Runner {
+    pub(crate) fn new(pool: Pool, timeout: Duration) -> Self {
+        Runner { pool, timeout }
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    async fn connection(&self) -> Result<Object, Failure> {
+        self.pool.get().await.map_err(Failure::NoConnection)
+    }
+
+    /// `call`'s output, or `None` when it did not finish within the timeout.
+    async fn bounded<F: Future>(&self, call: F) -> Option<F::Output> {
+        tokio::time::timeout(self.timeout, call).await.ok()
+    }
+
+    /// Gives up on `client`, whose call got no answer in time: sends a cancel request for
+    /// whatever it runs (in the background, best effort, itself bounded by the timeout)
+    /// and drops the connection, so that the pool never hands it out again.
+    fn abandon(&self, client: Object, sent: bool) -> Failure {
+        let cancel = client.cancel_token();
+        // Taken out of the pool and dropped: its connection task ends, the socket closes.
+        drop(Object::take(client));
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(timeout, cancel.cancel_query(NoTls)).await;
+        });
+        Failure::TimedOut {
+            after: self.timeout,
+            sent,
+        }
+    }
+
+    /// Hands `failure` back, dropping `client` unless the failure left it healthy (a
+    /// definite error from the server, after which its session goes on): a connection
+    /// that closed, failed mid-answer or was ended by a FATAL error is never reused.
+    fn failed(client: Object, failure: Failure) -> Failure {
+        if !matches!(failure, Failure::Refused(_)) {
+            drop(Object::take(client));
+        }
+        failure
+    }
+
+    /// Runs `sql`, prepared once per connection and cached, which returns at most one
+    /// row.
+    ///
+    /// It runs once more, on another connection, when the first attempt surely ran
+    /// nothing and another may work:
+    /// - a cached statement whose table changed under it (an operator's `ALTER TABLE ...
+    ///   TYPE`: "cached plan must not change result type", SQL state 0A000) is refused by
+    ///   the server without running; it is dropped from every connection's cache first,
+    ///   so that it is prepared afresh;
+    /// - a connection the server had closed while it sat in the pool (a restart, an
+    ///   operator's `pg_terminate_backend`) fails before the statement is sent.
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, Failure> {
+        match self.query_opt_once(sql, params).await {
+            Err(failure) if failure.is_stale_plan() => {
+                self.pool.manager().statement_caches.remove(sql, &[]);
+                self.query_opt_once(sql, params).await
+            }
+            Err(failure) if failure.never_sent() => self.query_opt_once(sql, params).await,
+            result => result,
+        }
+    }
+
+    async fn query_opt_once(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, Failure> {
+        let client = self.connection().await?;
+        let statement = match self.bounded(client.prepare_cached(sql)).await {
+            Some(Ok(statement)) => statement,
+            Some(Err(e)) => return Err(Self::failed(client, Failure::preparing(e))),
+            None => return Err(self.abandon(client, false)),
+        };
+        if client.is_closed() {
+            return Err(Self::failed(client, Failure::Closed));
+        }
+        match self.bounded(client.query_opt(&statement, params)).await {
+            Some(Ok(row)) => Ok(row),
+            Some(Err(e)) => Err(Self::failed(client, Failure::after_sending(e))),
+            None => Err(self.abandon(client, true)),
+        }
+    }
+
+    /// Runs `sql` unprepared (for statements run once), returning the number of rows it
+    /// changed.
+    pub(crate) async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, Failure> {
+        let client = self.connection().await?;
+        if client.is_closed() {
+            return Err(Self::failed(client, Failure::Closed));
+        }
+        match self.bounded(client.execute(sql, params)).await {
+            Some(Ok(count)) => Ok(count),
+            Some(Err(e)) => Err(Self::failed(client, Failure::after_sending(e))),
+            None => Err(self.abandon(client, true)),
+        }
+    }
+
+    /// Runs `batch` (statements without parameters) in a transaction that first takes the
+    /// transaction-scoped advisory lock named `lock`, so that callers with the same name
+    /// take turns. The whole transaction is bounded by the timeout.
+    pub(crate) async fn locked_batch(&self, lock: &str, batch: &str) -> Result<(), Failure> {
+        let mut client = self.connection().await?;
+        if client.is_closed() {
+            return Err(Self::failed(client, Failure::Closed));
+        }
+        let work = async {
+            let transaction = client.transaction().await?;
+            transaction
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    &[&lock],
+                )
+                .await?;
+            transaction.batch_execute(batch).await?;
+            transaction.commit().await
+        };
+        match self.bounded(work).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Self::failed(client, Failure::after_sending(e))),
+            None => Err(self.abandon(client, true)),
+        }
+    }
+}
