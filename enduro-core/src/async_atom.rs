@@ -80,6 +80,11 @@ pub trait AsyncStore: Send + Sync + 'static {
 /// can be shared across spawned tasks. It never blocks the runtime while waiting for
 /// storage.
 ///
+/// Dropping a call's future (a timeout, a cancelled task) never makes another call's
+/// change apply twice: swaps that share a commit hand it to whichever of them still
+/// waits — or to the next call, if none does — which drives it to the store's answer.
+/// The dropped call's own change may or may not be stored, as with any interrupted write.
+///
 /// ```
 /// # use enduro_core::{AsyncAtom, AsyncStore};
 /// # fn demo<S: AsyncStore>(store: S) -> impl std::future::Future<Output = enduro_core::Result<()>> + Send {

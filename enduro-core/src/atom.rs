@@ -129,7 +129,14 @@ impl<T: Value> Atom<T> {
     /// Replaces the value with `f(current)` and returns the new value once it is durable.
     ///
     /// `f` may run more than once (when another writer commits in between), so it must be
-    /// pure. If it panics, the panic reaches the caller and the atom is unchanged.
+    /// pure. If it panics, the panic reaches the caller and the atom is unchanged. It runs
+    /// with none of the atom's locks held; calling this atom's `swap` (or `reset`,
+    /// `compare_and_set`, `refresh`, `release`) from inside it would wait for itself, so
+    /// that fails at once with [`Error::Reentrant`](crate::Error::Reentrant).
+    ///
+    /// An error means the value is unchanged, except [`Error::Uncertain`](crate::Error::Uncertain):
+    /// the commit's outcome is unknown (an answer lost), the change may be stored, and the
+    /// atom shows what the store holds; do not repeat such a change blindly.
     ///
     /// ```
     /// # let atom = enduro_mem::mem_atom(1);

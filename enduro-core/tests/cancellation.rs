@@ -167,6 +167,9 @@ async fn an_orphaned_commit_is_settled_by_the_next_call() {
 struct Jittery {
     inner: Arc<MemStore>,
     seed: AtomicU64,
+    /// Whether swaps check the store first (as a file store's do) or go straight to the
+    /// commit (as a database store's do).
+    cheap_check: bool,
 }
 
 impl Jittery {
@@ -212,7 +215,7 @@ impl AsyncStore for Jittery {
         Box::pin(async move { self.inner.release() })
     }
     fn cheap_check(&self) -> bool {
-        true
+        self.cheap_check
     }
 }
 
@@ -221,10 +224,17 @@ impl AsyncStore for Jittery {
 /// and the watches see one chain of transitions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_cancellation_never_applies_a_change_twice() {
+    for cheap_check in [true, false] {
+        random_cancellation(cheap_check).await;
+    }
+}
+
+async fn random_cancellation(cheap_check: bool) {
     let inner = Arc::new(MemStore::new());
     let store = Jittery {
         inner: Arc::clone(&inner),
         seed: AtomicU64::new(7),
+        cheap_check,
     };
     let atom = AsyncAtom::open(store, Vec::<u32>::new(), Options::new())
         .await

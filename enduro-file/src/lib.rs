@@ -51,6 +51,10 @@ use crate::replace::Replace;
 /// Opens a file atom at `path` holding `init` if the file is missing or blank; otherwise
 /// the stored value (and `init` is ignored). Missing parent directories are created.
 ///
+/// The path is resolved once, here: symlinks in its directories and at its end are
+/// followed, and the atom keeps committing to the file they led to. Anything but a
+/// regular file there (a directory, a FIFO, a device) is refused.
+///
 /// ```
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("nested/dirs/state.json");
@@ -131,6 +135,10 @@ impl<T: Value> FileAtom<T> {
 
     /// Gives up with [`Error::LockTimeout`] after waiting `timeout` for another process's
     /// lock. Without it, a commit waits as long as the other writer holds the lock.
+    ///
+    /// It bounds the wait for *other processes* only. Inside one process, swaps queue
+    /// behind each other (they share commits) and behind the update function of the swap
+    /// ahead of them, however long that takes: keep update functions quick.
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = Some(timeout);
         self
