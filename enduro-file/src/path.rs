@@ -26,8 +26,10 @@ const LOCK_SUFFIX: &str = ".enduro-lock";
 /// The longest file name Linux file systems take (ext4, xfs, btrfs, tmpfs: `NAME_MAX`).
 const NAME_MAX: usize = 255;
 
-/// The longest sidecar name is a pending file's: `.` STEM `.` 8 hex and the suffix.
-const PENDING_EXTRA: usize = 1 + 1 + 8 + PENDING_SUFFIX.len();
+/// The longest sidecar name is a pending file's: `.` STEM `.` 16 hex and the suffix. The
+/// hex is a hash of the data file's whole path, so that atoms of the same name in
+/// different directories never share a pending file in a common pending dir.
+const PENDING_EXTRA: usize = 1 + 1 + 16 + PENDING_SUFFIX.len();
 
 /// The longest data file name whose sidecars use it whole.
 pub(crate) const LONGEST_PLAIN_NAME: usize = NAME_MAX - PENDING_EXTRA;
@@ -69,9 +71,13 @@ impl Layout {
                 }
                 Ok(meta) => {
                     check_regular(&target, &meta)?;
+                    check_not_a_sidecar(&target)?;
                     return Self::beside(dir, target);
                 }
-                Err(e) if e.kind() == ErrorKind::NotFound => return Self::beside(dir, target),
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    check_not_a_sidecar(&target)?;
+                    return Self::beside(dir, target);
+                }
                 Err(e) => return Err(Error::io("inspect", &target, e)),
             }
         }
@@ -95,7 +101,7 @@ impl Layout {
             [
                 b".",
                 stem.as_slice(),
-                format!(".{:08x}", tag as u32).as_bytes(),
+                format!(".{tag:016x}").as_bytes(),
                 PENDING_SUFFIX.as_bytes(),
             ]
             .concat(),
@@ -158,6 +164,23 @@ fn names_no_file(path: &Path) -> Error {
         reason: "it names no file (it ends in `.`, `..` or is the root); give the path of a file"
             .into(),
     }
+}
+
+/// Refuses a data file named like enduro's own sidecars: writing a value there would
+/// clobber another atom's lock or pending file.
+fn check_not_a_sidecar(target: &Path) -> Result<()> {
+    let name = target.as_os_str().as_bytes();
+    for suffix in [LOCK_SUFFIX, PENDING_SUFFIX] {
+        if name.ends_with(suffix.as_bytes()) {
+            return Err(Error::InvalidPath {
+                path: target.to_path_buf(),
+                reason: format!(
+                    "names ending in `{suffix}` are enduro's own sidecar files; choose another name"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Refuses anything at the data path that is not a regular file: reading a FIFO would

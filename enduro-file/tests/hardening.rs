@@ -259,11 +259,19 @@ fn names_up_to_255_bytes_work() {
     assert_eq!(*atom_b.swap(|n| n + 1).unwrap(), 3, "their sidecars differ");
 }
 
-/// Paths that name no file are refused before anything is created.
+/// Paths that name no file, or name one of enduro's own sidecar files, are refused
+/// before anything is created.
 #[test]
 fn paths_that_name_no_file_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    for bad in ["x.json/", "newdir/..", "newdir/.", "other/x.json/"] {
+    for bad in [
+        "x.json/",
+        "newdir/..",
+        "newdir/.",
+        "other/x.json/",
+        ".x.json.enduro-lock",
+        "y.enduro-pending",
+    ] {
         let err = file_atom(0u64, dir.path().join(bad)).unwrap_err();
         assert!(matches!(err, Error::InvalidPath { .. }), "{bad}: {err}");
         assert!(

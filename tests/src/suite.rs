@@ -701,13 +701,18 @@ pub fn background_mode_reports_failed_writes_and_recovers<B: Backend>(b: &B) {
     assert!(err.to_string().contains("injected"), "{err}");
     assert_eq!(stored_as::<_, u64>(b, &r), 0, "nothing was written");
     faults.fail_every_commit(false);
+    flush_until_written(&atom);
+    assert_eq!(stored_as::<_, u64>(b, &r), 1);
+}
+
+/// Flushes a background-mode atom until the committer's retries succeed (5 s at most).
+fn flush_until_written<T: enduro::Value>(atom: &Atom<T>) {
     let mut tries = 0;
-    while atom.flush().is_err() {
+    while let Err(e) = atom.flush() {
         tries += 1;
-        assert!(tries < 500, "the committer never recovered");
+        assert!(tries < 500, "the committer never wrote the value: {e}");
         thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(stored_as::<_, u64>(b, &r), 1);
 }
 
 pub fn background_mode_refresh_and_release_flush_first<B: Backend>(b: &B) {
@@ -889,12 +894,7 @@ pub fn a_panicking_serialize_fails_its_swap_and_never_hangs<B: Backend>(b: &B) {
         assert!(err.to_string().contains("panicked"), "{err}");
         // A later value replaces it, and is written.
         atom.reset(quiet(14)).unwrap();
-        let mut tries = 0;
-        while atom.flush().is_err() {
-            tries += 1;
-            assert!(tries < 500, "the committer never wrote the next value");
-            thread::sleep(std::time::Duration::from_millis(10));
-        }
+        flush_until_written(&atom);
     });
     assert_eq!(stored_as::<_, u32>(b, &r), 14);
 }
