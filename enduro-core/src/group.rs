@@ -582,7 +582,7 @@ impl<T: Value> Group<T> {
     }
 
     /// How many settled swaps' results nobody has collected yet (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "async"))]
     pub(crate) fn unclaimed_results(&self) -> usize {
         let state = self.state();
         state

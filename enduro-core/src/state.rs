@@ -150,8 +150,10 @@ impl<T: Value> Core<T> {
     }
 
     pub(crate) fn validate(&self, value: &T) -> Result<()> {
-        let validator = read(&self.validator).clone();
-        self.user_code(|| check(validator.as_ref(), value))
+        let Some(validator) = read(&self.validator).clone() else {
+            return Ok(());
+        };
+        self.user_code(|| check(Some(&validator), value))
     }
 
     /// Encodes `value` into `out`, mapping a codec failure (or a panic in the value's

@@ -13,7 +13,7 @@
 //! one copy is survived. The header is never trusted over the data: a missing or damaged
 //! one is repaired, never a reason to touch the data file.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -93,6 +93,8 @@ pub(crate) struct LockFile {
 pub(crate) struct Held<'a> {
     lock: &'a LockFile,
     file: File,
+    /// The lock file's size: only lock holders write it, so it holds while we do.
+    len: std::cell::Cell<u64>,
 }
 
 fn open(path: &Path, create: bool) -> std::io::Result<File> {
@@ -104,23 +106,23 @@ fn open(path: &Path, create: bool) -> std::io::Result<File> {
         .open(path)
 }
 
-fn read_header(file: &File, path: &Path) -> Result<Header> {
-    let mut buf = [0u8; HEADER + 1];
-    let mut filled = 0;
-    loop {
-        match file.read_at(&mut buf[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(n) => {
-                filled += n;
-                if filled == buf.len() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read the lock file", path, e)),
-        }
+/// Reads the header of a lock file `len` bytes long (known from its metadata): one read,
+/// and none for a file whose size already says it is empty or damaged.
+fn read_header(file: &File, path: &Path, len: u64) -> Result<Header> {
+    if len != HEADER as u64 {
+        return Ok(if len == 0 {
+            Header::Empty
+        } else {
+            Header::Damaged
+        });
     }
-    Ok(Header::parse(&buf[..filled]))
+    let mut buf = [0u8; HEADER];
+    match file.read_exact_at(&mut buf, 0) {
+        Ok(()) => Ok(Header::parse(&buf)),
+        // Cut short by a writer that does not take the lock: damaged.
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(Header::Damaged),
+        Err(e) => Err(Error::io("read the lock file", path, e)),
+    }
 }
 
 impl LockFile {
@@ -137,8 +139,8 @@ impl LockFile {
     pub(crate) fn peek(&self) -> Result<Option<Header>> {
         match open(&self.path, false) {
             Ok(file) => {
-                self.check_regular(&file)?;
-                read_header(&file, &self.path).map(Some)
+                let meta = self.regular(&file)?;
+                read_header(&file, &self.path, meta.len()).map(Some)
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("open the lock file", &self.path, e)),
@@ -158,14 +160,16 @@ impl LockFile {
                 Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(None),
                 Err(e) => return Err(Error::io("open the lock file", &self.path, e)),
             };
-            self.check_regular(&file)?;
             self.wait_for(&file, started)?;
-            let ours = file
-                .metadata()
-                .map_err(|e| Error::io("inspect the lock file", &self.path, e))?;
+            let ours = self.regular(&file)?;
             match fs::metadata(&self.path) {
                 Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => {
-                    return Ok(Some(Held { lock: self, file }));
+                    let len = std::cell::Cell::new(ours.len());
+                    return Ok(Some(Held {
+                        lock: self,
+                        file,
+                        len,
+                    }));
                 }
                 // Deleted (or replaced) while we waited: try the file at the path now.
                 _ => continue,
@@ -173,12 +177,13 @@ impl LockFile {
         }
     }
 
-    fn check_regular(&self, file: &File) -> Result<()> {
+    /// The open lock file's metadata, if it is a regular file.
+    fn regular(&self, file: &File) -> Result<Metadata> {
         let meta = file
             .metadata()
             .map_err(|e| Error::io("inspect the lock file", &self.path, e))?;
         if meta.is_file() {
-            Ok(())
+            Ok(meta)
         } else {
             Err(Error::InvalidPath {
                 path: self.path.clone(),
@@ -219,13 +224,15 @@ impl LockFile {
 
 impl Held<'_> {
     pub(crate) fn header(&self) -> Result<Header> {
-        read_header(&self.file, &self.lock.path)
+        read_header(&self.file, &self.lock.path, self.len.get())
     }
 
     pub(crate) fn write(&self, incarnation: u64, generation: u64) -> Result<()> {
         self.file
             .write_all_at(&Header::encode(incarnation, generation), 0)
-            .map_err(|e| Error::io("write the lock file", &self.lock.path, e))
+            .map_err(|e| Error::io("write the lock file", &self.lock.path, e))?;
+        self.len.set(self.len.get().max(HEADER as u64));
+        Ok(())
     }
 
     /// Writes a fresh header over a missing or damaged one, cutting off anything after it.
@@ -233,7 +240,9 @@ impl Held<'_> {
         self.write(incarnation, generation)?;
         self.file
             .set_len(HEADER as u64)
-            .map_err(|e| Error::io("repair the lock file", &self.lock.path, e))
+            .map_err(|e| Error::io("repair the lock file", &self.lock.path, e))?;
+        self.len.set(HEADER as u64);
+        Ok(())
     }
 
     /// Deletes the lock file, still holding the lock: whoever waits for it then finds it

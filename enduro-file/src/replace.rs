@@ -116,17 +116,24 @@ impl Replace<'_> {
     }
 }
 
-/// Creates the pending file afresh: one a crash left there is removed first, and the new
-/// one is made with `O_EXCL`, so nothing planted at that path (a symlink, say) is ever
-/// written through.
+/// Creates the pending file afresh with `O_EXCL`, so that nothing planted at that path (a
+/// symlink, say) is ever written through; one a crash left there is removed first.
 fn create_pending(at: &Path) -> Result<File> {
-    remove_stale(at)?;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o666)
-        .open(at)
-        .map_err(|e| Error::io("create the pending file", at, e))
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(at)
+    };
+    match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_stale(at)?;
+            create()
+        }
+        created => created,
+    }
+    .map_err(|e| Error::io("create the pending file", at, e))
 }
 
 /// Removes the pending file at `at` if there is one (only ever called with the atom's
