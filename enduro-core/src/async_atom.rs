@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::calls::{After, Answer, Call, Next, StoreCalls, Stored};
 use crate::drive::{Guard, drive};
 use crate::error::{Error, Result};
-use crate::group::{BatchRef, Group, Plan, Ticket};
+use crate::group::{Group, Plan, Ticket};
 use crate::options::Options;
 use crate::state::{Core, Opening, Outcome, check, encode, lock, panic_message};
 use crate::store::{Committed, Observed, Snapshot, Version};
@@ -117,7 +117,7 @@ struct Inner<T> {
 
 /// A batch's store calls in progress.
 struct Flight {
-    batch: BatchRef,
+    batch: u64,
     calls: BoxFuture<'static, Stored>,
 }
 
@@ -476,20 +476,16 @@ impl<T: Value> Inner<T> {
     /// drives, or settles the batch at once when it needs no call. Never awaits, so the
     /// leader cannot be dropped half-way through.
     fn launch(&self, ticket: &Ticket<T>, plan: Plan<T>) {
-        let (mut machine, mut next) = StoreCalls::start(&self.core, plan);
+        let batch = ticket.batch_id();
+        let (mut machine, next) = StoreCalls::start(&self.core, plan);
         // The value is encoded here, with the atom at hand; the flight only moves bytes.
-        let mut bytes = None;
-        if let Next::Call(Call::Commit { value, .. }) = &next {
-            match self.core.encode_to_vec(value) {
-                Ok(encoded) => bytes = Some(encoded),
-                Err(e) => next = machine.answer(Answer::Committed(Err(e))),
-            }
-        }
-        let first = match next {
-            Next::Stored(stored) => {
-                return self.group.settle(&self.core, ticket.batch_ref(), stored);
-            }
-            Next::Call(call) => call,
+        let encoded = match next {
+            Next::Stored(stored) => return self.group.settle(&self.core, batch, stored),
+            Next::Call(call) => call.encoded(|value| self.core.encode_to_vec(value)),
+        };
+        let first = match encoded {
+            Ok(call) => call,
+            Err(e) => return self.group.settle(&self.core, batch, Stored::Failed(e)),
         };
         let store = Arc::clone(&self.store);
         let calls = Box::pin(async move {
@@ -497,9 +493,8 @@ impl<T: Value> Inner<T> {
             loop {
                 let answer = match call {
                     Call::Check(known) => Answer::Checked(store.check(known).await),
-                    Call::Commit { expected, .. } => {
-                        let bytes = bytes.take().unwrap_or_default();
-                        Answer::Committed(store.commit(expected, bytes).await)
+                    Call::Commit { expected, value } => {
+                        Answer::Committed(store.commit(expected, value).await)
                     }
                     Call::Load => Answer::Loaded(store.load().await),
                 };
@@ -509,10 +504,7 @@ impl<T: Value> Inner<T> {
                 }
             }
         });
-        *lock(&self.flight) = Some(Flight {
-            batch: ticket.batch_ref(),
-            calls,
-        });
+        *lock(&self.flight) = Some(Flight { batch, calls });
     }
 
     /// Waits, without blocking the runtime, until the generation moves past `seen`,

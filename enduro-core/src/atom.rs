@@ -417,10 +417,10 @@ impl<T: Value> Atom<T> {
             wait(seen) => group.wait(seen),
             check(known) => store.check(known),
             run(ticket, plan) => {
-                let committing = Guard::committing(group, core, ticket.batch_ref());
+                let committing = Guard::committing(group, core, ticket.batch_id());
                 let stored = run_blocking(core, &**store, plan);
                 committing.done();
-                group.settle(core, ticket.batch_ref(), stored);
+                group.settle(core, ticket.batch_id(), stored);
             },
         }
     }

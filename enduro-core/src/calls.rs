@@ -18,14 +18,32 @@ use crate::state::Core;
 use crate::store::{Committed, Observed, Snapshot, Store, Version};
 use crate::value::Value;
 
-/// The next store call.
-pub(crate) enum Call<T> {
+/// The next store call. `V` is the value a commit stores: the value itself for a blocking
+/// store, which encodes it as it writes, or its bytes for an async one.
+pub(crate) enum Call<V> {
     /// Is the resource still at this version?
     Check(Version),
     /// Store `value` over `expected`.
-    Commit { expected: Version, value: Arc<T> },
+    Commit { expected: Version, value: V },
     /// What does the resource hold now?
     Load,
+}
+
+impl<T> Call<Arc<T>> {
+    /// The same call with the value to commit encoded by `encode`.
+    pub(crate) fn encoded(
+        self,
+        encode: impl FnOnce(&T) -> Result<Vec<u8>>,
+    ) -> Result<Call<Vec<u8>>> {
+        Ok(match self {
+            Call::Check(known) => Call::Check(known),
+            Call::Commit { expected, value } => Call::Commit {
+                expected,
+                value: encode(&value)?,
+            },
+            Call::Load => Call::Load,
+        })
+    }
 }
 
 /// What the store answered to a [`Call`].
@@ -36,8 +54,8 @@ pub(crate) enum Answer {
 }
 
 /// What to do next: a call, or the end.
-pub(crate) enum Next<T> {
-    Call(Call<T>),
+pub(crate) enum Next<V> {
+    Call(Call<V>),
     Stored(Stored),
 }
 
@@ -82,7 +100,7 @@ impl StoreCalls {
     /// (into nothing): the commit stores only the last value, but each swap's value must
     /// be one the store could hold, batched or not. This costs nothing when swaps do not
     /// overlap.
-    pub(crate) fn start<T: Value>(core: &Core<T>, plan: Plan<T>) -> (Self, Next<T>) {
+    pub(crate) fn start<T: Value>(core: &Core<T>, plan: Plan<T>) -> (Self, Next<Arc<T>>) {
         let machine = StoreCalls {
             after_load: AfterLoad::Conflict,
         };
@@ -105,8 +123,9 @@ impl StoreCalls {
         (machine, next)
     }
 
-    /// Takes the store's answer to the last call; says what to do next.
-    pub(crate) fn answer<T>(&mut self, answer: Answer) -> Next<T> {
+    /// Takes the store's answer to the last call; says what to do next (never a commit:
+    /// only the first call is one).
+    pub(crate) fn answer<V>(&mut self, answer: Answer) -> Next<V> {
         let stored = match answer {
             Answer::Checked(Ok(observed)) => Stored::Observed(observed),
             Answer::Checked(Err(e)) => Stored::Failed(e),

@@ -3,7 +3,7 @@
 
 use crate::calls::{After, Stored};
 use crate::error::Error;
-use crate::group::{BatchRef, Group, Ticket};
+use crate::group::{Group, Ticket};
 use crate::state::Core;
 use crate::value::Value;
 
@@ -22,7 +22,7 @@ enum Step<'a, T> {
     Lead(&'a Ticket<T>),
     /// A blocking leader's store calls: the commit may have happened, so the batch fails
     /// as uncertain (nothing is run again).
-    Committing(BatchRef),
+    Committing(u64),
     /// Waiting for the batch's result: drop it when it comes.
     Follow(&'a Ticket<T>),
     /// Releasing: let the others in again.
@@ -40,7 +40,7 @@ impl<'a, T: Value> Guard<'a, T> {
     pub(crate) fn lead(group: &'a Group<T>, core: &'a Core<T>, ticket: &'a Ticket<T>) -> Self {
         Self::new(group, core, Step::Lead(ticket))
     }
-    pub(crate) fn committing(group: &'a Group<T>, core: &'a Core<T>, batch: BatchRef) -> Self {
+    pub(crate) fn committing(group: &'a Group<T>, core: &'a Core<T>, batch: u64) -> Self {
         Self::new(group, core, Step::Committing(batch))
     }
     pub(crate) fn follow(group: &'a Group<T>, core: &'a Core<T>, ticket: &'a Ticket<T>) -> Self {

@@ -52,19 +52,10 @@ pub(crate) struct Ticket<T> {
     new: Option<Arc<T>>,
 }
 
-/// Names a batch and its leader's place in it, for settling it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchRef {
-    id: u64,
-    leader: usize,
-}
-
 impl<T> Ticket<T> {
-    pub(crate) fn batch_ref(&self) -> BatchRef {
-        BatchRef {
-            id: self.batch,
-            leader: self.index,
-        }
+    /// The batch this swap is in, for settling it.
+    pub(crate) fn batch_id(&self) -> u64 {
+        self.batch
     }
 
     pub(crate) fn outcome(&self) -> Outcome<T> {
@@ -451,16 +442,14 @@ impl<T: Value> Group<T> {
         }
     }
 
-    /// Records what came of the batch being committed — publishes its transitions if it
-    /// was stored — and keeps each swap's slot for [`Group::result`]. Called by the
+    /// Records what came of the batch `id`, being committed — publishes its transitions
+    /// if it was stored — and keeps each swap's slot for [`Group::result`]. Called by the
     /// leader, or (async) by whoever drove the batch's commit to its end.
-    pub(crate) fn settle(&self, core: &Core<T>, batch: BatchRef, stored: Stored) {
+    pub(crate) fn settle(&self, core: &Core<T>, id: u64, stored: Stored) {
         let mut state = self.state();
-        let Some(batch_state) = state.committing.take_if(|b| b.id == batch.id) else {
+        let Some(batch) = state.committing.take_if(|b| b.id == id) else {
             return; // settled already
         };
-        let leader = batch.leader;
-        let batch = batch_state;
         let count = batch.entries.len();
         state.last_size = count;
         if let Some(started) = state.commit_started.take() {
@@ -510,11 +499,12 @@ impl<T: Value> Group<T> {
             Verdict::Retry(check_encoding) => (0..count)
                 .map(|_| Some(Slot::Retry { check_encoding }))
                 .collect(),
+            // The leader (the batch's first swap) gets the error itself, the others its echo.
             Verdict::Fail(error) => {
                 let mut slots: Vec<Option<Slot>> = (1..count)
                     .map(|_| Some(Slot::Failed(error.echo())))
                     .collect();
-                slots.insert(leader, Some(Slot::Failed(error)));
+                slots.insert(0, Some(Slot::Failed(error)));
                 slots
             }
         };
