@@ -31,6 +31,7 @@ pub(crate) enum Call<V> {
 
 impl<T> Call<Arc<T>> {
     /// The same call with the value to commit encoded by `encode`.
+    #[cfg(feature = "async")]
     pub(crate) fn encoded(
         self,
         encode: impl FnOnce(&T) -> Result<Vec<u8>>,

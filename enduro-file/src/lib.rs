@@ -492,53 +492,38 @@ impl Store for FileStore {
         };
         let header = held.header()?;
         let existing = self.stat()?;
-        let (incarnation, generation, previous) = match (&existing, header) {
+        let (incarnation, generation) = match (&existing, header.valid()) {
             // A new value starts a new incarnation, so that handles of a value released
             // before can never take it for theirs.
-            (None, _) if creating => {
-                let previous = match header {
-                    Header::Valid {
-                        incarnation,
-                        generation,
-                    } => Some((incarnation, generation)),
-                    _ => None,
-                };
-                (new_incarnation(), 0, previous)
-            }
+            (None, _) if creating => (new_incarnation(), 0),
             (None, _) => return Ok(Committed::Conflict),
             // Someone created the value first: go on with theirs (a creating handle has no
             // version of its own to protect).
-            (Some(meta), _) if creating => {
-                match header {
-                    Header::Valid { incarnation, .. } => self.set_incarnation(incarnation),
-                    Header::Empty | Header::Damaged => {
+            (Some(meta), valid) if creating => {
+                match valid {
+                    Some((incarnation, _)) => self.set_incarnation(incarnation),
+                    None => {
                         self.repair(&held, meta, None)?;
                     }
                 }
                 return Ok(Committed::Conflict);
             }
-            (
-                Some(meta),
-                Header::Valid {
-                    incarnation,
-                    generation,
-                },
-            ) => match self.observe(Some(header), meta, Some(expected))? {
-                Seen::At(now) if now == expected => {
-                    (incarnation, generation, Some((incarnation, generation)))
-                }
+            (Some(meta), Some(valid)) => match self.observe(Some(header), meta, Some(expected))? {
+                Seen::At(now) if now == expected => valid,
                 Seen::At(_) | Seen::Gone => return Ok(Committed::Conflict),
             },
-            (Some(meta), Header::Empty | Header::Damaged) => {
+            (Some(meta), None) => {
                 if self.repair(&held, meta, Some(expected))? != expected {
                     return Ok(Committed::Conflict);
                 }
-                (
-                    self.incarnation(),
-                    expected.generation,
-                    Some((self.incarnation(), expected.generation)),
-                )
+                (self.incarnation(), expected.generation)
             }
+        };
+        // What the lock file says until the rename: restored if the rename fails.
+        let previous = if creating {
+            header.valid()
+        } else {
+            Some((incarnation, generation))
         };
         let next = generation.checked_add(1).unwrap_or(1);
         let dir = self.open_dir()?;
@@ -575,12 +560,22 @@ impl Store for FileStore {
         }
         // The new file is in place: a failure to inspect it leaves the outcome unknown to
         // the caller, not undone.
-        match self.stat() {
-            Ok(Some(meta)) => Ok(Committed::Done(version(incarnation, next, &meta))),
-            Ok(None) => Err(self.vanished()),
+        let inspected = self.stat().and_then(|meta| {
+            meta.ok_or_else(|| {
+                Error::io(
+                    "find the data file",
+                    &self.layout.target,
+                    std::io::Error::from(ErrorKind::NotFound),
+                )
+            })
+        });
+        match inspected {
+            Ok(meta) => Ok(Committed::Done(version(incarnation, next, &meta))),
             Err(e) => Err(Error::Uncertain {
                 resource: self.resource.clone(),
-                message: format!("the new value is in place, but inspecting it failed: {e}"),
+                message: format!(
+                    "the new value was put in place, but inspecting it right after failed: {e}"
+                ),
                 source: Some(Box::new(e)),
             }),
         }
@@ -600,17 +595,5 @@ impl Store for FileStore {
         File::open(&self.layout.dir)
             .and_then(|dir| dir.sync_all())
             .map_err(|e| Error::io("fsync the directory", &self.layout.dir, e))
-    }
-}
-
-impl FileStore {
-    fn vanished(&self) -> Error {
-        Error::Uncertain {
-            resource: self.resource.clone(),
-            message: "the new value was put in place, but the data file was gone right after \
-                      (deleted by someone else)"
-                .into(),
-            source: None,
-        }
     }
 }

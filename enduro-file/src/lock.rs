@@ -13,6 +13,7 @@
 //! one copy is survived. The header is never trusted over the data: a missing or damaged
 //! one is repaired, never a reason to touch the data file.
 
+use std::cell::Cell;
 use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -43,6 +44,17 @@ pub(crate) enum Header {
 }
 
 impl Header {
+    /// The incarnation and generation of a valid header.
+    pub(crate) fn valid(self) -> Option<(u64, u64)> {
+        match self {
+            Header::Valid {
+                incarnation,
+                generation,
+            } => Some((incarnation, generation)),
+            Header::Empty | Header::Damaged => None,
+        }
+    }
+
     /// Reads the header from the lock file's bytes: the first valid copy wins.
     fn parse(bytes: &[u8]) -> Header {
         if bytes.is_empty() {
@@ -94,7 +106,7 @@ pub(crate) struct Held<'a> {
     lock: &'a LockFile,
     file: File,
     /// The lock file's size: only lock holders write it, so it holds while we do.
-    len: std::cell::Cell<u64>,
+    len: Cell<u64>,
 }
 
 fn open(path: &Path, create: bool) -> std::io::Result<File> {
@@ -164,7 +176,7 @@ impl LockFile {
             let ours = self.regular(&file)?;
             match fs::metadata(&self.path) {
                 Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => {
-                    let len = std::cell::Cell::new(ours.len());
+                    let len = Cell::new(ours.len());
                     return Ok(Some(Held {
                         lock: self,
                         file,
