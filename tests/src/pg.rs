@@ -72,3 +72,22 @@ macro_rules! pg_backend_or_skip {
         }
     };
 }
+
+/// The password in a `postgres://user:password@host` URL.
+pub fn password_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.rsplit_once('@')?.0;
+    Some(userinfo.split_once(':')?.1.to_owned())
+}
+
+/// Fails the test if `secret` shows anywhere in `e`: its message, its `Debug`, or those of
+/// its sources.
+pub fn assert_no_secret(e: &enduro::Error, secret: &str) {
+    let mut text = format!("{e} {e:?}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(" {s} {s:?}"));
+        source = s.source();
+    }
+    assert!(!text.contains(secret), "the password leaked: {text}");
+}

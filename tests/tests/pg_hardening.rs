@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use enduro::store::{Committed, Store};
 use enduro::{BlockingPgStore, Error, PgAtom, PgStore, Version};
-use enduro_tests::pg::unique_key;
+use enduro_tests::pg::{assert_no_secret, password_of, unique_key};
 use enduro_tests::pg_cluster::{database_url, private_cluster};
 
 /// Plain SQL beside enduro, on a pool of its own whose runtime keeps the connections
@@ -98,17 +98,27 @@ impl Admin {
     }
 }
 
+/// A blocking store on `table` over one connection whose `application_name` is the table's
+/// name (so tests can find its server backend), with `timeout` as its statement timeout
+/// (the default if `None`); and the URL it connects with.
+fn one_session(
+    cluster_url: &str,
+    table: &str,
+    timeout: Option<Duration>,
+) -> (String, Arc<BlockingPgStore>) {
+    let url = with_param(cluster_url, &format!("application_name={table}"));
+    let mut builder = PgStore::builder(&url, table).max_connections(1);
+    if let Some(timeout) = timeout {
+        builder = builder.statement_timeout(timeout);
+    }
+    let store = Arc::new(builder.open_blocking().unwrap());
+    (url, store)
+}
+
 /// `url` with one more query parameter (the private cluster's URL has none).
 fn with_param(url: &str, param: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}{param}")
-}
-
-/// The password in a `postgres://user:password@host` URL.
-fn password_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = rest.rsplit_once('@')?.0;
-    Some(userinfo.split_once(':')?.1.to_owned())
 }
 
 /// A server backend stopped with SIGSTOP, continued (SIGCONT) when dropped, whatever
@@ -134,16 +144,6 @@ fn signal(which: &str, pid: i32) {
         .status()
         .unwrap();
     assert!(status.success(), "kill {which} {pid}");
-}
-
-fn assert_no_secret(e: &Error, secret: &str) {
-    let mut text = format!("{e} {e:?}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(" {s} {s:?}"));
-        source = s.source();
-    }
-    assert!(!text.contains(secret), "the password leaked: {text}");
 }
 
 /// Runs `f` on a thread of its own and waits at most `bound` for it; `None` if it did not
@@ -313,16 +313,9 @@ fn a_commit_whose_backend_is_terminated_may_have_been_stored() {
     let Some(cluster) = private_cluster() else {
         return;
     };
-    let table = "enduro_terminated";
-    let name = "enduro_terminated";
-    let url = with_param(&cluster.url(), &format!("application_name={name}"));
+    let (table, name) = ("enduro_terminated", "enduro_terminated");
+    let (_, store) = one_session(&cluster.url(), name, None);
     let admin = Admin::new(&cluster.url(), 2);
-    let store = Arc::new(
-        PgStore::builder(&url, table)
-            .max_connections(1)
-            .open_blocking()
-            .unwrap(),
-    );
     let Committed::Done(version) = commit(&store, Version::ABSENT, "1").unwrap() else {
         panic!("the first insert conflicted");
     };
@@ -423,17 +416,9 @@ fn without_server_limits_the_client_timeout_cancels_the_statement() {
     let Some(cluster) = private_cluster() else {
         return;
     };
-    let table = "enduro_cancelled";
-    let name = "enduro_cancelled";
-    let url = with_param(&cluster.url(), &format!("application_name={name}"));
+    let (table, name) = ("enduro_cancelled", "enduro_cancelled");
+    let (_, store) = one_session(&cluster.url(), name, Some(TIMEOUT));
     let admin = Admin::new(&cluster.url(), 2);
-    let store = Arc::new(
-        PgStore::builder(&url, table)
-            .statement_timeout(TIMEOUT)
-            .max_connections(1)
-            .open_blocking()
-            .unwrap(),
-    );
     // As on a pool of the caller's own: no server-side limits on the one connection.
     admin.block_on(async {
         let client = store.store().pool().get().await.unwrap();
@@ -488,15 +473,8 @@ fn a_commit_to_a_stopped_backend_times_out_as_uncertain() {
         return;
     };
     let name = "enduro_stopped";
-    let url = with_param(&cluster.url(), &format!("application_name={name}"));
+    let (url, store) = one_session(&cluster.url(), name, Some(TIMEOUT));
     let admin = Admin::new(&cluster.url(), 2);
-    let store = Arc::new(
-        PgStore::builder(&url, "enduro_stopped")
-            .statement_timeout(TIMEOUT)
-            .max_connections(1)
-            .open_blocking()
-            .unwrap(),
-    );
     let Committed::Done(v1) = commit(&store, Version::ABSENT, "1").unwrap() else {
         panic!("the first insert conflicted");
     };

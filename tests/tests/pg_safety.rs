@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use enduro::{Codec, CodecError, Error, PgAtom, PgStore};
-use enduro_tests::pg::unique_key;
+use enduro_tests::pg::{assert_no_secret, password_of, unique_key};
 use enduro_tests::pg_cluster::database_url;
 
 /// Runs `f` on a private runtime with a pool of `url`, for reading around enduro.
@@ -179,28 +179,12 @@ fn passwords_never_show() {
     }
 }
 
-fn assert_no_secret(e: &Error, secret: &str) {
-    let mut text = format!("{e} {e:?}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(" {s} {s:?}"));
-        source = s.source();
-    }
-    assert!(!text.contains(secret), "the password leaked: {text}");
-}
-
 /// `url` (a postgres:// URL) with its password replaced.
 fn with_password(url: &str, password: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let (userinfo, host) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
     let user = userinfo.split(':').next()?;
     Some(format!("{scheme}://{user}:{password}@{host}"))
-}
-
-fn password_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = rest.rsplit_once('@')?.0;
-    userinfo.split_once(':').map(|(_, p)| p.to_owned())
 }
 
 #[test]
