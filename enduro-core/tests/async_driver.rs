@@ -3,70 +3,36 @@
 #![cfg(feature = "async")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{Pace, Paced};
 use enduro_core::testing::{FailPoint, FaultyStore};
-use enduro_core::{
-    AsyncAtom, AsyncStore, BoxFuture, Committed, Error, Observed, Options, Result, Snapshot, Store,
-    Version,
-};
+use enduro_core::{AsyncAtom, Error, Options, Store};
 use enduro_mem::MemStore;
 
-/// An async store over a blocking one, with a yield (or a short sleep) before each call.
-struct Yielding<S> {
-    inner: S,
-    pause: Duration,
-}
-
-impl<S: Store> Yielding<S> {
-    async fn pause(&self) {
-        if self.pause.is_zero() {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(self.pause).await;
-        }
-    }
-}
-
-impl<S: Store> AsyncStore for Yielding<S> {
-    fn resource(&self) -> String {
-        self.inner.resource()
-    }
-    fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.load()
-        })
-    }
-    fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.check(known)
-        })
-    }
-    fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.commit(expected, &mut |out| {
-                out.write_all(&bytes)
-                    .map_err(|e| Error::io("write", "memory", e))
-            })
-        })
-    }
-    fn release(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.inner.release() })
-    }
-    fn cheap_check(&self) -> bool {
-        false
-    }
-}
-
+/// An atom over `inner` whose store yields (or sleeps `pause`) at every call, going
+/// straight to the commit as a database store does.
 async fn open<S: Store>(inner: S, pause: Duration) -> AsyncAtom<u64> {
-    AsyncAtom::open(Yielding { inner, pause }, 0u64, Options::new())
+    AsyncAtom::open(paced(inner, pause), 0u64, Options::new())
         .await
         .unwrap()
+}
+
+fn paced<S: Store>(inner: S, pause: Duration) -> Paced<S> {
+    let pace = if pause.is_zero() {
+        Pace::Yield
+    } else {
+        Pace::Sleep(pause)
+    };
+    Paced {
+        inner,
+        pace,
+        cheap_check: false,
+    }
 }
 
 fn stored(store: &MemStore) -> u64 {
@@ -167,10 +133,7 @@ async fn commit_faults_fail_their_batch_only() {
     let store = Arc::new(FaultyStore::new(MemStore::new()));
     let faults = store.faults();
     let atom = AsyncAtom::open(
-        Yielding {
-            inner: Arc::clone(&store),
-            pause: Duration::ZERO,
-        },
+        paced(Arc::clone(&store), Duration::ZERO),
         0u64,
         Options::new(),
     )

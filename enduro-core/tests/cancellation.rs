@@ -4,11 +4,14 @@
 #![cfg(feature = "async")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{Pace, Paced};
 use enduro_core::{
     AsyncAtom, AsyncStore, BoxFuture, Committed, Error, Observed, Options, Result, Snapshot, Store,
     Version,
@@ -161,64 +164,6 @@ async fn an_orphaned_commit_is_settled_by_the_next_call() {
     assert_eq!(*seen.lock().unwrap(), [(0, 10), (10, 11)]);
 }
 
-/// A store that yields (or sleeps a little) before and inside every call, so that timeouts
-/// cut swaps at every await point of the driver: while waiting for a batch, while leading
-/// one, while checking, committing and loading.
-struct Jittery {
-    inner: Arc<MemStore>,
-    seed: AtomicU64,
-    /// Whether swaps check the store first (as a file store's do) or go straight to the
-    /// commit (as a database store's do).
-    cheap_check: bool,
-}
-
-impl Jittery {
-    async fn pause(&self) {
-        let n = self.seed.fetch_add(0x9e37_79b9, Ordering::Relaxed);
-        match (n >> 7) % 4 {
-            0 => {}
-            1 => tokio::task::yield_now().await,
-            _ => tokio::time::sleep(Duration::from_micros(200 + (n % 800))).await,
-        }
-    }
-}
-
-impl AsyncStore for Jittery {
-    fn resource(&self) -> String {
-        "jittery memory".into()
-    }
-    fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.load()
-        })
-    }
-    fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.check(known)
-        })
-    }
-    fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
-        Box::pin(async move {
-            self.pause().await;
-            let done = self.inner.commit(expected, &mut |out| {
-                out.write_all(&bytes)
-                    .map_err(|e| Error::io("write", "memory", e))
-            });
-            // The answer travels back: a caller may give up now, after the commit landed.
-            self.pause().await;
-            done
-        })
-    }
-    fn release(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.inner.release() })
-    }
-    fn cheap_check(&self) -> bool {
-        self.cheap_check
-    }
-}
-
 /// Many tasks append their own ids; a third of the calls are cut off at random moments.
 /// No id may appear twice (a change applied twice), every acknowledged id must be there,
 /// and the watches see one chain of transitions.
@@ -231,9 +176,9 @@ async fn random_cancellation_never_applies_a_change_twice() {
 
 async fn random_cancellation(cheap_check: bool) {
     let inner = Arc::new(MemStore::new());
-    let store = Jittery {
+    let store = Paced {
         inner: Arc::clone(&inner),
-        seed: AtomicU64::new(7),
+        pace: Pace::Jitter(AtomicU64::new(7)),
         cheap_check,
     };
     let atom = AsyncAtom::open(store, Vec::<u32>::new(), Options::new())
