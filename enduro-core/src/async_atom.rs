@@ -9,11 +9,11 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::sync::Notify;
 
-use crate::calls::{After, Answer, Call, Next, StoreCalls, Stored};
-use crate::drive::{Guard, drive};
 use crate::error::{Error, Result};
-use crate::group::{Group, Plan, Ticket};
 use crate::options::Options;
+use crate::protocol::{
+    After, Answer, Call, Exclusive, Group, Input, Mode, Next, Step, StoreCalls, Stored, Txn,
+};
 use crate::state::{Core, Opening, Outcome, check, encode, lock, panic_message};
 use crate::store::{Committed, Observed, Snapshot, Version};
 use crate::value::Value;
@@ -385,10 +385,12 @@ impl<T: Value> AsyncAtom<T> {
             core, store, group, ..
         } = inner;
         core.refuse_reentry("release")?;
-        while let Err(seen) = group.exclusive() {
-            inner.drive_or_wait(seen).await;
-        }
-        let exclusive = Guard::exclusive(group, core);
+        let exclusive = loop {
+            match Exclusive::try_take(group) {
+                Ok(exclusive) => break exclusive,
+                Err(seen) => inner.drive_or_wait(seen).await,
+            }
+        };
         let result = if core.is_released() {
             Ok(())
         } else {
@@ -448,7 +450,7 @@ impl<T: Value> AsyncAtom<T> {
         &self,
         call: &'static str,
         refresh: bool,
-        mut decide: impl FnMut(&T) -> Option<Arc<T>> + Send,
+        decide: impl FnMut(&T) -> Option<Arc<T>> + Send,
     ) -> Result<Outcome<T>> {
         let inner = &*self.inner;
         let Inner {
@@ -457,33 +459,43 @@ impl<T: Value> AsyncAtom<T> {
         core.refuse_reentry(call)?;
         // No gathering here: waiting with a timeout needs a timer, and an async store's
         // round trips overlap on the runtime anyway.
-        drive! {
-            core: core,
-            group: group,
-            cheap_check: store.cheap_check(),
-            refresh: refresh,
-            decide: &mut decide,
+        let mode = Mode {
+            check_first: store.cheap_check(),
+            refresh,
             gather: false,
-            wait(seen) => inner.drive_or_wait(seen).await,
-            check(known) => store.check(known).await,
-            run(ticket, plan) => inner.launch(ticket, plan),
+        };
+        let mut txn = Txn::new(group, core, mode, decide);
+        let mut input = Input::Go;
+        loop {
+            input = match txn.next(input) {
+                Step::Check(known) => Input::Checked(store.check(known).await),
+                // The leader's store calls go to a flight that outlives this call; it waits
+                // for the batch's result like the others.
+                Step::Call(first) => {
+                    if let Some((batch, calls)) = txn.detach() {
+                        inner.launch(batch, calls, first);
+                    }
+                    Input::Go
+                }
+                Step::Wait(seen) => {
+                    inner.drive_or_wait(seen).await;
+                    Input::Go
+                }
+                // Never asked for (no gathering): go on at once.
+                Step::Gather { .. } => Input::Go,
+                Step::Done(result) => return result,
+            }
         }
     }
 }
 
 impl<T: Value> Inner<T> {
-    /// For the leader: starts the batch's store calls as a [`Flight`] that any waiter
-    /// drives, or settles the batch at once when it needs no call. Never awaits, so the
-    /// leader cannot be dropped half-way through.
-    fn launch(&self, ticket: &Ticket<T>, plan: Plan<T>) {
-        let batch = ticket.batch_id();
-        let (mut machine, next) = StoreCalls::start(&self.core, plan);
+    /// For the leader: starts the batch's store calls (`first`, then what `machine`
+    /// asks for) as a [`Flight`] that any waiter drives. Never awaits, so the leader
+    /// cannot be dropped half-way through.
+    fn launch(&self, batch: u64, mut machine: StoreCalls, first: Call<Arc<T>>) {
         // The value is encoded here, with the atom at hand; the flight only moves bytes.
-        let encoded = match next {
-            Next::Stored(stored) => return self.group.settle(&self.core, batch, stored),
-            Next::Call(call) => call.encoded(|value| self.core.encode_to_vec(value)),
-        };
-        let first = match encoded {
+        let first = match first.encoded(|value| self.core.encode_to_vec(value)) {
             Ok(call) => call,
             Err(e) => return self.group.settle(&self.core, batch, Stored::Failed(e)),
         };

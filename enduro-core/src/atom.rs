@@ -4,11 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::background::{Background, CommitMode};
-use crate::calls::run_blocking;
-use crate::drive::{Guard, drive};
 use crate::error::Result;
-use crate::group::Group;
 use crate::options::Options;
+use crate::protocol::{Exclusive, Group, Input, Mode, Step, Txn, call_blocking};
 use crate::state::{Core, Opening, Outcome, check, encode, lock};
 use crate::store::{Committed, Store, Version};
 use crate::value::Value;
@@ -347,10 +345,12 @@ impl<T: Value> Atom<T> {
             let _ = committer.flush();
             ordered
         });
-        while let Err(seen) = group.exclusive() {
-            group.wait(seen);
-        }
-        let exclusive = Guard::exclusive(group, core);
+        let exclusive = loop {
+            match Exclusive::try_take(group) {
+                Ok(exclusive) => break exclusive,
+                Err(seen) => group.wait(seen),
+            }
+        };
         let result = if core.is_released() {
             Ok(())
         } else {
@@ -395,7 +395,7 @@ impl<T: Value> Atom<T> {
         &self,
         call: &'static str,
         refresh: bool,
-        mut decide: impl FnMut(&T) -> Option<Arc<T>>,
+        decide: impl FnMut(&T) -> Option<Arc<T>>,
     ) -> Result<Outcome<T>> {
         let Inner {
             core,
@@ -407,21 +407,27 @@ impl<T: Value> Atom<T> {
         if let (Some((committer, order)), false) = (background, refresh) {
             return Self::transact_in_background(core, committer, order, decide);
         }
-        drive! {
-            core: &**core,
-            group: group,
-            cheap_check: store.cheap_check(),
-            refresh: refresh,
-            decide: &mut decide,
+        let mode = Mode {
+            check_first: store.cheap_check(),
+            refresh,
             gather: true,
-            wait(seen) => group.wait(seen),
-            check(known) => store.check(known),
-            run(ticket, plan) => {
-                let committing = Guard::committing(group, core, ticket.batch_id());
-                let stored = run_blocking(core, &**store, plan);
-                committing.done();
-                group.settle(core, ticket.batch_id(), stored);
-            },
+        };
+        let mut txn = Txn::new(group, core, mode, decide);
+        let mut input = Input::Go;
+        loop {
+            input = match txn.next(input) {
+                Step::Check(known) => Input::Checked(store.check(known)),
+                Step::Call(call) => Input::Answered(call_blocking(core, &**store, call)),
+                Step::Wait(seen) => {
+                    group.wait(seen);
+                    Input::Go
+                }
+                Step::Gather { batch, until, size } => {
+                    group.gather(batch, until, size);
+                    Input::Go
+                }
+                Step::Done(result) => return result,
+            }
         }
     }
 

@@ -25,12 +25,10 @@
 mod async_atom;
 mod atom;
 mod background;
-mod calls;
 mod codec;
-mod drive;
 mod error;
-mod group;
 mod options;
+mod protocol;
 mod reentry;
 mod roundtrip;
 mod state;

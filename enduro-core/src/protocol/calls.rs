@@ -1,7 +1,7 @@
 //! The store calls a batch's leader makes, as a small machine without I/O: it says which
 //! call to make next, takes the store's answer, and ends with what was stored.
 //!
-//! The blocking driver makes each call in place ([`run_blocking`]); the async driver makes
+//! The blocking driver makes each call in place ([`call_blocking`]); the async driver makes
 //! them inside a commit future that outlives a caller who goes away (see `async_atom`), so
 //! a commit that may have reached the store is always seen through to its answer.
 //!
@@ -13,10 +13,11 @@ use std::io;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::group::Plan;
 use crate::state::Core;
 use crate::store::{Committed, Observed, Snapshot, Store, Version};
 use crate::value::Value;
+
+use super::group::Plan;
 
 /// The next store call. `V` is the value a commit stores: the value itself for a blocking
 /// store, which encodes it as it writes, or its bytes for an async one.
@@ -161,19 +162,18 @@ impl StoreCalls {
     }
 }
 
-/// Makes `plan`'s store calls on a blocking store, one after the other.
-pub(crate) fn run_blocking<T: Value>(core: &Core<T>, store: &dyn Store, plan: Plan<T>) -> Stored {
-    let (mut machine, mut next) = StoreCalls::start(core, plan);
-    loop {
-        let answer = match next {
-            Next::Stored(stored) => return stored,
-            Next::Call(Call::Check(known)) => Answer::Checked(store.check(known)),
-            Next::Call(Call::Commit { expected, value }) => {
-                Answer::Committed(store.commit(expected, &mut |out| core.encode(&value, out)))
-            }
-            Next::Call(Call::Load) => Answer::Loaded(store.load()),
-        };
-        next = machine.answer(answer);
+/// Makes one store call on a blocking store.
+pub(crate) fn call_blocking<T: Value>(
+    core: &Core<T>,
+    store: &dyn Store,
+    call: Call<Arc<T>>,
+) -> Answer {
+    match call {
+        Call::Check(known) => Answer::Checked(store.check(known)),
+        Call::Commit { expected, value } => {
+            Answer::Committed(store.commit(expected, &mut |out| core.encode(&value, out)))
+        }
+        Call::Load => Answer::Loaded(store.load()),
     }
 }
 

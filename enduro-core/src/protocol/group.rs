@@ -1,80 +1,28 @@
-//! Group commit: the transaction protocol both drivers run, without any I/O of its own.
-//!
-//! Swaps of one atom in one process form batches. Each swap runs its own `f`, on its own
-//! thread, on top of the batch's latest (not yet durable) value, and appends the result.
-//! The first swap of a batch leads it: it waits until the previous batch is settled, then
-//! commits only the batch's last value, in one store commit — one flush, or one UPDATE,
-//! acknowledges the whole batch. Then every transition is published in order, and every
-//! swap of the batch returns. While a batch commits, the next one fills up.
-//!
-//! Nothing is published before it is durable: pending values live only in the batches. If
-//! a batch fails, each of its swaps fails (and the batch built on top of it retries); if it
-//! conflicts with another process, its swaps run `f` again on the reloaded value. A value
-//! that cannot be encoded fails only its own swap: the others retry, checking each value's
-//! encoding as they apply it. A batch whose commit may or may not have been stored is
-//! never run again: its swaps fail with [`Error::Uncertain`], after the atom took what the
-//! store holds.
-//!
-//! One swap at a time runs its `f` (and the validator) on the open batch's tip, with no
-//! lock held: the others wait their turn, so a slow `f` delays only the swaps behind it,
-//! never a batch that is settling.
-//!
-//! The drivers call [`Group::enter`] until they join a batch, [`Group::lead`] if they lead
-//! it, make the store calls the returned [`Plan`] asks for (see `calls`), hand what was
-//! stored to [`Group::settle`], and collect their [`Slot`] with [`Group::result`].
-//! Whenever a step answers "wait", the driver waits for the generation to change.
+//! The state all swaps of one atom share: the open batch, the one committing, and the
+//! results of settled batches, behind one lock. Each method is one step of the protocol
+//! (see the module above); none does I/O.
 
-use std::collections::HashMap;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::calls::{After, Stored};
-use crate::error::{Error, Result};
-use crate::state::{Core, Outcome, lock};
+use crate::error::Result;
+use crate::state::{Core, lock};
 use crate::store::{Observed, Version};
 use crate::value::Value;
+
+use super::batch::{Slot, State, Ticket};
+use super::calls::Stored;
+use super::verdict::Verdict;
 
 /// The longest a leader waits for its peers to join its batch.
 pub(crate) const MAX_GATHER: Duration = Duration::from_millis(2);
 
-/// What one swap asks of its batch: a new value, or none (a compare-and-set that did not
-/// match, a refresh).
+/// What one swap asks of its batch, given the batch's latest value: a new value, or none
+/// (keep the value: a compare-and-set that did not match, a refresh, a fallible update
+/// that failed).
 pub(crate) type Decide<'a, T> = &'a mut dyn FnMut(&T) -> Option<Arc<T>>;
-
-/// A swap's place in a batch.
-pub(crate) struct Ticket<T> {
-    batch: u64,
-    index: usize,
-    pub(crate) leader: bool,
-    old: Arc<T>,
-    new: Option<Arc<T>>,
-}
-
-impl<T> Ticket<T> {
-    /// The batch this swap is in, for settling it.
-    pub(crate) fn batch_id(&self) -> u64 {
-        self.batch
-    }
-
-    pub(crate) fn outcome(&self) -> Outcome<T> {
-        Outcome {
-            old: Arc::clone(&self.old),
-            new: self.new.clone().unwrap_or_else(|| Arc::clone(&self.old)),
-        }
-    }
-}
-
-/// How a swap's batch ended, for that swap.
-pub(crate) enum Slot {
-    Done,
-    /// Run `f` again; `check_encoding`: make sure the new value encodes before joining.
-    Retry {
-        check_encoding: bool,
-    },
-    Failed(Error),
-}
 
 /// What [`Group::enter`] says to do.
 pub(crate) enum Entered<T> {
@@ -110,59 +58,6 @@ pub(crate) enum Plan<T> {
     Abandon,
 }
 
-enum Verdict {
-    Done,
-    /// Every swap runs again (checking its value's encoding if `true`).
-    Retry(bool),
-    Fail(Error),
-}
-
-struct Batch<T> {
-    id: u64,
-    /// The durable version the batch builds on; `None` while the batch it follows is
-    /// still committing.
-    base: Option<Version>,
-    after: Option<u64>,
-    /// The value the next swap builds on.
-    tip: Arc<T>,
-    entries: Vec<Option<Arc<T>>>,
-    /// Without a value to commit, the store must still be asked whether the batch's
-    /// base is current.
-    verify: bool,
-    encode_failed: bool,
-    /// The leader waits for more swaps to join (once) before it commits.
-    gathering: bool,
-    gathered: bool,
-}
-
-struct State<T> {
-    open: Option<Batch<T>>,
-    /// The batch being committed, closed to new swaps.
-    committing: Option<Batch<T>>,
-    /// A swap checks the store before opening a batch, or a release runs: nobody joins.
-    exclusive: bool,
-    /// A swap is running its `f` on the open batch's tip (with no lock held): the others
-    /// wait for its result, and the batch stays open.
-    deciding: bool,
-    /// Someone waits for the swap deciding to finish.
-    decide_waiters: bool,
-    next_id: u64,
-    /// Batches settled without storing their values (the ones after them retry).
-    failed: Vec<u64>,
-    results: HashMap<u64, Vec<Option<Slot>>>,
-    /// Swaps (batch, index) whose async caller went away before their batch settled:
-    /// their results are dropped when it does, rather than kept for nobody.
-    forgotten: Vec<(u64, usize)>,
-    generation: u64,
-    /// Threads blocked on the condvar.
-    sleepers: usize,
-    /// How many swaps the last batch held, and how long its store call took: a leader
-    /// whose batch is smaller waits a little for its peers (see [`Group::lead`]).
-    last_size: usize,
-    last_commit: Duration,
-    commit_started: Option<Instant>,
-}
-
 pub(crate) struct Group<T> {
     state: Mutex<State<T>>,
     changed: Condvar,
@@ -173,22 +68,7 @@ pub(crate) struct Group<T> {
 impl<T: Value> Group<T> {
     pub(crate) fn new() -> Self {
         Group {
-            state: Mutex::new(State {
-                open: None,
-                committing: None,
-                exclusive: false,
-                deciding: false,
-                decide_waiters: false,
-                next_id: 1,
-                failed: Vec::new(),
-                results: HashMap::new(),
-                forgotten: Vec::new(),
-                generation: 0,
-                sleepers: 0,
-                last_size: 1,
-                last_commit: Duration::ZERO,
-                commit_started: None,
-            }),
+            state: Mutex::new(State::new()),
             changed: Condvar::new(),
             #[cfg(feature = "async")]
             changed_async: Arc::new(tokio::sync::Notify::new()),
@@ -233,14 +113,14 @@ impl<T: Value> Group<T> {
 
     /// Joins the open batch (opening one if needed): runs `decide` on the batch's latest
     /// value and appends the result. `check_first`: bring the atom up to date with the
-    /// store before a batch that builds on durable state. `check_encoding`: refuse a value
-    /// that does not encode before it joins (after a batch failed on one).
+    /// store before a batch that builds on durable state. `pre_encode`: refuse a value that
+    /// does not encode before it joins (after a batch failed on one).
     pub(crate) fn enter(
         &self,
         core: &Core<T>,
         check_first: bool,
         refresh: bool,
-        check_encoding: bool,
+        pre_encode: bool,
         decide: Decide<'_, T>,
     ) -> Result<Entered<T>> {
         let mut state = self.state();
@@ -256,10 +136,8 @@ impl<T: Value> Group<T> {
             }
             match &state.committing {
                 Some(committing) => {
-                    let tip = Arc::clone(&committing.tip);
-                    let batch = Batch::new(state.next_id, None, Some(committing.id), tip);
-                    state.open = Some(batch);
-                    state.next_id += 1;
+                    let (after, tip) = (committing.id, Arc::clone(&committing.tip));
+                    state.open_batch(None, Some(after), tip);
                 }
                 None if check_first || refresh => {
                     state.exclusive = true;
@@ -267,8 +145,7 @@ impl<T: Value> Group<T> {
                 }
                 None => {
                     let (value, version) = core.current();
-                    state.open = Some(Batch::new(state.next_id, Some(version), None, value));
-                    state.next_id += 1;
+                    state.open_batch(Some(version), None, value);
                 }
             }
         }
@@ -284,7 +161,7 @@ impl<T: Value> Group<T> {
             let new = core.user_code(|| decide(&old));
             if let Some(value) = &new {
                 core.validate(value)?;
-                if check_encoding {
+                if pre_encode {
                     core.encode(value, &mut io::sink())?;
                 }
             }
@@ -322,7 +199,7 @@ impl<T: Value> Group<T> {
         // value proves that was current, the store must be asked (a refresh, or a
         // compare-and-set that did not match).
         batch.verify |= refresh || new.is_none();
-        batch.encode_failed |= check_encoding;
+        batch.pre_encode |= pre_encode;
         batch.entries.push(new.clone());
         let ticket = Ticket {
             batch: batch.id,
@@ -358,8 +235,7 @@ impl<T: Value> Group<T> {
             Observed::Changed(snapshot) => core.adopt(snapshot)?,
             Observed::Missing => return Err(core.mark_released()),
         };
-        state.open = Some(Batch::new(state.next_id, Some(version), None, value));
-        state.next_id += 1;
+        state.open_batch(Some(version), None, value);
         Ok(())
     }
 
@@ -421,10 +297,10 @@ impl<T: Value> Group<T> {
     }
 
     /// Blocks until the leader's batch holds `size` swaps or `until` passes.
-    pub(crate) fn gather(&self, ticket: &Ticket<T>, until: Instant, size: usize) {
+    pub(crate) fn gather(&self, batch: u64, until: Instant, size: usize) {
         let mut state = self.state();
         loop {
-            let Some(batch) = state.open.as_mut().filter(|b| b.id == ticket.batch) else {
+            let Some(batch) = state.open.as_mut().filter(|b| b.id == batch) else {
                 return;
             };
             let now = Instant::now();
@@ -450,71 +326,16 @@ impl<T: Value> Group<T> {
         let Some(batch) = state.committing.take_if(|b| b.id == id) else {
             return; // settled already
         };
-        let count = batch.entries.len();
-        state.last_size = count;
+        state.last_size = batch.entries.len();
         if let Some(started) = state.commit_started.take() {
             state.last_commit = started.elapsed();
         }
-        let verdict = match stored {
-            Stored::Nothing | Stored::Observed(Observed::Unchanged) => Verdict::Done,
-            Stored::Committed(version) => {
-                core.publish_all(batch.entries.iter().flatten(), version);
-                Verdict::Done
-            }
-            // Another writer's value: the swaps decided on an old one, so they decide again.
-            Stored::Observed(Observed::Changed(snapshot)) => match core.adopt(snapshot) {
-                Ok(_) => Verdict::Retry(batch.encode_failed),
-                Err(e) => Verdict::Fail(e),
-            },
-            Stored::Observed(Observed::Missing) | Stored::Conflict(None) => {
-                Verdict::Fail(core.mark_released())
-            }
-            Stored::Conflict(Some(snapshot)) => match core.adopt(snapshot) {
-                Ok(_) => Verdict::Retry(batch.encode_failed),
-                Err(e) => Verdict::Fail(e),
-            },
-            Stored::Abandoned => Verdict::Retry(batch.encode_failed),
-            // One of the values does not encode: each swap retries, checking its own.
-            Stored::Failed(Error::Encode { .. }) if count > 1 => Verdict::Retry(true),
-            Stored::Failed(error) => Verdict::Fail(error),
-            // The batch's value may be in the store: never run its swaps again (that could
-            // apply them twice). Show what the store holds, and say so.
-            Stored::Uncertain(error, found) => {
-                match found {
-                    After::Holds(snapshot) if snapshot.version != core.current().1 => {
-                        // Data that does not decode stays in the store for the next
-                        // swap to report; this swap reports the unknown outcome.
-                        let _ = core.adopt(snapshot);
-                    }
-                    After::Gone => {
-                        core.mark_released();
-                    }
-                    After::Holds(_) | After::Unread => {}
-                }
-                Verdict::Fail(error)
-            }
-        };
-        let slots: Vec<Option<Slot>> = match verdict {
-            Verdict::Done => (0..count).map(|_| Some(Slot::Done)).collect(),
-            Verdict::Retry(check_encoding) => (0..count)
-                .map(|_| Some(Slot::Retry { check_encoding }))
-                .collect(),
-            // The leader (the batch's first swap) gets the error itself, the others its echo.
-            Verdict::Fail(error) => {
-                let mut slots: Vec<Option<Slot>> = (1..count)
-                    .map(|_| Some(Slot::Failed(error.echo())))
-                    .collect();
-                slots.insert(0, Some(Slot::Failed(error)));
-                slots
-            }
-        };
-        if !matches!(slots.first(), Some(Some(Slot::Done))) {
+        let verdict = Verdict::of(core, &batch, stored);
+        if !matches!(verdict, Verdict::Done) {
             // Batches built on this one's values notice when they lead.
-            state.failed.push(batch.id);
-            if state.failed.len() > 64 {
-                state.failed.drain(..32);
-            }
+            state.mark_failed(batch.id);
         }
+        let slots = verdict.slots(batch.entries.len());
         state.keep_results(batch.id, slots);
         self.wake(&mut state);
     }
@@ -535,12 +356,12 @@ impl<T: Value> Group<T> {
         let slots = (0..batch.entries.len())
             .map(|i| {
                 (i != ticket.index).then_some(Slot::Retry {
-                    check_encoding: batch.encode_failed,
+                    pre_encode: batch.pre_encode,
                 })
             })
             .collect();
         state.keep_results(batch.id, slots);
-        state.failed.push(batch.id);
+        state.mark_failed(batch.id);
         self.wake(&mut state);
     }
 
@@ -565,21 +386,20 @@ impl<T: Value> Group<T> {
     /// dropped while waiting): its result is dropped now, or when its batch settles. Its
     /// value stays in the batch: like any interrupted write, it may or may not be stored.
     pub(crate) fn forget(&self, ticket: &Ticket<T>) {
-        let mut state = self.state();
-        if state.take_result(ticket).is_none() {
-            state.forgotten.push((ticket.batch, ticket.index));
-        }
+        self.state().forget(ticket);
+    }
+
+    /// Makes leaders wait for batches of `size` swaps, as if the last batch held that many
+    /// (for tests, which interleave swaps by hand).
+    #[cfg(test)]
+    pub(crate) fn expect_batches_of(&self, size: usize) {
+        self.state().last_size = size;
     }
 
     /// How many settled swaps' results nobody has collected yet (for tests).
-    #[cfg(all(test, feature = "async"))]
+    #[cfg(test)]
     pub(crate) fn unclaimed_results(&self) -> usize {
-        let state = self.state();
-        state
-            .results
-            .values()
-            .map(|slots| slots.iter().filter(|s| s.is_some()).count())
-            .sum()
+        self.state().unclaimed_results()
     }
 
     /// For a swap that does not lead: its slot, once its batch settled.
@@ -588,48 +408,6 @@ impl<T: Value> Group<T> {
         match state.take_result(ticket) {
             Some(slot) => Ok(slot.unwrap_or(Slot::Done)),
             None => Err(state.generation),
-        }
-    }
-}
-
-impl<T> State<T> {
-    /// Takes `ticket`'s result once its batch settled (`None` before, `Some(None)` if it
-    /// was taken already), dropping the batch's results once all are taken.
-    fn take_result(&mut self, ticket: &Ticket<T>) -> Option<Option<Slot>> {
-        let slots = self.results.get_mut(&ticket.batch)?;
-        let slot = slots[ticket.index].take();
-        if slots.iter().all(Option::is_none) {
-            self.results.remove(&ticket.batch);
-        }
-        Some(slot)
-    }
-
-    /// Keeps a settled batch's results for its swaps still to collect them.
-    fn keep_results(&mut self, batch: u64, mut slots: Vec<Option<Slot>>) {
-        self.forgotten.retain(|&(b, index)| {
-            if b == batch {
-                slots[index] = None;
-            }
-            b != batch
-        });
-        if slots.iter().any(Option::is_some) {
-            self.results.insert(batch, slots);
-        }
-    }
-}
-
-impl<T> Batch<T> {
-    fn new(id: u64, base: Option<Version>, after: Option<u64>, tip: Arc<T>) -> Self {
-        Batch {
-            id,
-            base,
-            after,
-            tip,
-            entries: Vec::new(),
-            verify: false,
-            encode_failed: false,
-            gathering: false,
-            gathered: false,
         }
     }
 }

@@ -1,0 +1,80 @@
+//! What a batch's store calls mean for its swaps: done, run again, or fail.
+
+use crate::error::Error;
+use crate::state::Core;
+use crate::store::Observed;
+use crate::value::Value;
+
+use super::batch::{Batch, Slot};
+use super::calls::{After, Stored};
+
+/// How a settled batch ended, for all its swaps.
+pub(super) enum Verdict {
+    Done,
+    /// Every swap runs again (encoding its value before it joins if `true`).
+    Retry(bool),
+    Fail(Error),
+}
+
+impl Verdict {
+    /// Judges what came of `batch`'s store calls, bringing the atom up to date with the
+    /// store on the way: publishes the batch's values if they were stored, adopts another
+    /// writer's value, or marks the atom released.
+    pub(super) fn of<T: Value>(core: &Core<T>, batch: &Batch<T>, stored: Stored) -> Verdict {
+        let retry = Verdict::Retry(batch.pre_encode);
+        match stored {
+            Stored::Nothing | Stored::Observed(Observed::Unchanged) => Verdict::Done,
+            Stored::Committed(version) => {
+                core.publish_all(batch.entries.iter().flatten(), version);
+                Verdict::Done
+            }
+            // Another writer's value: the swaps decided on an old one, so they decide again.
+            Stored::Observed(Observed::Changed(snapshot)) | Stored::Conflict(Some(snapshot)) => {
+                match core.adopt(snapshot) {
+                    Ok(_) => retry,
+                    Err(e) => Verdict::Fail(e),
+                }
+            }
+            Stored::Observed(Observed::Missing) | Stored::Conflict(None) => {
+                Verdict::Fail(core.mark_released())
+            }
+            Stored::Abandoned => retry,
+            // One of the values does not encode: each swap retries, encoding its own first.
+            Stored::Failed(Error::Encode { .. }) if batch.entries.len() > 1 => Verdict::Retry(true),
+            Stored::Failed(error) => Verdict::Fail(error),
+            // The batch's value may be in the store: never run its swaps again (that could
+            // apply them twice). Show what the store holds, and say so.
+            Stored::Uncertain(error, found) => {
+                match found {
+                    After::Holds(snapshot) if snapshot.version != core.current().1 => {
+                        // Data that does not decode stays in the store for the next swap
+                        // to report; this swap reports the unknown outcome.
+                        let _ = core.adopt(snapshot);
+                    }
+                    After::Gone => {
+                        core.mark_released();
+                    }
+                    After::Holds(_) | After::Unread => {}
+                }
+                Verdict::Fail(error)
+            }
+        }
+    }
+
+    /// Each swap's slot, for a batch of `count` swaps: the leader (the batch's first
+    /// swap) gets a failure itself, the others its echo.
+    pub(super) fn slots(self, count: usize) -> Vec<Option<Slot>> {
+        match self {
+            Verdict::Done => (0..count).map(|_| Some(Slot::Done)).collect(),
+            Verdict::Retry(pre_encode) => (0..count)
+                .map(|_| Some(Slot::Retry { pre_encode }))
+                .collect(),
+            Verdict::Fail(error) => {
+                let mut slots: Vec<Option<Slot>> = Vec::with_capacity(count);
+                slots.extend((1..count).map(|_| Some(Slot::Failed(error.echo()))));
+                slots.insert(0, Some(Slot::Failed(error)));
+                slots
+            }
+        }
+    }
+}
