@@ -10,11 +10,11 @@ use std::task::{Context, Poll, Wake, Waker};
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{self, Options, Validation};
 use crate::protocol::{
     After, Answer, Call, Exclusive, Group, Input, Mode, Next, Step, StoreCalls, Stored, Txn,
 };
-use crate::state::{Core, Opening, Outcome, check, encode, lock, panic_message};
+use crate::state::{Core, Opening, Outcome, encode, lock, panic_message, validate_with};
 use crate::store::{Committed, Observed, Snapshot, Version};
 use crate::value::Value;
 
@@ -168,7 +168,7 @@ impl<T: Value> AsyncAtom<T> {
             match Core::opening(&resource, &options, store.load().await?)? {
                 Opening::Existing(value, version) => break (value, version),
                 Opening::Create(expected) => {
-                    check(options.validator.as_ref(), &init)?;
+                    validate_with(options.validator.as_ref(), &init)?;
                     let mut bytes = Vec::new();
                     encode(&resource, &options, &init, &mut bytes)?;
                     match store.commit(expected, bytes).await? {
@@ -322,21 +322,21 @@ impl<T: Value> AsyncAtom<T> {
         self.inner.core.remove_watch(key)
     }
 
-    /// Sets the validator; fails with [`Error::Invalid`](crate::Error::Invalid) if the current value fails it.
+    /// Sets the validator; fails with [`Error::Invalid`](crate::Error::Invalid { .. }) if the current value fails it.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
     /// atom.set_validator(|n: &i32| *n < 5)?;
-    /// assert!(matches!(atom.reset(9).await, Err(enduro_core::Error::Invalid)));
+    /// assert!(matches!(atom.reset(9).await, Err(enduro_core::Error::Invalid { .. })));
     /// # Ok::<(), enduro_core::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn set_validator(
+    pub fn set_validator<V: Validation>(
         &self,
-        validator: impl Fn(&T) -> bool + Send + Sync + 'static,
+        validator: impl Fn(&T) -> V + Send + Sync + 'static,
     ) -> Result<()> {
-        self.inner.core.set_validator(Arc::new(validator))
+        self.inner.core.set_validator(options::validator(validator))
     }
 
     /// Removes the validator.

@@ -3,11 +3,11 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::background::{Background, CommitMode};
+use crate::background::Background;
 use crate::error::Result;
-use crate::options::Options;
+use crate::options::{self, CommitMode, Options, Validation};
 use crate::protocol::{Exclusive, Group, Input, Mode, Step, Txn, call_blocking};
-use crate::state::{Core, Opening, Outcome, check, encode, lock};
+use crate::state::{Core, Opening, Outcome, encode, lock, validate_with};
 use crate::store::{Committed, Store, Version};
 use crate::value::Value;
 
@@ -73,7 +73,7 @@ impl<T: Value> Atom<T> {
     ///
     /// let options = Options::new().validator(|n: &i32| *n >= 0);
     /// let err = Atom::open(MemStore::new(), -1, options).unwrap_err();
-    /// assert!(matches!(err, Error::Invalid));
+    /// assert!(matches!(err, Error::Invalid { .. }));
     /// ```
     pub fn open<S: Store>(store: S, init: T, options: Options<T>) -> Result<Self> {
         let resource = store.resource();
@@ -81,7 +81,7 @@ impl<T: Value> Atom<T> {
             match Core::opening(&resource, &options, store.load()?)? {
                 Opening::Existing(value, version) => break (value, version),
                 Opening::Create(expected) => {
-                    check(options.validator.as_ref(), &init)?;
+                    validate_with(options.validator.as_ref(), &init)?;
                     let encode =
                         &mut |out: &mut dyn std::io::Write| encode(&resource, &options, &init, out);
                     match store.commit(expected, encode)? {
@@ -242,21 +242,21 @@ impl<T: Value> Atom<T> {
     }
 
     /// Requires every future value to pass `validator`. Fails with
-    /// [`Error::Invalid`](crate::Error::Invalid) (and sets nothing) if the current value does not.
+    /// [`Error::Invalid`](crate::Error::Invalid { .. }) (and sets nothing) if the current value does not.
     ///
     /// ```
     /// # let atom = enduro_mem::mem_atom(1);
     /// atom.set_validator(|n: &i32| *n < 5)?;
-    /// assert!(matches!(atom.reset(9), Err(enduro_core::Error::Invalid)));
+    /// assert!(matches!(atom.reset(9), Err(enduro_core::Error::Invalid { .. })));
     /// assert_eq!(*atom.deref(), 1);
     /// assert!(atom.set_validator(|n: &i32| *n > 1).is_err());
     /// # Ok::<(), enduro_core::Error>(())
     /// ```
-    pub fn set_validator(
+    pub fn set_validator<V: Validation>(
         &self,
-        validator: impl Fn(&T) -> bool + Send + Sync + 'static,
+        validator: impl Fn(&T) -> V + Send + Sync + 'static,
     ) -> Result<()> {
-        self.inner.core.set_validator(Arc::new(validator))
+        self.inner.core.set_validator(options::validator(validator))
     }
 
     /// Removes the validator.

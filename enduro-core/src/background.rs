@@ -10,31 +10,6 @@ use crate::state::{Core, lock};
 use crate::store::{Committed, Store, Version};
 use crate::value::Value;
 
-/// When a change counts as done.
-///
-/// ```
-/// use enduro_core::{CommitMode, Options};
-///
-/// let options = Options::<u64>::new().commit_mode(CommitMode::Background);
-/// assert_eq!(options.mode(), CommitMode::Background);
-/// assert_eq!(CommitMode::default(), CommitMode::Durable);
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CommitMode {
-    /// The default: a change returns once it is durable; watches see it after that.
-    #[default]
-    Durable,
-    /// A change returns once the new value is validated, known to encode and in memory;
-    /// a background thread commits the latest value (many changes may share one write),
-    /// and [`Atom::flush`](crate::Atom::flush) waits until everything acknowledged so far
-    /// is durable. Dropping the last handle flushes. Trades durability for latency: a
-    /// crash loses the changes not yet written, and watches run before the write.
-    ///
-    /// Meant for one writer: changes from other processes are not merged but overwritten
-    /// (the last writer wins), as in duratom's asynchronous mode.
-    Background,
-}
-
 struct State<T> {
     /// The latest value not yet handed to the committer.
     pending: Option<Arc<T>>,

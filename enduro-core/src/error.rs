@@ -20,11 +20,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// fn explain(e: &Error) -> &'static str {
 ///     match e {
 ///         Error::Released => "the atom was released",
-///         Error::Invalid => "the validator said no",
+///         Error::Invalid { .. } => "the validator said no",
 ///         _ => "something else; its message says what and where",
 ///     }
 /// }
-/// assert_eq!(explain(&Error::Invalid), "the validator said no");
+/// assert_eq!(explain(&Error::Invalid { reason: None }), "the validator said no");
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,8 +35,15 @@ pub enum Error {
     Released,
 
     /// The validator rejected the value; nothing was written.
-    #[error("the validator rejected the value; nothing was written and the atom is unchanged")]
-    Invalid,
+    #[error(
+        "the validator rejected the value{}; nothing was written and the atom is unchanged",
+        because(reason)
+    )]
+    Invalid {
+        /// Why, when the validator said (it returned `Err(reason)`; see
+        /// [`Validation`](crate::Validation)).
+        reason: Option<String>,
+    },
 
     /// The new value could not be encoded (or would not read back as itself); nothing was
     /// written.
@@ -140,11 +147,14 @@ pub enum Error {
     /// The value already stored in the resource fails the atom's validator, so the atom
     /// cannot be opened with it; the stored data was left untouched.
     #[error(
-        "the value stored in {resource} is rejected by the validator; the stored data was left untouched (fix the data, or open without this validator)"
+        "the value stored in {resource} is rejected by the validator{}; the stored data was left untouched (fix the data, or open without this validator)",
+        because(reason)
     )]
     InvalidStored {
         /// The resource holding the value.
         resource: String,
+        /// Why, when the validator said.
+        reason: Option<String>,
     },
 
     /// A database or other backend failed. The message never contains a password.
@@ -198,7 +208,9 @@ impl Error {
     pub(crate) fn echo(&self) -> Error {
         match self {
             Error::Released => Error::Released,
-            Error::Invalid => Error::Invalid,
+            Error::Invalid { reason } => Error::Invalid {
+                reason: reason.clone(),
+            },
             Error::Encode {
                 resource,
                 codec,
@@ -258,9 +270,18 @@ impl Error {
                 resource: resource.clone(),
                 call,
             },
-            Error::InvalidStored { resource } => Error::InvalidStored {
+            Error::InvalidStored { resource, reason } => Error::InvalidStored {
                 resource: resource.clone(),
+                reason: reason.clone(),
             },
         }
     }
+}
+
+/// `": reason"`, or nothing when there is no reason.
+fn because(reason: &Option<String>) -> String {
+    reason
+        .as_deref()
+        .map(|reason| format!(": {reason}"))
+        .unwrap_or_default()
 }

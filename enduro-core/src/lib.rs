@@ -39,9 +39,8 @@ mod value;
 #[cfg(feature = "async")]
 pub use async_atom::{AsyncAtom, AsyncStore, BoxFuture};
 pub use atom::Atom;
-pub use background::CommitMode;
 pub use codec::{Codec, Json};
 pub use error::{CodecError, Error, Result};
-pub use options::{Options, Validator};
+pub use options::{CommitMode, Options, Validation, Validator};
 pub use store::{Committed, Encoder, Observed, Snapshot, Store, Version};
 pub use value::Value;

@@ -3,12 +3,79 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::background::CommitMode;
 use crate::codec::{Codec, Json, Typed, TypedCodec};
 use crate::value::Value;
 
-/// A validator: `true` accepts a value, `false` rejects it with [`Error::Invalid`](crate::Error::Invalid).
-pub type Validator<T> = Arc<dyn Fn(&T) -> bool + Send + Sync + 'static>;
+/// When a change counts as done.
+///
+/// ```
+/// use enduro_core::{CommitMode, Options};
+///
+/// let options = Options::<u64>::new().commit_mode(CommitMode::Background);
+/// assert_eq!(options.mode(), CommitMode::Background);
+/// assert_eq!(CommitMode::default(), CommitMode::Durable);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommitMode {
+    /// The default: a change returns once it is durable; watches see it after that.
+    #[default]
+    Durable,
+    /// A change returns once the new value is validated, known to encode and in memory;
+    /// a background thread commits the latest value (many changes may share one write),
+    /// and [`Atom::flush`](crate::Atom::flush) waits until everything acknowledged so far
+    /// is durable. Dropping the last handle flushes. Trades durability for latency: a
+    /// crash loses the changes not yet written, and watches run before the write.
+    ///
+    /// Meant for one writer: changes from other processes are not merged but overwritten
+    /// (the last writer wins), as in duratom's asynchronous mode.
+    Background,
+}
+
+/// A validator, as an atom keeps it: `Ok(())` accepts a value; `Err(reason)` refuses it
+/// with [`Error::Invalid`](crate::Error::Invalid), whose message gives the reason if there
+/// is one.
+pub type Validator<T> = Arc<dyn Fn(&T) -> Result<(), Option<String>> + Send + Sync + 'static>;
+
+/// What a validator function returns: a `bool` (`false` refuses the value), or a
+/// `Result<(), E>` whose error says why the value is refused (it reaches the message of
+/// [`Error::Invalid`](crate::Error::Invalid)).
+///
+/// ```
+/// use enduro::Error;
+///
+/// let atom = enduro::mem_atom(5u32);
+/// atom.set_validator(|n: &u32| *n <= 10)?;
+/// assert!(matches!(atom.reset(11), Err(Error::Invalid { reason: None })));
+///
+/// atom.set_validator(|n: &u32| if *n <= 10 { Ok(()) } else { Err(format!("{n} is more than 10")) })?;
+/// let err = atom.reset(11).unwrap_err();
+/// assert!(err.to_string().contains("11 is more than 10"), "{err}");
+/// # Ok::<(), enduro::Error>(())
+/// ```
+pub trait Validation {
+    /// `Ok(())` to accept; `Err` to refuse, with the reason if there is one.
+    fn into_result(self) -> Result<(), Option<String>>;
+}
+
+impl Validation for bool {
+    fn into_result(self) -> Result<(), Option<String>> {
+        if self { Ok(()) } else { Err(None) }
+    }
+}
+
+impl<E: fmt::Display> Validation for Result<(), E> {
+    fn into_result(self) -> Result<(), Option<String>> {
+        self.map_err(|e| Some(e.to_string()))
+    }
+}
+
+/// Keeps a validator function in the form an atom keeps.
+pub(crate) fn validator<T, V: Validation>(
+    validator: impl Fn(&T) -> V + Send + Sync + 'static,
+) -> Validator<T> {
+    Arc::new(move |value| validator(value).into_result())
+}
 
 /// The options an atom is opened with: its codec (JSON unless chosen otherwise) and an
 /// optional validator that the initial value and every new value must pass.
@@ -45,9 +112,13 @@ impl<T: Value> Options<T> {
         self
     }
 
-    /// Requires every value, the initial one included, to pass `validator`.
-    pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
-        self.validator = Some(Arc::new(validator));
+    /// Requires every value, the initial one included, to pass `validator`, which returns
+    /// a `bool` or a `Result<(), E>` whose error says why (see [`Validation`]).
+    pub fn validator<V: Validation>(
+        mut self,
+        validator: impl Fn(&T) -> V + Send + Sync + 'static,
+    ) -> Self {
+        self.validator = Some(self::validator(validator));
         self
     }
 
@@ -131,7 +202,10 @@ macro_rules! option_setters {
 
         /// Requires `init` (or the stored value) and every new value to pass `validator`;
         /// a value it refuses fails with [`Error::Invalid`]($crate::Error::Invalid).
-        pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        pub fn validator<V: $crate::Validation>(
+            mut self,
+            validator: impl Fn(&T) -> V + Send + Sync + 'static,
+        ) -> Self {
             self.options = self.options.validator(validator);
             self
         }

@@ -75,8 +75,14 @@ impl<T: Value> Core<T> {
                 let value = decode(resource, &*options.codec, &snapshot.bytes)?;
                 // The stored value is not this handle's to change: an error that names
                 // the resource, not the `Invalid` of a refused change.
-                check(options.validator.as_ref(), &value).map_err(|_| Error::InvalidStored {
-                    resource: resource.to_owned(),
+                validate_with(options.validator.as_ref(), &value).map_err(|e| {
+                    Error::InvalidStored {
+                        resource: resource.to_owned(),
+                        reason: match e {
+                            Error::Invalid { reason } => reason,
+                            _ => None,
+                        },
+                    }
                 })?;
                 Ok(Opening::Existing(value, snapshot.version))
             }
@@ -153,7 +159,7 @@ impl<T: Value> Core<T> {
         let Some(validator) = read(&self.validator).clone() else {
             return Ok(());
         };
-        self.user_code(|| check(Some(&validator), value))
+        self.user_code(|| validate_with(Some(&validator), value))
     }
 
     /// Encodes `value` into `out`, mapping a codec failure (or a panic in the value's
@@ -262,7 +268,7 @@ impl<T: Value> Core<T> {
 
     pub(crate) fn set_validator(&self, validator: Validator<T>) -> Result<()> {
         let value = self.value();
-        self.user_code(|| check(Some(&validator), &value))?;
+        self.user_code(|| validate_with(Some(&validator), &value))?;
         *write(&self.validator) = Some(validator);
         Ok(())
     }
@@ -325,9 +331,10 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
-pub(crate) fn check<T>(validator: Option<&Validator<T>>, value: &T) -> Result<()> {
-    match validator {
-        Some(valid) if !valid(value) => Err(Error::Invalid),
+/// Runs `validator` (if any) on `value`: [`Error::Invalid`] if it refuses.
+pub(crate) fn validate_with<T>(validator: Option<&Validator<T>>, value: &T) -> Result<()> {
+    match validator.map(|valid| valid(value)) {
+        Some(Err(reason)) => Err(Error::Invalid { reason }),
         _ => Ok(()),
     }
 }

@@ -177,7 +177,7 @@ async fn futures_are_send_and_the_api_matches_the_blocking_one() {
     assert!(!atom.compare_and_set(&1, 2).await.unwrap());
     assert!(atom.compare_and_set(&7, 8).await.unwrap());
     atom.set_validator(|n| *n < 100).unwrap();
-    assert!(matches!(atom.reset(100).await, Err(Error::Invalid)));
+    assert!(matches!(atom.reset(100).await, Err(Error::Invalid { .. })));
     atom.release().await.unwrap();
     assert!(atom.is_released());
     assert!(matches!(atom.swap(|n| n + 1).await, Err(Error::Released)));

@@ -73,7 +73,7 @@ fn main() -> Result<(), enduro::Error> {
         b.insert("Nobody".into(), address("Nowhere", ""));
         b
     }) {
-        Err(enduro::Error::Invalid) => println!("  refused: the book is unchanged"),
+        Err(enduro::Error::Invalid { .. }) => println!("  refused: the book is unchanged"),
         other => println!("  unexpected: {other:?}"),
     }
 

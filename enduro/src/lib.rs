@@ -26,7 +26,8 @@
 #[cfg(feature = "pg")]
 pub use enduro_core::{AsyncAtom, AsyncStore, BoxFuture};
 pub use enduro_core::{
-    Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validator, Value, Version,
+    Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validation, Validator,
+    Value, Version,
 };
 #[cfg(feature = "file")]
 pub use enduro_file::{FileAtom, FileStore, file_atom};

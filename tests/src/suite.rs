@@ -105,7 +105,7 @@ pub fn clones_share_everything<B: Backend>(b: &B) {
     clone.swap(|n| n + 1).unwrap();
     assert_eq!(*atom.deref(), 1);
     clone.set_validator(|n| *n < 10).unwrap();
-    assert!(matches!(atom.reset(10), Err(Error::Invalid)));
+    assert!(matches!(atom.reset(10), Err(Error::Invalid { .. })));
     assert_eq!(*seen.lock().unwrap(), [(0, 1)]);
 }
 
@@ -114,7 +114,7 @@ pub fn validator_rejects_invalid_init<B: Backend>(b: &B) {
     let err = b
         .open_with(&r, -1i32, Options::new().validator(|n| *n >= 0))
         .unwrap_err();
-    assert!(matches!(err, Error::Invalid), "{err}");
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
     assert_eq!(b.stored(&r), None, "nothing may be written");
     // A stored value that fails the validator is refused too, and left alone; the error
     // names the resource (the caller changed nothing, so `Invalid` would mislead).
@@ -123,7 +123,7 @@ pub fn validator_rejects_invalid_init<B: Backend>(b: &B) {
     let err = b
         .open_with(&r, 1i32, Options::new().validator(|n| *n >= 0))
         .unwrap_err();
-    let Error::InvalidStored { resource } = &err else {
+    let Error::InvalidStored { resource, .. } = &err else {
         panic!("expected InvalidStored, got {err:?}");
     };
     assert!(err.to_string().contains(resource.as_str()), "{err}");
@@ -146,7 +146,7 @@ pub fn values_of_other_writers_are_adopted_whatever_the_validator<B: Backend>(b:
     b.open(&r, 0i32).reset(50).unwrap();
     assert_eq!(*strict.refresh().unwrap(), 50);
     assert_eq!(*seen.lock().unwrap(), [(1, 50)]);
-    assert!(matches!(strict.swap(|n| n + 1), Err(Error::Invalid)));
+    assert!(matches!(strict.swap(|n| n + 1), Err(Error::Invalid { .. })));
     assert_eq!(stored_as::<_, i32>(b, &r), 50);
     assert_eq!(*strict.reset(3).unwrap(), 3, "a valid change still works");
 }
@@ -157,9 +157,12 @@ pub fn validator_rejects_invalid_swap<B: Backend>(b: &B) {
         .open_with(&r, 1i32, Options::new().validator(|n| *n < 5))
         .unwrap();
     let seen = recorder(&atom);
-    assert!(matches!(atom.swap(|n| n + 10), Err(Error::Invalid)));
-    assert!(matches!(atom.reset(9), Err(Error::Invalid)));
-    assert!(matches!(atom.compare_and_set(&1, 9), Err(Error::Invalid)));
+    assert!(matches!(atom.swap(|n| n + 10), Err(Error::Invalid { .. })));
+    assert!(matches!(atom.reset(9), Err(Error::Invalid { .. })));
+    assert!(matches!(
+        atom.compare_and_set(&1, 9),
+        Err(Error::Invalid { .. })
+    ));
     assert_eq!(*atom.deref(), 1);
     assert_eq!(stored_as::<_, i32>(b, &r), 1);
     assert!(seen.lock().unwrap().is_empty());
@@ -171,11 +174,11 @@ pub fn set_validator_checks_current_value<B: Backend>(b: &B) {
     let atom = b.open(&r, 3u8);
     assert!(matches!(
         atom.set_validator(|n| *n > 5),
-        Err(Error::Invalid)
+        Err(Error::Invalid { .. })
     ));
     atom.reset(100).unwrap(); // the refused validator was not installed
     atom.set_validator(|n| *n > 5).unwrap();
-    assert!(matches!(atom.reset(1), Err(Error::Invalid)));
+    assert!(matches!(atom.reset(1), Err(Error::Invalid { .. })));
     atom.clear_validator();
     atom.reset(1).unwrap();
     assert_eq!(stored_as::<_, u8>(b, &r), 1);
@@ -532,7 +535,7 @@ pub fn a_refused_value_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
         let bad = t == 1 && i % 3 == 0;
         match atom.swap(|(n, _)| (n + 1, bad)) {
             Ok(_) => true,
-            Err(Error::Invalid) if bad => false,
+            Err(Error::Invalid { .. }) if bad => false,
             Err(e) => panic!("an innocent swap failed: {e}"),
         }
     });
@@ -684,7 +687,7 @@ pub fn background_mode_refuses_bad_values_at_once<B: Backend>(b: &B) {
         )
         .unwrap();
     assert!(matches!(atom.reset(f64::NAN), Err(Error::Encode { .. })));
-    assert!(matches!(atom.reset(500.0), Err(Error::Invalid)));
+    assert!(matches!(atom.reset(500.0), Err(Error::Invalid { .. })));
     assert_eq!(*atom.reset(2.0).unwrap(), 2.0);
     atom.flush().unwrap();
     assert_eq!(stored_as::<_, f64>(b, &r), 2.0);
