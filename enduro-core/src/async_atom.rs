@@ -234,6 +234,58 @@ impl<T: Value> AsyncAtom<T> {
             .map(|o| (o.old, o.new))
     }
 
+    /// Like [`swap`](AsyncAtom::swap), for an update that may refuse; see
+    /// [`Atom::try_swap`](crate::Atom::try_swap).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1u32, Default::default()).await?;
+    /// let refused = atom.try_swap(|_| Err::<u32, _>(enduro::Error::Invalid { reason: None })).await;
+    /// assert!(refused.is_err());
+    /// assert_eq!(*atom.try_swap(|n| Ok::<_, enduro::Error>(n + 1)).await?, 2);
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_swap<E: From<Error> + Send>(
+        &self,
+        f: impl FnMut(&T) -> std::result::Result<T, E> + Send,
+    ) -> std::result::Result<Arc<T>, E> {
+        self.try_swap_vals(f).await.map(|(_, new)| new)
+    }
+
+    /// Like [`try_swap`](AsyncAtom::try_swap), returning `(old, new)`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1u32, Default::default()).await?;
+    /// let (old, new) = atom.try_swap_vals(|n| Ok::<_, enduro::Error>(n * 10)).await?;
+    /// assert_eq!((*old, *new), (1, 10));
+    /// # Ok::<(), enduro_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_swap_vals<E: From<Error> + Send>(
+        &self,
+        mut f: impl FnMut(&T) -> std::result::Result<T, E> + Send,
+    ) -> std::result::Result<(Arc<T>, Arc<T>), E> {
+        let mut refused = None;
+        let outcome = self
+            .transact("try_swap", false, |current| match f(current) {
+                Ok(new) => {
+                    refused = None;
+                    Some(Arc::new(new))
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    None
+                }
+            })
+            .await?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok((outcome.old, outcome.new)),
+        }
+    }
+
     /// Sets the value; see [`Atom::reset`](crate::Atom::reset).
     ///
     /// ```

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::background::Background;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::{self, CommitMode, Options, Validation};
 use crate::protocol::{Exclusive, Group, Input, Mode, Step, Txn, call_blocking};
 use crate::state::{Core, Opening, Outcome, encode, lock, validate_with};
@@ -156,6 +156,78 @@ impl<T: Value> Atom<T> {
     pub fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(Arc<T>, Arc<T>)> {
         self.transact("swap", false, |current| Some(Arc::new(f(current))))
             .map(|o| (o.old, o.new))
+    }
+
+    /// Like [`swap`](Atom::swap), for an update that may refuse: `f` returns `Ok(new)`, or
+    /// `Err(e)` to change nothing. Then nothing is written, no watch fires, and `e` comes
+    /// back to the caller as it was. Errors of the atom itself (a failed write, a
+    /// validator's refusal, ...) reach the caller through `E: From<enduro::Error>`, so one
+    /// error type carries both (`anyhow::Error` and `Box<dyn Error>` do by themselves).
+    ///
+    /// `f` may run more than once, like any update function; `Err(e)` is returned only
+    /// when `f` refused the latest stored value (a refusal of a value that another writer
+    /// had replaced meanwhile runs `f` again on the new one).
+    ///
+    /// ```
+    /// #[derive(Debug)]
+    /// enum Withdraw {
+    ///     Insufficient { balance: u64 },
+    ///     Storage(enduro::Error),
+    /// }
+    /// impl From<enduro::Error> for Withdraw {
+    ///     fn from(e: enduro::Error) -> Self {
+    ///         Withdraw::Storage(e)
+    ///     }
+    /// }
+    ///
+    /// let account = enduro::mem_atom(100u64);
+    /// let withdraw = |amount: u64| {
+    ///     account.try_swap(|&balance| match balance.checked_sub(amount) {
+    ///         Some(left) => Ok(left),
+    ///         None => Err(Withdraw::Insufficient { balance }),
+    ///     })
+    /// };
+    /// assert_eq!(*withdraw(30).unwrap(), 70);
+    /// assert!(matches!(withdraw(500), Err(Withdraw::Insufficient { balance: 70 })));
+    /// assert_eq!(*account.deref(), 70);
+    /// ```
+    pub fn try_swap<E: From<Error>>(
+        &self,
+        f: impl FnMut(&T) -> std::result::Result<T, E>,
+    ) -> std::result::Result<Arc<T>, E> {
+        self.try_swap_vals(f).map(|(_, new)| new)
+    }
+
+    /// Like [`try_swap`](Atom::try_swap), returning `(old, new)`.
+    ///
+    /// ```
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    ///
+    /// let atom = enduro::mem_atom(1u32);
+    /// let ten_times = |n: &u32| n.checked_mul(10).ok_or_else(|| BoxError::from("overflow"));
+    /// let (old, new) = atom.try_swap_vals(ten_times)?;
+    /// assert_eq!((*old, *new), (1, 10));
+    /// # Ok::<(), BoxError>(())
+    /// ```
+    pub fn try_swap_vals<E: From<Error>>(
+        &self,
+        mut f: impl FnMut(&T) -> std::result::Result<T, E>,
+    ) -> std::result::Result<(Arc<T>, Arc<T>), E> {
+        let mut refused = None;
+        let outcome = self.transact("try_swap", false, |current| match f(current) {
+            Ok(new) => {
+                refused = None;
+                Some(Arc::new(new))
+            }
+            Err(e) => {
+                refused = Some(e);
+                None
+            }
+        })?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok((outcome.old, outcome.new)),
+        }
     }
 
     /// Sets the value to `value` (validated and durable first) and returns it.
