@@ -21,8 +21,14 @@ use crate::value::Value;
 /// A boxed future that is `Send`, as [`AsyncStore`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// An async backend: the same duties as [`Store`](crate::Store), with futures. The value
-/// arrives already encoded, since an async store sends it over the network anyway.
+/// An async backend: the same duties as [`Store`](crate::Store), with futures, under the
+/// same [contract](crate::Store#contract). The value arrives already encoded, since an
+/// async store sends it over the network anyway.
+///
+/// One more rule: the atom may drop a future before it completes (when the atom itself
+/// goes away mid-commit); the resource must then hold the old value or the new one, never
+/// a mix. A commit whose future is dropped after the request was sent counts as an
+/// unknown outcome, which the atom's next version check resolves.
 ///
 /// ```
 /// use enduro_core::{AsyncStore, BoxFuture, Committed, Observed, Result, Snapshot, Version};
@@ -68,10 +74,11 @@ pub trait AsyncStore: Send + Sync + 'static {
     /// Deletes the resource.
     fn release(&self) -> BoxFuture<'_, Result<()>>;
     /// Whether `check` is cheap enough to run before every swap; see
-    /// [`Store::cheap_check`](crate::Store::cheap_check). A database store returns `false`,
-    /// so that a swap is one round trip when nobody else wrote.
+    /// [`Store::cheap_check`](crate::Store::cheap_check). `false` unless overridden, as a
+    /// store behind a network should answer: a swap is then one round trip when nobody
+    /// else wrote.
     fn cheap_check(&self) -> bool {
-        true
+        false
     }
 }
 

@@ -13,7 +13,7 @@ use crate::error::Result;
 /// a file replaced by hand is noticed too).
 ///
 /// ```
-/// use enduro_core::Version;
+/// use enduro::Version;
 ///
 /// assert_eq!(Version::ABSENT, Version::new(0, 0));
 /// assert_ne!(Version::new(1, 7), Version::new(2, 7));
@@ -45,7 +45,8 @@ impl Version {
 /// Stored bytes and the version they belong to.
 ///
 /// ```
-/// use enduro_core::{Snapshot, Version};
+/// use enduro::Version;
+/// use enduro::store::Snapshot;
 ///
 /// let s = Snapshot { bytes: b"1".to_vec(), version: Version::new(1, 0) };
 /// assert_eq!(s.bytes, b"1");
@@ -61,7 +62,7 @@ pub struct Snapshot {
 /// What [`Store::check`] found.
 ///
 /// ```
-/// use enduro_core::Observed;
+/// use enduro::store::Observed;
 /// assert!(matches!(Observed::Unchanged, Observed::Unchanged));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +78,8 @@ pub enum Observed {
 /// What [`Store::commit`] did.
 ///
 /// ```
-/// use enduro_core::{Committed, Version};
+/// use enduro::Version;
+/// use enduro::store::Committed;
 /// assert_ne!(Committed::Done(Version::new(1, 0)), Committed::Conflict);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,30 +92,72 @@ pub enum Committed {
 
 /// Writes the encoded value into the store's writer (straight into a temp file, a buffer,
 /// ...). It fails with [`Error::Encode`](crate::Error::Encode) when the value cannot be
-/// encoded; the store then discards whatever it wrote.
+/// encoded; the store then returns that error as it is and stores nothing.
 pub type Encoder<'a> = &'a mut dyn FnMut(&mut dyn Write) -> Result<()>;
 
 /// A blocking backend: one resource (a file, a database row, a memory cell) holding one
 /// encoded value and its [`Version`].
 ///
 /// Backends only move bytes and versions; everything an atom promises (validators,
-/// watches, retries, publishing) is done once, in [`Atom`](crate::Atom). A store is shared
-/// by all clones of one atom and called from many threads, but the atom never runs two
-/// commits of one store at the same time.
+/// watches, retries, group commit, publishing) is done once, in
+/// [`Atom`](crate::Atom). Check a store of your own against the contract below with the
+/// conformance kit (enduro-core's `conformance` feature).
+///
+/// # Contract
+///
+/// **Versions.** Every commit gives the resource a [`Version`] it never had before — also
+/// across [`release`](Store::release) and re-creation: a handle that knew the resource
+/// before it was released must never find its old version again, or its next commit would
+/// overwrite the new value. [`Version::ABSENT`] means "does not exist" and is never the
+/// version of stored data. (A counter that survives release, a random incarnation, or a
+/// timestamp at creation all do.)
+///
+/// **Compare-and-set.** [`commit`](Store::commit) stores the new bytes if and only if the
+/// resource is at `expected`, atomically with respect to every other handle and process
+/// using the resource; otherwise it returns [`Committed::Conflict`] and writes nothing.
+/// `Done` is returned only once the new value would survive a crash (as far as the backend
+/// can promise; say what it promises in its docs).
+///
+/// **Errors.** An error from any method means nothing changed, with two exceptions the
+/// atom relies on:
+/// - The encoder's error is the store's error: when `encode` fails (always with
+///   [`Error::Encode`](crate::Error::Encode)), `commit` returns that error unchanged and
+///   stores nothing. A store never reports its own failures as `Encode`: the atom treats
+///   `Encode` as "this value cannot be stored" and fails only the swap that made it.
+/// - A commit whose outcome the store cannot know (an answer lost with its connection, an
+///   fsync that failed after the new data was put in place) returns
+///   [`Error::Uncertain`](crate::Error::Uncertain), never a plain error (the atom would
+///   take it for "nothing happened", and the change could be applied twice) and never
+///   `Ok`. The atom then [`load`](Store::load)s to learn what the store holds.
+///
+/// **Release.** [`release`](Store::release) deletes the resource; releasing what is gone
+/// is not an error. Afterwards `load` returns `None`, `check` returns
+/// [`Observed::Missing`], and a commit over any version but `ABSENT` returns `Conflict`.
+/// A commit over `ABSENT` creates the resource again, under versions that never repeat
+/// old ones.
+///
+/// **Threads.** A store is shared by all clones of one atom and called from many threads.
+/// The atom never runs two commits of one store value at the same time, but other atoms,
+/// handles and processes on the same resource may: the compare-and-set is what keeps them
+/// apart.
+///
+/// **Names.** [`resource`](Store::resource) names the resource for error messages and
+/// never includes a password.
 ///
 /// ```
-/// use enduro_core::{Atom, Committed, Encoder, Observed, Result, Snapshot, Store, Version};
+/// use enduro::store::{Committed, Encoder, Observed, Snapshot, Store};
+/// use enduro::{Atom, Result, Version};
 /// use std::sync::Mutex;
 ///
 /// /// The smallest possible store: one cell in memory.
 /// #[derive(Default)]
-/// struct Cell(Mutex<Option<Snapshot>>);
+/// struct Cell(Mutex<(Option<Snapshot>, u64)>); // the value, and the last generation used
 ///
 /// impl Store for Cell {
 ///     fn resource(&self) -> String { "a memory cell".into() }
-///     fn load(&self) -> Result<Option<Snapshot>> { Ok(self.0.lock().unwrap().clone()) }
+///     fn load(&self) -> Result<Option<Snapshot>> { Ok(self.0.lock().unwrap().0.clone()) }
 ///     fn check(&self, known: Version) -> Result<Observed> {
-///         Ok(match &*self.0.lock().unwrap() {
+///         Ok(match &self.0.lock().unwrap().0 {
 ///             Some(s) if s.version == known => Observed::Unchanged,
 ///             Some(s) => Observed::Changed(s.clone()),
 ///             None => Observed::Missing,
@@ -121,50 +165,60 @@ pub type Encoder<'a> = &'a mut dyn FnMut(&mut dyn Write) -> Result<()>;
 ///     }
 ///     fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
 ///         let mut cell = self.0.lock().unwrap();
-///         let current = cell.as_ref().map_or(Version::ABSENT, |s| s.version);
+///         let current = cell.0.as_ref().map_or(Version::ABSENT, |s| s.version);
 ///         if current != expected {
 ///             return Ok(Committed::Conflict);
 ///         }
 ///         let mut bytes = Vec::new();
-///         encode(&mut bytes)?;
-///         let version = Version::new(current.generation + 1, 0);
-///         *cell = Some(Snapshot { bytes, version });
+///         encode(&mut bytes)?; // an encoding error goes back as it is
+///         cell.1 += 1; // never reset, so versions never repeat, even after a release
+///         let version = Version::new(cell.1, 0);
+///         cell.0 = Some(Snapshot { bytes, version });
 ///         Ok(Committed::Done(version))
 ///     }
-///     fn release(&self) -> Result<()> { *self.0.lock().unwrap() = None; Ok(()) }
+///     fn release(&self) -> Result<()> { self.0.lock().unwrap().0 = None; Ok(()) }
+///     fn cheap_check(&self) -> bool { true } // a look at memory
 /// }
 ///
 /// let atom = Atom::open(Cell::default(), 1u32, Default::default())?;
 /// assert_eq!(*atom.swap(|n| n + 1)?, 2);
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// ```
 pub trait Store: Send + Sync + 'static {
     /// Names the resource for error messages, e.g. ``file `/var/lib/app/state.json` ``.
     /// Never includes a password.
     fn resource(&self) -> String;
 
-    /// Reads the stored bytes and their version; `None` when the resource does not exist.
+    /// Reads the stored bytes and their version, exactly as stored; `None` when the
+    /// resource does not exist. Changes nothing.
     fn load(&self) -> Result<Option<Snapshot>>;
 
-    /// Tells whether the resource is still at version `known`, cheaply when it is
-    /// (a file store compares a counter and the file's identity, reading no data).
+    /// Tells whether the resource is still at version `known` ([`Observed::Unchanged`]),
+    /// holds something else ([`Observed::Changed`], with what it holds now), or is gone
+    /// ([`Observed::Missing`]). Cheap when nothing changed, where the backend allows (a
+    /// file store compares a counter and the file's identity, reading no data). Changes
+    /// nothing.
     fn check(&self, known: Version) -> Result<Observed>;
 
-    /// Durably replaces the stored value with what `encode` writes, if and only if the
-    /// resource is at version `expected` ([`Version::ABSENT`]: does not exist yet).
-    /// Returns only once the new value would survive a crash. On any error nothing changes.
+    /// Replaces the stored value with what `encode` writes, if and only if the resource is
+    /// at version `expected` ([`Version::ABSENT`]: it does not exist yet), and returns its
+    /// new version once it would survive a crash. See the contract above for conflicts,
+    /// encoder errors and unknown outcomes.
     fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed>;
 
-    /// Deletes the resource. Other handles then see it as [`Observed::Missing`].
+    /// Deletes the resource. Other handles then see it as [`Observed::Missing`]; releasing
+    /// a resource that is gone succeeds.
     fn release(&self) -> Result<()>;
 
-    /// Whether [`check`](Store::check) is cheap enough (a few local system calls) to run
-    /// before every swap, so that `f` starts from the latest value. Stores for which it
-    /// costs a round trip return `false`: their swaps go straight to the commit, whose
-    /// version check catches other writers, and a conflict reloads. `refresh` always
-    /// checks.
+    /// Whether [`check`](Store::check) is cheap enough (a few local system calls, no
+    /// round trip) to run before every swap, so that `f` starts from the latest value.
+    ///
+    /// The default, `false`, is right for any store behind a network: swaps go straight to
+    /// the commit, whose version check catches other writers, and a conflict reloads — one
+    /// round trip per swap when nobody else wrote. Local stores (memory, files) return
+    /// `true`. `refresh` always checks.
     fn cheap_check(&self) -> bool {
-        true
+        false
     }
 }
 

@@ -91,6 +91,10 @@ impl Store for MemStore {
         *self.cell() = None;
         Ok(())
     }
+
+    fn cheap_check(&self) -> bool {
+        true
+    }
 }
 
 /// Opens a memory atom holding `init`.
