@@ -17,7 +17,23 @@ use crate::state::Core;
 use crate::store::{Committed, Observed, Snapshot, Store, Version};
 use crate::value::Value;
 
-use super::group::Plan;
+/// The store calls a closed batch needs.
+pub(crate) enum Plan<T> {
+    /// Nothing to store: every swap of the batch kept the value.
+    Nothing,
+    /// Nothing to store, but a swap decided to keep the value: check that the value it
+    /// saw is still the stored one.
+    Check(Version),
+    /// Commit `value` over `expected`, after making sure the batch's earlier values would
+    /// encode too: each swap's value must be one the store could hold, batched or not.
+    Commit {
+        expected: Version,
+        value: Arc<T>,
+        earlier: Vec<Arc<T>>,
+    },
+    /// The batch was built on one that failed: all of it retries, nothing is stored.
+    Abandon,
+}
 
 /// The next store call. `V` is the value a commit stores: the value itself for a blocking
 /// store, which encodes it as it writes, or its bytes for an async one.
@@ -107,7 +123,7 @@ impl StoreCalls {
             after_load: AfterLoad::Conflict,
         };
         let next = match plan {
-            Plan::Wait(_) | Plan::Gather { .. } | Plan::Nothing => Next::Stored(Stored::Nothing),
+            Plan::Nothing => Next::Stored(Stored::Nothing),
             Plan::Abandon => Next::Stored(Stored::Abandoned),
             Plan::Check(known) => Next::Call(Call::Check(known)),
             Plan::Commit {

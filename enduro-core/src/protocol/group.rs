@@ -13,7 +13,7 @@ use crate::store::{Observed, Version};
 use crate::value::Value;
 
 use super::batch::{Slot, State, Ticket};
-use super::calls::Stored;
+use super::calls::{Plan, Stored};
 use super::verdict::Verdict;
 
 /// The longest a leader waits for its peers to join its batch.
@@ -36,26 +36,14 @@ pub(crate) enum Entered<T> {
     Joined(Ticket<T>),
 }
 
-/// What the leader must do with the store.
-pub(crate) enum Plan<T> {
+/// What [`Group::lead`] says to do.
+pub(crate) enum Lead<T> {
     /// Wait for the generation to move past this one, then call [`Group::lead`] again.
     Wait(u64),
     /// Call [`Group::gather`] with these, then [`Group::lead`] again.
     Gather { until: Instant, size: usize },
-    /// Nothing to store: every swap of the batch kept the value.
-    Nothing,
-    /// Nothing to store, but a swap decided to keep the value: check that the value it
-    /// saw is still the stored one.
-    Check(Version),
-    /// Commit `value` over `expected`, after making sure the batch's earlier values would
-    /// encode too: each swap's value must be one the store could hold, batched or not.
-    Commit {
-        expected: Version,
-        value: Arc<T>,
-        earlier: Vec<Arc<T>>,
-    },
-    /// The batch was built on one that failed: all of it retries, nothing is stored.
-    Abandon,
+    /// The batch is closed: make the store calls of this plan, then settle it.
+    Go(Plan<T>),
 }
 
 pub(crate) struct Group<T> {
@@ -247,15 +235,15 @@ impl<T: Value> Group<T> {
     /// returned from the last batch to come back and join: otherwise threads in a tight
     /// loop split into two alternating half-size batches. Like PostgreSQL's
     /// `commit_delay`, it only ever happens when swaps overlap.
-    pub(crate) fn lead(&self, core: &Core<T>, ticket: &Ticket<T>, gather: bool) -> Plan<T> {
+    pub(crate) fn lead(&self, core: &Core<T>, ticket: &Ticket<T>, gather: bool) -> Lead<T> {
         let mut state = self.state();
         if state.committing.is_some() {
-            return Plan::Wait(state.generation);
+            return Lead::Wait(state.generation);
         }
         if state.deciding && state.open.as_ref().is_some_and(|b| b.id == ticket.batch) {
             // A swap is deciding on this batch: its value belongs in it.
             state.decide_waiters = true;
-            return Plan::Wait(state.generation);
+            return Lead::Wait(state.generation);
         }
         let last_size = state.last_size;
         let pause = (state.last_commit / 2).min(MAX_GATHER);
@@ -266,7 +254,7 @@ impl<T: Value> Group<T> {
         {
             batch.gathered = true;
             batch.gathering = true;
-            return Plan::Gather {
+            return Lead::Gather {
                 until: Instant::now() + pause,
                 size: last_size,
             };
@@ -293,7 +281,7 @@ impl<T: Value> Group<T> {
         };
         state.commit_started = Some(Instant::now());
         state.committing = Some(batch);
-        plan
+        Lead::Go(plan)
     }
 
     /// Blocks until the leader's batch holds `size` swaps or `until` passes.

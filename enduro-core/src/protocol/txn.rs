@@ -29,7 +29,7 @@ use crate::value::Value;
 
 use super::batch::{Slot, Ticket};
 use super::calls::{After, Answer, Call, Next, StoreCalls, Stored};
-use super::group::{Entered, Group, Plan};
+use super::group::{Entered, Group, Lead};
 
 /// What the driver must do next.
 pub(crate) enum Step<T> {
@@ -157,16 +157,16 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
                     return self.finish(Err(interrupted(core, "check")));
                 }
                 (At::Leading(ticket), _) => match group.lead(core, &ticket, self.mode.gather) {
-                    Plan::Wait(seen) => {
+                    Lead::Wait(seen) => {
                         self.at = At::Leading(ticket);
                         return Step::Wait(seen);
                     }
-                    Plan::Gather { until, size } => {
+                    Lead::Gather { until, size } => {
                         let batch = ticket.batch_id();
                         self.at = At::Leading(ticket);
                         return Step::Gather { batch, until, size };
                     }
-                    plan => match StoreCalls::start(core, plan) {
+                    Lead::Go(plan) => match StoreCalls::start(core, plan) {
                         (_, Next::Stored(stored)) => {
                             group.settle(core, ticket.batch_id(), stored);
                             At::Following(ticket)
