@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use enduro_core::Version;
 use enduro_core::{Atom, Committed, Encoder, Error, Observed, Options, Result, Snapshot, Store};
-use enduro_core::{Version, testing::Inline};
 use enduro_mem::MemStore;
 
 /// The caller's own error: neither `Display` nor `Clone`, so it cannot have been
@@ -144,8 +144,11 @@ fn refusals_in_a_crowd_leave_exact_counts() {
     assert_eq!(*atom.deref(), accepted);
 }
 
+#[cfg(feature = "async")]
 #[tokio::test]
 async fn an_async_refusal_comes_back_as_it_was() {
+    use enduro_core::testing::Inline;
+
     let atom = enduro_core::AsyncAtom::open(Inline(MemStore::new()), 3u64, Options::new())
         .await
         .unwrap();
