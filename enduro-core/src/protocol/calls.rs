@@ -110,7 +110,7 @@ pub(crate) struct StoreCalls {
 
 enum AfterLoad {
     Conflict,
-    Uncertain(Error),
+    Uncertain(Box<Error>),
 }
 
 impl StoreCalls {
@@ -153,7 +153,7 @@ impl StoreCalls {
                 return Next::Call(Call::Load);
             }
             Answer::Committed(Err(e)) if e.may_have_been_stored() => {
-                self.after_load = AfterLoad::Uncertain(e);
+                self.after_load = AfterLoad::Uncertain(Box::new(e));
                 return Next::Call(Call::Load);
             }
             Answer::Committed(Err(e)) => Stored::Failed(e),
@@ -164,7 +164,7 @@ impl StoreCalls {
                         Err(e) => Stored::Failed(e),
                     },
                     AfterLoad::Uncertain(e) => Stored::Uncertain(
-                        e,
+                        *e,
                         match found {
                             Ok(Some(snapshot)) => After::Holds(snapshot),
                             Ok(None) => After::Gone,

@@ -117,14 +117,24 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
     /// step that needs the driver. User code (`decide`, the validator, `Serialize`) runs
     /// in here, with no lock held; a panic in it reaches the caller and leaves the atom
     /// unchanged.
-    pub(crate) fn next(&mut self, mut input: Input) -> Step<T> {
+    pub(crate) fn next(&mut self, input: Input) -> Step<T> {
+        // Taken out while the protocol runs: if user code panics in `enter`, there is
+        // nothing of this transaction to undo. Put back once, when the driver takes over.
+        let at = std::mem::replace(&mut self.at, At::Finished);
+        let (at, step) = self.run(at, input);
+        self.at = at;
+        step
+    }
+
+    /// The protocol, from `at` up to the next step for the driver, and where that leaves
+    /// the transaction.
+    fn run(&mut self, mut at: At<T>, input: Input) -> (At<T>, Step<T>) {
         let (group, core) = (self.group, self.core);
+        // The driver's input is for the first step only.
+        let mut input = Some(input);
         loop {
-            // Taken out while a step runs: if user code panics in `enter`, there is
-            // nothing of this transaction to undo.
-            let at = std::mem::replace(&mut self.at, At::Finished);
-            self.at = match (at, input) {
-                (At::Entering, _) => {
+            at = match at {
+                At::Entering => {
                     let entered = group.enter(
                         core,
                         self.mode.check_first,
@@ -134,37 +144,29 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
                     );
                     match entered {
                         Err(e) => return self.finish(Err(e)),
-                        Ok(Entered::Check(known)) => {
-                            self.at = At::Checking;
-                            return Step::Check(known);
-                        }
-                        Ok(Entered::Wait(seen)) => {
-                            self.at = At::Entering;
-                            return Step::Wait(seen);
-                        }
+                        Ok(Entered::Check(known)) => return (At::Checking, Step::Check(known)),
+                        Ok(Entered::Wait(seen)) => return (At::Entering, Step::Wait(seen)),
                         Ok(Entered::Again) => At::Entering,
                         Ok(Entered::Joined(ticket)) if ticket.leader => At::Leading(ticket),
                         Ok(Entered::Joined(ticket)) => At::Following(ticket),
                     }
                 }
-                (At::Checking, Input::Checked(observed)) => match group.checked(core, observed) {
-                    Ok(()) => At::Entering,
-                    Err(e) => return self.finish(Err(e)),
-                },
-                (At::Checking, _) => {
-                    // A driver that cannot answer: as if the check was interrupted.
-                    let _ = group.checked(core, Err(interrupted(core, "check")));
-                    return self.finish(Err(interrupted(core, "check")));
-                }
-                (At::Leading(ticket), _) => match group.lead(core, &ticket, self.mode.gather) {
-                    Lead::Wait(seen) => {
-                        self.at = At::Leading(ticket);
-                        return Step::Wait(seen);
+                At::Checking => match input.take() {
+                    Some(Input::Checked(observed)) => match group.checked(core, observed) {
+                        Ok(()) => At::Entering,
+                        Err(e) => return self.finish(Err(e)),
+                    },
+                    _ => {
+                        // A driver that cannot answer: as if the check was interrupted.
+                        let _ = group.checked(core, Err(interrupted(core, "check")));
+                        return self.finish(Err(interrupted(core, "check")));
                     }
+                },
+                At::Leading(ticket) => match group.lead(core, &ticket, self.mode.gather) {
+                    Lead::Wait(seen) => return (At::Leading(ticket), Step::Wait(seen)),
                     Lead::Gather { until, size } => {
                         let batch = ticket.batch_id();
-                        self.at = At::Leading(ticket);
-                        return Step::Gather { batch, until, size };
+                        return (At::Leading(ticket), Step::Gather { batch, until, size });
                     }
                     Lead::Go(plan) => match StoreCalls::start(core, plan) {
                         (_, Next::Stored(stored)) => {
@@ -172,33 +174,25 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
                             At::Following(ticket)
                         }
                         (calls, Next::Call(call)) => {
-                            self.at = At::Committing(ticket, calls);
-                            return Step::Call(call);
+                            return (At::Committing(ticket, calls), Step::Call(call));
                         }
                     },
                 },
-                (At::Committing(ticket, mut calls), Input::Answered(answer)) => {
-                    match calls.answer(answer) {
-                        Next::Call(call) => {
-                            self.at = At::Committing(ticket, calls);
-                            return Step::Call(call);
-                        }
-                        Next::Stored(stored) => {
-                            group.settle(core, ticket.batch_id(), stored);
-                            At::Following(ticket)
-                        }
-                    }
-                }
-                (At::Committing(ticket, _), _) => {
-                    let unknown = uncertain(core, "the store call was not answered");
-                    group.settle(core, ticket.batch_id(), unknown);
+                At::Committing(ticket, mut calls) => {
+                    let stored = match input.take() {
+                        Some(Input::Answered(answer)) => match calls.answer(answer) {
+                            Next::Call(call) => {
+                                return (At::Committing(ticket, calls), Step::Call(call));
+                            }
+                            Next::Stored(stored) => stored,
+                        },
+                        _ => uncertain(core, "the store call was not answered"),
+                    };
+                    group.settle(core, ticket.batch_id(), stored);
                     At::Following(ticket)
                 }
-                (At::Following(ticket), _) => match group.result(&ticket) {
-                    Err(seen) => {
-                        self.at = At::Following(ticket);
-                        return Step::Wait(seen);
-                    }
+                At::Following(ticket) => match group.result(&ticket) {
+                    Err(seen) => return (At::Following(ticket), Step::Wait(seen)),
                     Ok(Slot::Done) => return self.finish(Ok(ticket.outcome())),
                     Ok(Slot::Retry { pre_encode }) => {
                         self.pre_encode = pre_encode;
@@ -206,9 +200,9 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
                     }
                     Ok(Slot::Failed(e)) => return self.finish(Err(e)),
                 },
-                (At::Finished, _) => return self.finish(Err(interrupted(core, "swap"))),
+                At::Finished => return self.finish(Err(interrupted(core, "swap"))),
             };
-            input = Input::Go;
+            input = None;
         }
     }
 
@@ -232,10 +226,9 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
 
     /// Ends the transaction: shows the watches what was committed (by this swap or any
     /// other), outside every lock, then hands the result over.
-    fn finish(&mut self, result: Result<Outcome<T>>) -> Step<T> {
-        self.at = At::Finished;
+    fn finish(&self, result: Result<Outcome<T>>) -> (At<T>, Step<T>) {
         self.core.deliver();
-        Step::Done(result)
+        (At::Finished, Step::Done(result))
     }
 }
 
