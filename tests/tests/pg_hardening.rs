@@ -421,7 +421,7 @@ fn without_server_limits_the_client_timeout_cancels_the_statement() {
     let admin = Admin::new(&cluster.url(), 2);
     // As on a pool of the caller's own: no server-side limits on the one connection.
     admin.block_on(async {
-        let client = store.store().pool().get().await.unwrap();
+        let client = store.inner().pool().get().await.unwrap();
         client
             .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
             .await
