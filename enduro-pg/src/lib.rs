@@ -325,3 +325,147 @@ impl<T: Value> PgAtom<T> {
             .map_err(|message| Error::backend(self.store.resource(), message, None))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use enduro_core::{Codec, CodecError, Json, Store};
+
+    use super::*;
+
+    /// A codec that is not JSON (it writes JSON all the same, for the test).
+    struct Other;
+
+    impl Codec for Other {
+        fn name(&self) -> &'static str {
+            "Other"
+        }
+        fn encode<V: serde::Serialize + ?Sized>(
+            &self,
+            value: &V,
+            out: &mut dyn std::io::Write,
+        ) -> std::result::Result<(), CodecError> {
+            Json::compact().encode(value, out)
+        }
+        fn decode<V: serde::de::DeserializeOwned>(
+            &self,
+            bytes: &[u8],
+        ) -> std::result::Result<V, CodecError> {
+            Json::compact().decode(bytes)
+        }
+    }
+
+    type Builder = PgAtom<Vec<u32>>;
+
+    fn builder() -> Builder {
+        PgAtom::builder("postgres://app:hunter2@db/app", "t")
+    }
+
+    /// What an atom with the builder's options writes (into memory: no database needed),
+    /// or the error that refuses them.
+    fn written(builder: Builder) -> String {
+        let options = match builder.options() {
+            Ok(options) => options,
+            Err(e) => return format!("error: {e}"),
+        };
+        let store = std::sync::Arc::new(enduro::MemStore::new());
+        Atom::open(store.clone(), vec![1, 2], options).unwrap();
+        String::from_utf8(store.load().unwrap().unwrap().bytes).unwrap()
+    }
+
+    #[test]
+    fn codec_and_pretty_commute() {
+        let cases: [(fn(Builder) -> Builder, fn(Builder) -> Builder, &str); 4] = [
+            (
+                |b| b.codec(Json::compact()).pretty(true),
+                |b| b.pretty(true).codec(Json::compact()),
+                "[\n  1,\n  2\n]\n",
+            ),
+            (
+                |b| b.codec(Json::pretty()).pretty(false),
+                |b| b.pretty(false).codec(Json::pretty()),
+                "[1,2]",
+            ),
+            (
+                |b| b.codec(Other).pretty(false),
+                |b| b.pretty(false).codec(Other),
+                "[1,2]",
+            ),
+            (
+                |b| b.codec(Other).pretty(true),
+                |b| b.pretty(true).codec(Other),
+                "error: ",
+            ),
+        ];
+        for (i, (one, other, want)) in cases.into_iter().enumerate() {
+            let (a, b) = (written(one(builder())), written(other(builder())));
+            assert_eq!(a, b, "case {i}");
+            assert!(a.starts_with(want), "case {i}: {a}");
+        }
+        let refused = written(builder().pretty(true).codec(Other));
+        assert!(
+            refused.contains("pretty(true)") && refused.contains("Other"),
+            "{refused}"
+        );
+        assert!(!refused.contains("hunter2"), "{refused}");
+    }
+
+    #[test]
+    fn pretty_with_another_codec_fails_before_connecting() {
+        // Nothing listens on port 1: the error must come before any connection attempt.
+        let e = PgAtom::<u8>::builder("postgres://app@127.0.0.1:1/app", "t")
+            .pretty(true)
+            .codec(Other)
+            .open(0)
+            .unwrap_err();
+        assert!(matches!(e, Error::Backend { .. }), "{e}");
+        assert!(e.to_string().contains("pretty(true)"), "{e}");
+    }
+
+    #[test]
+    fn every_other_setter_commutes() {
+        let one = builder()
+            .key("k")
+            .drop_table_on_release(true)
+            .max_connections(3)
+            .statement_timeout(Duration::from_secs(4))
+            .validator(|v| v.len() < 5)
+            .commit_mode(CommitMode::Durable)
+            .pretty(true);
+        let other = builder()
+            .pretty(true)
+            .commit_mode(CommitMode::Durable)
+            .validator(|v| v.len() < 5)
+            .statement_timeout(Duration::from_secs(4))
+            .max_connections(3)
+            .drop_table_on_release(true)
+            .key("k");
+        assert_eq!(format!("{one:?}"), format!("{other:?}"));
+
+        let store = |b: PgStoreBuilder| {
+            format!(
+                "{:?}",
+                b.key("k")
+                    .max_connections(2)
+                    .statement_timeout(Duration::from_secs(1))
+                    .drop_table_on_release(true)
+            )
+        };
+        let reversed = |b: PgStoreBuilder| {
+            format!(
+                "{:?}",
+                b.drop_table_on_release(true)
+                    .statement_timeout(Duration::from_secs(1))
+                    .max_connections(2)
+                    .key("k")
+            )
+        };
+        assert_eq!(
+            store(PgStore::builder("postgres://db/app", "t")),
+            reversed(PgStore::builder("postgres://db/app", "t"))
+        );
+    }
+}
