@@ -359,6 +359,7 @@ mod tests {
     }
 
     type Builder = PgAtom<Vec<u32>>;
+    type Step = fn(Builder) -> Builder;
 
     fn builder() -> Builder {
         PgAtom::builder("postgres://app:hunter2@db/app", "t")
@@ -378,7 +379,7 @@ mod tests {
 
     #[test]
     fn codec_and_pretty_commute() {
-        let cases: [(fn(Builder) -> Builder, fn(Builder) -> Builder, &str); 4] = [
+        let cases: [(Step, Step, &str); 4] = [
             (
                 |b| b.codec(Json::compact()).pretty(true),
                 |b| b.pretty(true).codec(Json::compact()),
