@@ -302,11 +302,20 @@ mod tests {
             assert!(a.starts_with(want), "case {i}: {a}");
         }
         let refused = written(|b| b.pretty(true).codec(Other));
-        assert!(refused.contains("pretty(true)") && refused.contains("Other"), "{refused}");
+        assert!(
+            refused.contains("pretty(true)") && refused.contains("Other"),
+            "{refused}"
+        );
         // Refused before anything was created.
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("sub/a.json");
-        assert!(FileAtom::builder(&path).codec(Other).pretty(true).open(1).is_err());
+        assert!(
+            FileAtom::builder(&path)
+                .codec(Other)
+                .pretty(true)
+                .open(1)
+                .is_err()
+        );
         assert!(!dir.path().join("sub").exists());
     }
 

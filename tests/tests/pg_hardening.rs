@@ -351,7 +351,7 @@ fn a_commit_whose_backend_is_terminated_may_have_been_stored() {
 fn commit(store: &BlockingPgStore, expected: Version, text: &str) -> enduro::Result<Committed> {
     store.commit(expected, &mut |w: &mut dyn std::io::Write| {
         w.write_all(text.as_bytes())
-            .map_err(|e| Error::io("write", "memory", e))
+            .map_err(|e| Error::backend(store.resource(), "cannot write", Some(Box::new(e))))
     })
 }
 
