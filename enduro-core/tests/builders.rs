@@ -51,3 +51,23 @@ fn mem_atom_setters_commute() {
         assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2);
     }
 }
+
+/// A backend's builder made with the facade's `option_setters!` (as the `Options` docs
+/// show it), with only `enduro` in scope.
+#[test]
+fn option_setters_through_the_facade() {
+    struct MyBuilder<T> {
+        options: Options<T>,
+    }
+
+    impl<T: enduro::Value> MyBuilder<T> {
+        enduro::store::option_setters!();
+    }
+
+    let b = MyBuilder {
+        options: Options::<u8>::new(),
+    }
+    .validator(|n| *n < 9)
+    .codec(Json::pretty());
+    assert!(b.options.has_validator());
+}

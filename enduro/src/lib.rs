@@ -58,6 +58,9 @@ pub use enduro_pg::{
 /// `async` feature, `AsyncStore`) and the types their methods take
 /// and return.
 pub mod store {
+    /// Gives a backend's builder the setters every atom takes (`codec`, `validator`,
+    /// `commit_mode`); see [`Options`](crate::Options).
+    pub use enduro_core::option_setters;
     #[cfg(feature = "async")]
     pub use enduro_core::{AsyncStore, Blocking, BoxFuture};
     pub use enduro_core::{Committed, Encoder, Observed, Snapshot, Store, Version};
