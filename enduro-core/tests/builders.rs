@@ -10,7 +10,7 @@ use enduro::{Atom, CommitMode, Error, Json, MemAtom, MemStore, Options};
 fn behaviour(options: Options<Vec<u32>>) -> (Vec<u8>, bool) {
     let store = std::sync::Arc::new(MemStore::new());
     let atom = Atom::open(store.clone(), vec![1, 2], options).unwrap();
-    let refused = matches!(atom.reset(vec![10]), Err(Error::Invalid));
+    let refused = matches!(atom.reset(vec![10]), Err(Error::Invalid { .. }));
     atom.flush().unwrap();
     (store.load().unwrap().unwrap().bytes, refused)
 }
@@ -47,7 +47,7 @@ fn mem_atom_setters_commute() {
     assert_eq!(format!("{one:?}"), format!("{other:?}"));
     for builder in [one, other] {
         let atom = builder.open(1).unwrap();
-        assert!(matches!(atom.reset(10), Err(Error::Invalid)));
+        assert!(matches!(atom.reset(10), Err(Error::Invalid { .. })));
         assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2);
     }
 }

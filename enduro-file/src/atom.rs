@@ -127,7 +127,7 @@ impl<T: Value> FileAtom<T> {
     /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
     ///     .validator(|n: &i32| *n >= 0)
     ///     .open(1)?;
-    /// assert!(matches!(atom.reset(-1), Err(enduro::Error::Invalid)));
+    /// assert!(matches!(atom.reset(-1), Err(enduro::Error::Invalid { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
