@@ -4,6 +4,9 @@
 //! produced on purpose, so that the atom's promises (memory unchanged, no watch fired,
 //! atom still usable, nothing lost) are checked at each of them, not only at the ones a
 //! real file system happens to produce.
+//!
+//! Only with the `testing` feature (`enduro = { version = "0.1", features = ["testing"] }`,
+//! best as a dev-dependency): it is for tests, never for production builds.
 
 use std::fmt;
 use std::io;

@@ -100,8 +100,9 @@ impl<T: Value> FileAtom<T> {
 
     /// Writes indented JSON (with `true`) or compact JSON (with `false`), whatever JSON
     /// codec was chosen and in whichever order. Without it, the codec decides (compact
-    /// JSON by default). `pretty(true)` with a codec other than JSON is an error at
-    /// [`open`](FileAtom::open), as there is nothing to indent.
+    /// JSON by default). `pretty(false)` leaves a codec other than JSON as it is;
+    /// `pretty(true)` with one is an error at [`open`](FileAtom::open), as there is
+    /// nothing to indent.
     ///
     /// ```
     /// use enduro::{FileAtom, Json};

@@ -250,8 +250,8 @@ impl<T: Value> PgAtom<T> {
 
     /// Writes indented JSON (with `true`) or compact JSON (with `false`), whatever JSON
     /// codec was chosen and in whichever order. Without it, the codec decides (compact
-    /// JSON by default). `pretty(true)` with a codec other than JSON is an error when
-    /// opening, before any connection is tried.
+    /// JSON by default). `pretty(false)` leaves a codec other than JSON as it is;
+    /// `pretty(true)` with one is an error when opening, before any connection is tried.
     ///
     /// ```
     /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t").pretty(true);
