@@ -79,7 +79,7 @@ fn measure(rounds: usize, each: Duration) -> Result<([Throughput; 2], u64), Stri
         })
     };
     let totals = compare(rounds, each, &mut [&mut background, &mut durable])?;
-    let commits = enduro::FileStore::open(&scratch.path().join("counter.json"), None, None)
+    let commits = enduro::FileStore::open(scratch.path().join("counter.json"))
         .and_then(|store| store.generation())
         .unwrap_or(0);
     Ok(([totals[0], totals[1]], commits))

@@ -31,35 +31,42 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// unknown outcome, which the atom's next version check resolves.
 ///
 /// ```
-/// use enduro_core::{AsyncStore, BoxFuture, Committed, Observed, Result, Snapshot, Version};
+/// use enduro::store::{AsyncStore, BoxFuture, Committed, Observed, Snapshot, Store};
+/// use enduro::{AsyncAtom, Error, MemStore, Result, Version};
 ///
 /// /// An async store that forwards to a blocking one.
-/// struct Forward(enduro_mem::MemStore);
+/// struct Forward(MemStore);
 ///
 /// impl AsyncStore for Forward {
-///     fn resource(&self) -> String { enduro_core::Store::resource(&self.0) }
+///     fn resource(&self) -> String {
+///         Store::resource(&self.0)
+///     }
 ///     fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
-///         Box::pin(async move { enduro_core::Store::load(&self.0) })
+///         Box::pin(async move { Store::load(&self.0) })
 ///     }
 ///     fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
-///         Box::pin(async move { enduro_core::Store::check(&self.0, known) })
+///         Box::pin(async move { Store::check(&self.0, known) })
 ///     }
 ///     fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
 ///         Box::pin(async move {
-///             enduro_core::Store::commit(&self.0, expected, &mut |out| {
-///                 out.write_all(&bytes).map_err(|e| enduro_core::Error::io("write", "memory", e))
+///             Store::commit(&self.0, expected, &mut |out| {
+///                 // Memory is not a file: a failure here is the backend's, with no path.
+///                 out.write_all(&bytes).map_err(|e| {
+///                     let message = format!("cannot write the value: {e}");
+///                     Error::backend(Store::resource(&self.0), message, Some(Box::new(e)))
+///                 })
 ///             })
 ///         })
 ///     }
 ///     fn release(&self) -> BoxFuture<'_, Result<()>> {
-///         Box::pin(async move { enduro_core::Store::release(&self.0) })
+///         Box::pin(async move { Store::release(&self.0) })
 ///     }
 /// }
 /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// # rt.block_on(async {
-/// let atom = enduro_core::AsyncAtom::open(Forward(enduro_mem::MemStore::new()), 1, Default::default()).await?;
+/// let atom = AsyncAtom::open(Forward(MemStore::new()), 1, Default::default()).await?;
 /// assert_eq!(*atom.swap(|n| n + 1).await?, 2);
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// # }).unwrap();
 /// ```
 pub trait AsyncStore: Send + Sync + 'static {
@@ -93,8 +100,8 @@ pub trait AsyncStore: Send + Sync + 'static {
 /// The dropped call's own change may or may not be stored, as with any interrupted write.
 ///
 /// ```
-/// # use enduro_core::{AsyncAtom, AsyncStore};
-/// # fn demo<S: AsyncStore>(store: S) -> impl std::future::Future<Output = enduro_core::Result<()>> + Send {
+/// # use enduro::{AsyncAtom, AsyncStore};
+/// # fn demo<S: AsyncStore>(store: S) -> impl std::future::Future<Output = enduro::Result<()>> + Send {
 /// # async move {
 /// let atom = AsyncAtom::open(store, 0u64, Default::default()).await?;
 /// let task = {
@@ -202,9 +209,9 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// assert_eq!(*atom.deref(), 1);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     #[allow(clippy::should_implement_trait)]
@@ -216,9 +223,9 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// assert_eq!(*atom.swap(|n| n * 10).await?, 10);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn swap(&self, f: impl FnMut(&T) -> T + Send) -> Result<Arc<T>> {
@@ -229,10 +236,10 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// let (old, new) = atom.swap_vals(|n| n + 1).await?;
     /// assert_eq!((*old, *new), (1, 2));
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn swap_vals(&self, mut f: impl FnMut(&T) -> T + Send) -> Result<(Arc<T>, Arc<T>)> {
@@ -246,11 +253,11 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1u32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1u32, Default::default()).await?;
     /// let refused = atom.try_swap(|_| Err::<u32, _>(enduro::Error::Invalid { reason: None })).await;
     /// assert!(refused.is_err());
     /// assert_eq!(*atom.try_swap(|n| Ok::<_, enduro::Error>(n + 1)).await?, 2);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn try_swap<E: From<Error> + Send>(
@@ -264,10 +271,10 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1u32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1u32, Default::default()).await?;
     /// let (old, new) = atom.try_swap_vals(|n| Ok::<_, enduro::Error>(n * 10)).await?;
     /// assert_eq!((*old, *new), (1, 10));
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn try_swap_vals<E: From<Error> + Send>(
@@ -297,9 +304,9 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// assert_eq!(*atom.reset(7).await?, 7);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn reset(&self, value: T) -> Result<Arc<T>> {
@@ -310,10 +317,10 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// let (old, new) = atom.reset_vals(7).await?;
     /// assert_eq!((*old, *new), (1, 7));
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
@@ -328,10 +335,10 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// assert!(!atom.compare_and_set(&5, 9).await?);
     /// assert!(atom.compare_and_set(&1, 9).await?);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn compare_and_set(&self, expected: &T, value: T) -> Result<bool>
@@ -352,10 +359,10 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// atom.add_watch("print", |old: &i32, new: &i32| println!("{old} -> {new}"));
     /// atom.swap(|n| n + 1).await?;
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub fn add_watch(
@@ -370,25 +377,25 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// atom.add_watch("w", |_: &i32, _: &i32| {});
     /// assert!(atom.remove_watch("w"));
     /// assert!(!atom.remove_watch("w"));
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub fn remove_watch(&self, key: &str) -> bool {
         self.inner.core.remove_watch(key)
     }
 
-    /// Sets the validator; fails with [`Error::Invalid`](crate::Error::Invalid { .. }) if the current value fails it.
+    /// Sets the validator; fails with [`Error::Invalid`](crate::Error::Invalid) if the current value fails it.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// atom.set_validator(|n: &i32| *n < 5)?;
-    /// assert!(matches!(atom.reset(9).await, Err(enduro_core::Error::Invalid { .. })));
-    /// # Ok::<(), enduro_core::Error>(())
+    /// assert!(matches!(atom.reset(9).await, Err(enduro::Error::Invalid { .. })));
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub fn set_validator<V: Validation>(
@@ -402,11 +409,11 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// atom.set_validator(|n: &i32| *n < 5)?;
     /// atom.clear_validator();
     /// assert_eq!(*atom.reset(9).await?, 9);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub fn clear_validator(&self) {
@@ -417,9 +424,9 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// assert_eq!(*atom.refresh().await?, 1);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn refresh(&self) -> Result<Arc<T>> {
@@ -432,10 +439,10 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// atom.release().await?;
-    /// assert!(matches!(atom.swap(|n| n + 1).await, Err(enduro_core::Error::Released)));
-    /// # Ok::<(), enduro_core::Error>(())
+    /// assert!(matches!(atom.swap(|n| n + 1).await, Err(enduro::Error::Released)));
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn release(&self) -> Result<()> {
@@ -466,9 +473,9 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// assert!(!atom.is_released());
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub fn is_released(&self) -> bool {
@@ -479,9 +486,9 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// assert_eq!(atom.resource(), "memory cell");
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub fn resource(&self) -> &str {
@@ -492,11 +499,11 @@ impl<T: Value> AsyncAtom<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// # let atom = enduro_core::AsyncAtom::open(enduro_core::testing::Inline(enduro_mem::MemStore::new()), 1i32, Default::default()).await?;
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
     /// let before = atom.version();
     /// atom.swap(|n| n + 1).await?;
     /// assert_ne!(atom.version(), before);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// # }).unwrap();
     /// ```
     pub fn version(&self) -> Version {

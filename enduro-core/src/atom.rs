@@ -22,15 +22,14 @@ use crate::value::Value;
 /// watches. A conflict with another writer reloads and runs the function again.
 ///
 /// ```
-/// use enduro_core::Atom;
-/// use enduro_mem::MemStore;
+/// use enduro::{Atom, MemStore};
 ///
 /// let atom = Atom::open(MemStore::new(), vec![1], Default::default())?;
 /// let (old, new) = atom.swap_vals(|v| [v.as_slice(), &[2]].concat())?;
 /// assert_eq!(*old, [1]);
 /// assert_eq!(*new, [1, 2]);
 /// assert_eq!(*atom.deref(), vec![1, 2]);
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// ```
 pub struct Atom<T> {
     inner: Arc<Inner<T>>,
@@ -68,8 +67,7 @@ impl<T: Value> Atom<T> {
     /// names the resource, and the stored bytes are left untouched.
     ///
     /// ```
-    /// use enduro_core::{Atom, Error, Options};
-    /// use enduro_mem::MemStore;
+    /// use enduro::{Atom, Error, MemStore, Options};
     ///
     /// let options = Options::new().validator(|n: &i32| *n >= 0);
     /// let err = Atom::open(MemStore::new(), -1, options).unwrap_err();
@@ -116,7 +114,7 @@ impl<T: Value> Atom<T> {
     /// [`refresh`](Atom::refresh) to pick up commits by other processes.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(5);
+    /// # let atom = enduro::mem_atom(5);
     /// assert_eq!(*atom.deref(), 5);
     /// ```
     #[allow(clippy::should_implement_trait)]
@@ -137,9 +135,9 @@ impl<T: Value> Atom<T> {
     /// atom shows what the store holds; do not repeat such a change blindly.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// assert_eq!(*atom.swap(|n| n * 10)?, 10);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn swap(&self, f: impl FnMut(&T) -> T) -> Result<Arc<T>> {
         self.swap_vals(f).map(|(_, new)| new)
@@ -148,10 +146,10 @@ impl<T: Value> Atom<T> {
     /// Like [`swap`](Atom::swap), returning `(old, new)`.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// let (old, new) = atom.swap_vals(|n| n + 1)?;
     /// assert_eq!((*old, *new), (1, 2));
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(Arc<T>, Arc<T>)> {
         self.transact("swap", false, |current| Some(Arc::new(f(current))))
@@ -233,9 +231,9 @@ impl<T: Value> Atom<T> {
     /// Sets the value to `value` (validated and durable first) and returns it.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// assert_eq!(*atom.reset(7)?, 7);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn reset(&self, value: T) -> Result<Arc<T>> {
         self.reset_vals(value).map(|(_, new)| new)
@@ -244,10 +242,10 @@ impl<T: Value> Atom<T> {
     /// Like [`reset`](Atom::reset), returning `(old, new)`.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// let (old, new) = atom.reset_vals(7)?;
     /// assert_eq!((*old, *new), (1, 7));
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
         let value = Arc::new(value);
@@ -259,11 +257,11 @@ impl<T: Value> Atom<T> {
     /// writers' commits) equals `expected`. Returns whether it did.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// assert!(!atom.compare_and_set(&5, 9)?);
     /// assert!(atom.compare_and_set(&1, 9)?);
     /// assert_eq!(*atom.deref(), 9);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn compare_and_set(&self, expected: &T, value: T) -> Result<bool>
     where
@@ -284,14 +282,14 @@ impl<T: Value> Atom<T> {
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let log = Arc::clone(&seen);
     /// atom.add_watch("log", move |old: &i32, new: &i32| log.lock().unwrap().push((*old, *new)));
     /// atom.swap(|n| n + 1)?;
     /// atom.reset(10)?;
     /// assert_eq!(*seen.lock().unwrap(), [(1, 2), (2, 10)]);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn add_watch(
         &self,
@@ -304,7 +302,7 @@ impl<T: Value> Atom<T> {
     /// Removes the watch with this key; returns whether there was one.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// atom.add_watch("w", |_: &i32, _: &i32| {});
     /// assert!(atom.remove_watch("w"));
     /// assert!(!atom.remove_watch("w"));
@@ -314,15 +312,15 @@ impl<T: Value> Atom<T> {
     }
 
     /// Requires every future value to pass `validator`. Fails with
-    /// [`Error::Invalid`](crate::Error::Invalid { .. }) (and sets nothing) if the current value does not.
+    /// [`Error::Invalid`](crate::Error::Invalid) (and sets nothing) if the current value does not.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// atom.set_validator(|n: &i32| *n < 5)?;
-    /// assert!(matches!(atom.reset(9), Err(enduro_core::Error::Invalid { .. })));
+    /// assert!(matches!(atom.reset(9), Err(enduro::Error::Invalid { .. })));
     /// assert_eq!(*atom.deref(), 1);
     /// assert!(atom.set_validator(|n: &i32| *n > 1).is_err());
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn set_validator<V: Validation>(
         &self,
@@ -334,11 +332,11 @@ impl<T: Value> Atom<T> {
     /// Removes the validator.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// atom.set_validator(|n: &i32| *n < 5)?;
     /// atom.clear_validator();
     /// assert_eq!(*atom.reset(9)?, 9);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn clear_validator(&self) {
         self.inner.core.clear_validator();
@@ -348,9 +346,9 @@ impl<T: Value> Atom<T> {
     /// returns the current value. Swaps do this by themselves before running `f`.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// assert_eq!(*atom.refresh()?, 1);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn refresh(&self) -> Result<Arc<T>> {
         let Some((committer, order)) = &self.inner.background else {
@@ -370,18 +368,19 @@ impl<T: Value> Atom<T> {
     /// last failed write, if the write still fails.
     ///
     /// ```
-    /// use enduro_core::{Atom, CommitMode, Options};
+    /// use enduro::store::Store;
+    /// use enduro::{Atom, CommitMode, MemStore, Options};
     ///
-    /// let store = std::sync::Arc::new(enduro_mem::MemStore::new());
+    /// let store = std::sync::Arc::new(MemStore::new());
     /// let options = Options::new().commit_mode(CommitMode::Background);
     /// let atom = Atom::open(store.clone(), 0u64, options)?;
     /// for _ in 0..100 {
     ///     atom.swap(|n| n + 1)?; // returns at once
     /// }
     /// atom.flush()?; // now all 100 are stored
-    /// let stored = enduro_core::Store::load(&store)?.unwrap().bytes;
+    /// let stored = Store::load(&store)?.unwrap().bytes;
     /// assert_eq!(stored, b"100");
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn flush(&self) -> Result<()> {
         match &self.inner.background {
@@ -395,12 +394,12 @@ impl<T: Value> Atom<T> {
     /// twice is not an error.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// atom.release()?;
     /// assert!(atom.is_released());
-    /// assert!(matches!(atom.swap(|n| n + 1), Err(enduro_core::Error::Released)));
+    /// assert!(matches!(atom.swap(|n| n + 1), Err(enduro::Error::Released)));
     /// assert_eq!(*atom.deref(), 1);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
         let Inner {
@@ -438,7 +437,7 @@ impl<T: Value> Atom<T> {
     /// Whether the atom was released.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// assert!(!atom.is_released());
     /// ```
     pub fn is_released(&self) -> bool {
@@ -448,7 +447,7 @@ impl<T: Value> Atom<T> {
     /// Names the backing resource, as errors do (``file `/path` ``, ...).
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// assert_eq!(atom.resource(), "memory cell");
     /// ```
     pub fn resource(&self) -> &str {
@@ -537,11 +536,11 @@ impl<T: Value> Atom<T> {
     /// The version of the value [`deref`](Atom::deref) returns.
     ///
     /// ```
-    /// # let atom = enduro_mem::mem_atom(1);
+    /// # let atom = enduro::mem_atom(1);
     /// let before = atom.version();
     /// atom.swap(|n| n + 1)?;
     /// assert_ne!(atom.version(), before);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn version(&self) -> Version {
         self.inner.core.current().1

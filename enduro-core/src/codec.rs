@@ -18,7 +18,7 @@ use crate::roundtrip::RoundTrip;
 /// on any bytes.
 ///
 /// ```
-/// use enduro_core::{Codec, Json};
+/// use enduro::{Codec, Json};
 ///
 /// let mut out = Vec::new();
 /// Json::default().encode(&vec![1, 2, 3], &mut out).unwrap();
@@ -44,7 +44,7 @@ pub trait Codec: Send + Sync + 'static {
     /// The default is "no bytes at all".
     ///
     /// ```
-    /// use enduro_core::{Codec, Json};
+    /// use enduro::{Codec, Json};
     /// assert!(Json::default().is_blank(b" \n\t"));
     /// assert!(!Json::default().is_blank(b"0"));
     /// ```
@@ -90,7 +90,7 @@ pub trait Codec: Send + Sync + 'static {
 /// [`Error::Decode`]: crate::Error::Decode
 ///
 /// ```
-/// use enduro_core::{Atom, Codec, Error, Json, Options};
+/// use enduro::{Atom, Codec, Error, Json, Options};
 ///
 /// let json = Json::default();
 /// let err = json.encode(&vec![1.0, f64::NAN], &mut Vec::new()).unwrap_err();
@@ -108,7 +108,7 @@ pub trait Codec: Send + Sync + 'static {
 ///
 /// // Data nested deeper by hand is a clean error when opened, not a crash.
 /// let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-/// let store = enduro_mem::MemStore::holding(deep.into_bytes());
+/// let store = enduro::MemStore::holding(deep.into_bytes());
 /// let err = Atom::open(store, serde_json::Value::Null, Options::new()).unwrap_err();
 /// assert!(matches!(err, Error::Decode { .. }), "{err}");
 /// assert!(err.to_string().contains("recursion limit exceeded"), "{err}");
@@ -116,7 +116,7 @@ pub trait Codec: Send + Sync + 'static {
 /// let mut out = Vec::new();
 /// Json::pretty().encode(&[1], &mut out)?;
 /// assert_eq!(String::from_utf8(out)?, "[\n  1\n]\n");
-/// # Ok::<(), enduro_core::CodecError>(())
+/// # Ok::<(), enduro::CodecError>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Json {
@@ -137,7 +137,7 @@ impl Json {
     /// Whether this codec pretty-prints.
     ///
     /// ```
-    /// assert!(enduro_core::Json::pretty().is_pretty());
+    /// assert!(enduro::Json::pretty().is_pretty());
     /// ```
     pub fn is_pretty(&self) -> bool {
         self.pretty

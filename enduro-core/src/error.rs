@@ -15,7 +15,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// stored value exactly as they were, and the atom stays usable.
 ///
 /// ```
-/// use enduro_core::Error;
+/// use enduro::Error;
 ///
 /// fn explain(e: &Error) -> &'static str {
 ///     match e {
@@ -157,7 +157,9 @@ pub enum Error {
         reason: Option<String>,
     },
 
-    /// A database or other backend failed. The message never contains a password.
+    /// A store that is not a file failed (a database, a network service, an injected
+    /// fault), or a backend refused how it was set up. The message never contains a
+    /// password. Build it with [`Error::backend`].
     #[error("{resource}: {message}")]
     Backend {
         /// The resource, e.g. a table and row key.
@@ -175,7 +177,7 @@ impl Error {
     /// ([`Error::Uncertain`]): then it must not be repeated blindly.
     ///
     /// ```
-    /// use enduro_core::Error;
+    /// use enduro::Error;
     ///
     /// let lost = Error::Uncertain { resource: "a row".into(), message: "connection lost".into(), source: None };
     /// assert!(lost.may_have_been_stored());
@@ -185,10 +187,11 @@ impl Error {
         matches!(self, Error::Uncertain { .. })
     }
 
-    /// Builds an [`Error::Io`].
+    /// Builds an [`Error::Io`]: for a file-system operation that failed on `path`. A
+    /// store that is not a file reports its failures with [`Error::backend`] instead.
     ///
     /// ```
-    /// let e = enduro_core::Error::io(
+    /// let e = enduro::Error::io(
     ///     "read",
     ///     "/tmp/x",
     ///     std::io::Error::from(std::io::ErrorKind::NotFound),
@@ -199,6 +202,32 @@ impl Error {
         Error::Io {
             action: action.into(),
             path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Backend`]: for a store that is not a file (a database, a
+    /// network service, memory) failing, or a backend refusing how it was set up.
+    /// `resource` names what failed (never with a password in it), `message` says what
+    /// went wrong and, where it helps, what to do.
+    ///
+    /// ```
+    /// let e = enduro::Error::backend(
+    ///     "queue `jobs` on redis://cache:6379",
+    ///     "cannot reach the server",
+    ///     Some(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))),
+    /// );
+    /// assert_eq!(e.to_string(), "queue `jobs` on redis://cache:6379: cannot reach the server");
+    /// assert!(matches!(e, enduro::Error::Backend { .. }));
+    /// ```
+    pub fn backend(
+        resource: impl Into<String>,
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Error::Backend {
+            resource: resource.into(),
+            message: message.into(),
             source,
         }
     }

@@ -12,19 +12,26 @@
 //! writing a backend of your own.
 //!
 //! ```
-//! use enduro_core::{Atom, Options};
+//! use enduro::{Atom, MemStore, Options};
 //!
-//! let atom = Atom::open(enduro_mem::MemStore::new(), 0u64, Options::new())?;
+//! let atom = Atom::open(MemStore::new(), 0u64, Options::new())?;
 //! atom.swap(|n| n + 1)?;
 //! assert_eq!(*atom.deref(), 1);
-//! # Ok::<(), enduro_core::Error>(())
+//! # Ok::<(), enduro::Error>(())
 //! ```
+//!
+//! Features: `async` (the async driver, `AsyncAtom` over an `AsyncStore`, and `Blocking`,
+//! which gives any async store a blocking `Atom`) and `testing` (the fault-injecting
+//! store of the `testing` module, for tests only). Both are off by default.
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 #[cfg(feature = "async")]
 mod async_atom;
 mod atom;
 mod background;
+#[cfg(feature = "async")]
+mod blocking;
 mod codec;
 mod error;
 mod options;
@@ -33,12 +40,15 @@ mod reentry;
 mod roundtrip;
 mod state;
 mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod value;
 
 #[cfg(feature = "async")]
 pub use async_atom::{AsyncAtom, AsyncStore, BoxFuture};
 pub use atom::Atom;
+#[cfg(feature = "async")]
+pub use blocking::Blocking;
 pub use codec::{Codec, Json};
 pub use error::{CodecError, Error, Result};
 pub use options::{CommitMode, Options, Validation, Validator};

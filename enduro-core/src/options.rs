@@ -9,7 +9,7 @@ use crate::value::Value;
 /// When a change counts as done.
 ///
 /// ```
-/// use enduro_core::{CommitMode, Options};
+/// use enduro::{CommitMode, Options};
 ///
 /// let options = Options::<u64>::new().commit_mode(CommitMode::Background);
 /// assert_eq!(options.mode(), CommitMode::Background);
@@ -84,7 +84,7 @@ pub(crate) fn validator<T, V: Validation>(
 /// [`Atom::open`](crate::Atom::open) on a store of your own.
 ///
 /// ```
-/// use enduro_core::{Json, Options};
+/// use enduro::{Json, Options};
 ///
 /// let options = Options::<u32>::new().codec(Json::pretty()).validator(|n| *n < 10);
 /// assert_eq!(options.codec_name(), "JSON");
@@ -178,14 +178,14 @@ impl<T> fmt::Debug for Options<T> {
 /// and `T: Value` in scope.
 ///
 /// ```
-/// use enduro_core::{Options, Value};
+/// use enduro::{Options, Value};
 ///
 /// struct MyBuilder<T> {
 ///     options: Options<T>,
 /// }
 ///
 /// impl<T: Value> MyBuilder<T> {
-///     enduro_core::option_setters!();
+///     enduro::store::option_setters!();
 /// }
 ///
 /// let b = MyBuilder { options: Options::<u8>::new() }.validator(|n| *n < 9);

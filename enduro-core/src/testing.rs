@@ -4,6 +4,9 @@
 //! produced on purpose, so that the atom's promises (memory unchanged, no watch fired,
 //! atom still usable, nothing lost) are checked at each of them, not only at the ones a
 //! real file system happens to produce.
+//!
+//! Only with the `testing` feature (`enduro = { version = "0.1", features = ["testing"] }`,
+//! best as a dev-dependency): it is for tests, never for production builds.
 
 use std::fmt;
 use std::io;
@@ -16,7 +19,7 @@ use crate::store::{Committed, Encoder, Observed, Snapshot, Store, Version};
 /// Where a commit fails.
 ///
 /// ```
-/// use enduro_core::testing::FailPoint;
+/// use enduro::testing::FailPoint;
 /// assert_ne!(FailPoint::BeforeWrite, FailPoint::AfterWrite);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +38,7 @@ pub enum FailPoint {
 /// Which store calls fail next: shared between a [`FaultyStore`] and the test.
 ///
 /// ```
-/// use enduro_core::testing::{FailPoint, Faults};
+/// use enduro::testing::{FailPoint, Faults};
 ///
 /// let faults = Faults::default();
 /// faults.fail_commit(2, FailPoint::AfterWrite);
@@ -111,28 +114,32 @@ impl Faults {
     }
 }
 
-fn injected(what: &str) -> Error {
-    Error::io(
-        format!("{what} (fault injected by FaultyStore)"),
-        "<faulty store>",
-        io::Error::other("injected fault"),
+/// An injected failure, reported as a backend failure of the wrapped store's resource
+/// (a fault injected into a store that is not a file has no path to name).
+fn injected(resource: String, what: &str) -> Error {
+    Error::backend(
+        resource,
+        format!("cannot {what}: fault injected by FaultyStore"),
+        Some(Box::new(io::Error::other("injected fault"))),
     )
 }
 
 /// Wraps a store and fails the calls that its [`Faults`] name.
 ///
 /// ```
-/// use enduro_core::{Atom, Error};
-/// use enduro_core::testing::{FailPoint, FaultyStore};
+/// use enduro::{Atom, Error, MemStore};
+/// use enduro::testing::{FailPoint, FaultyStore};
 ///
-/// let store = FaultyStore::new(enduro_mem::MemStore::new());
+/// let store = FaultyStore::new(MemStore::new());
 /// let faults = store.faults();
 /// let atom = Atom::open(store, 1, Default::default())?;
 /// faults.fail_commit(1, FailPoint::BeforeWrite);
-/// assert!(matches!(atom.swap(|n| n + 1), Err(Error::Io { .. })));
+/// let err = atom.swap(|n| n + 1).unwrap_err();
+/// assert!(matches!(err, Error::Backend { .. }), "{err}");
+/// assert!(err.to_string().contains("fault injected"), "{err}");
 /// assert_eq!(*atom.deref(), 1);
 /// assert_eq!(*atom.swap(|n| n + 1)?, 2);
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// ```
 pub struct FaultyStore<S> {
     inner: S,
@@ -190,14 +197,14 @@ impl<S: Store> Store for FaultyStore<S> {
 
     fn load(&self) -> Result<Option<Snapshot>> {
         if Faults::take(&mut lock(&self.faults.plan).fail_loads) {
-            return Err(injected("load"));
+            return Err(injected(self.inner.resource(), "load"));
         }
         self.inner.load()
     }
 
     fn check(&self, known: Version) -> Result<Observed> {
         if Faults::take(&mut lock(&self.faults.plan).fail_checks) {
-            return Err(injected("check"));
+            return Err(injected(self.inner.resource(), "check"));
         }
         self.inner.check(known)
     }
@@ -205,13 +212,13 @@ impl<S: Store> Store for FaultyStore<S> {
     fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
         match self.faults.next_commit() {
             None => self.inner.commit(expected, encode),
-            Some(FailPoint::BeforeWrite) => Err(injected("commit before writing")),
+            Some(FailPoint::BeforeWrite) => Err(injected(self.inner.resource(), "commit")),
             Some(FailPoint::MidWrite) => self.inner.commit(expected, &mut |out| {
                 encode(&mut Cut {
                     inner: out,
                     budget: 1,
                 })
-                .map_err(|_| injected("commit in the middle of writing"))
+                .map_err(|_| injected(self.inner.resource(), "write the whole value"))
             }),
             Some(FailPoint::AfterWrite) => {
                 self.inner.commit(expected, encode)?;
@@ -239,13 +246,13 @@ impl<S: Store> Store for FaultyStore<S> {
 /// the store works, so keep it out of production async services.
 ///
 /// ```
-/// use enduro_core::AsyncAtom;
-/// use enduro_core::testing::Inline;
+/// use enduro::{AsyncAtom, MemStore};
+/// use enduro::testing::Inline;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let atom = AsyncAtom::open(Inline(enduro_mem::MemStore::new()), 1, Default::default()).await?;
+/// let atom = AsyncAtom::open(Inline(MemStore::new()), 1, Default::default()).await?;
 /// assert_eq!(*atom.swap(|n| n + 1).await?, 2);
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// # }).unwrap();
 /// ```
 #[cfg(feature = "async")]
@@ -265,13 +272,12 @@ impl<S: Store> crate::AsyncStore for Inline<S> {
     }
     fn commit(&self, expected: Version, bytes: Vec<u8>) -> crate::BoxFuture<'_, Result<Committed>> {
         Box::pin(async move {
-            let resource = self.0.resource();
             self.0.commit(expected, &mut |out| {
                 out.write_all(&bytes).map_err(|e| {
-                    Error::io(
-                        format!("write the value of {resource}"),
-                        "<inline store>",
-                        e,
+                    Error::backend(
+                        self.0.resource(),
+                        format!("cannot write the value: {e}"),
+                        Some(Box::new(e)),
                     )
                 })
             })

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 /// Implemented for every type that qualifies; you never implement it yourself.
 ///
 /// ```
-/// fn holdable<T: enduro_core::Value>() {}
+/// fn holdable<T: enduro::Value>() {}
 /// holdable::<std::collections::BTreeMap<String, Vec<u8>>>();
 /// ```
 pub trait Value: Serialize + DeserializeOwned + Send + Sync + 'static {}

@@ -45,8 +45,9 @@ impl AsyncStore for Gated {
             // not anyone still waits for the answer.
             self.gate.acquire().await.unwrap().forget();
             self.inner.commit(expected, &mut |out| {
-                out.write_all(&bytes)
-                    .map_err(|e| Error::io("write", "memory", e))
+                out.write_all(&bytes).map_err(|e| {
+                    Error::backend(self.inner.resource(), "cannot write", Some(Box::new(e)))
+                })
             })
         })
     }

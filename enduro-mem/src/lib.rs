@@ -3,12 +3,13 @@
 //! would in production.
 //!
 //! ```
-//! let atom = enduro_mem::mem_atom(vec!["a".to_string()]);
+//! let atom = enduro::mem_atom(vec!["a".to_string()]);
 //! atom.swap(|v| [v.clone(), vec!["b".into()]].concat())?;
 //! assert_eq!(*atom.deref(), ["a", "b"]);
-//! # Ok::<(), enduro_core::Error>(())
+//! # Ok::<(), enduro::Error>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -19,10 +20,10 @@ use enduro_core::{
 /// A store that keeps the encoded value in memory.
 ///
 /// ```
-/// use enduro_core::{Atom, Options};
-/// let atom = Atom::open(enduro_mem::MemStore::new(), 1, Options::new())?;
+/// use enduro::{Atom, MemStore, Options};
+/// let atom = Atom::open(MemStore::new(), 1, Options::new())?;
 /// assert_eq!(atom.resource(), "memory cell");
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct MemStore {
@@ -38,10 +39,10 @@ impl MemStore {
     /// A cell that already holds `bytes`, as if a previous run had stored them.
     ///
     /// ```
-    /// use enduro_core::{Atom, Options};
-    /// let atom = Atom::open(enduro_mem::MemStore::holding(b"41".to_vec()), 0, Options::new())?;
+    /// use enduro::{Atom, MemStore, Options};
+    /// let atom = Atom::open(MemStore::holding(b"41".to_vec()), 0, Options::new())?;
     /// assert_eq!(*atom.deref(), 41);
-    /// # Ok::<(), enduro_core::Error>(())
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn holding(bytes: Vec<u8>) -> Self {
         MemStore {
@@ -105,9 +106,9 @@ impl Store for MemStore {
 /// signature is fixed by the contract. Use [`MemAtom::builder`] to get that as an error.
 ///
 /// ```
-/// let atom = enduro_mem::mem_atom(0);
+/// let atom = enduro::mem_atom(0);
 /// assert_eq!(*atom.swap(|n| n + 1)?, 1);
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// ```
 pub fn mem_atom<T: Value>(init: T) -> Atom<T> {
     match MemAtom::builder().open(init) {
@@ -119,12 +120,12 @@ pub fn mem_atom<T: Value>(init: T) -> Atom<T> {
 /// Builds memory atoms with options: a codec, a validator.
 ///
 /// ```
-/// use enduro_mem::MemAtom;
+/// use enduro::MemAtom;
 ///
 /// let atom = MemAtom::builder().validator(|n: &i32| *n >= 0).open(3)?;
 /// assert!(atom.reset(-1).is_err());
 /// assert!(MemAtom::builder().open(f64::NAN).is_err());
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct MemAtom<T> {

@@ -3,15 +3,15 @@
 //!
 //! ```no_run
 //! // Blocking, from plain `main`:
-//! let hits = enduro_pg::postgresql_atom(0u64, "postgres://app@localhost/app", "hits")?;
+//! let hits = enduro::postgresql_atom(0u64, "postgres://app@localhost/app", "hits")?;
 //! hits.swap(|n| n + 1)?; // returns once PostgreSQL has committed it
-//! # Ok::<(), enduro_core::Error>(())
+//! # Ok::<(), enduro::Error>(())
 //! ```
 //!
 //! ```no_run
 //! // Async, for tokio services:
-//! # async fn demo() -> enduro_core::Result<()> {
-//! let hits = enduro_pg::postgresql_atom_async(0u64, "postgres://app@localhost/app", "hits").await?;
+//! # async fn demo() -> enduro::Result<()> {
+//! let hits = enduro::postgresql_atom_async(0u64, "postgres://app@localhost/app", "hits").await?;
 //! hits.swap(|n| n + 1).await?;
 //! # Ok(()) }
 //! ```
@@ -42,10 +42,10 @@
 //!
 //! A commit that surely did not run (the server answered with an error, no connection
 //! could be had, the statement could not even be prepared) fails with
-//! [`Error::Backend`](enduro_core::Error::Backend), and nothing was written. A commit whose
+//! [`Error::Backend`], and nothing was written. A commit whose
 //! answer was lost after it was sent (the connection closed, a FATAL error from the
 //! server, which can come after the commit, or no answer within the statement timeout)
-//! fails with [`Error::Uncertain`](enduro_core::Error::Uncertain): it may have been stored.
+//! fails with [`Error::Uncertain`]: it may have been stored.
 //!
 //! Every statement waits at most [`DEFAULT_STATEMENT_TIMEOUT`] (30 s) for its answer,
 //! or what [`PgAtom::statement_timeout`] says: then a cancel request is sent and the
@@ -61,24 +61,27 @@
 //!
 //! Passwords never appear in errors or `Debug` output.
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
-mod blocking;
 mod conn;
 mod failure;
+mod format;
 mod ident;
 mod limits;
 mod query;
 mod store;
 
-pub use blocking::BlockingPgStore;
 pub use deadpool_postgres::Pool;
 pub use store::{
-    DEFAULT_KEY, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgStore, PgStoreBuilder,
+    BlockingPgStore, DEFAULT_KEY, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgStore,
+    PgStoreBuilder,
 };
 
 use std::fmt;
 
-use enduro_core::{AsyncAtom, Atom, Codec, Json, Options, Result, Value};
+use enduro_core::{AsyncAtom, Atom, Codec, CommitMode, Error, Options, Result, Value};
+
+use crate::format::Format;
 
 /// Opens a blocking atom on the row [`DEFAULT_KEY`] of `table` in the database `db` (a
 /// connection string: `postgres://user:password@host:5432/dbname`, or
@@ -89,9 +92,9 @@ use enduro_core::{AsyncAtom, Atom, Codec, Json, Options, Result, Value};
 /// helper thread), but async code should use [`postgresql_atom_async`].
 ///
 /// ```no_run
-/// let atom = enduro_pg::postgresql_atom(vec![1, 2], "host=localhost user=app", "lists")?;
+/// let atom = enduro::postgresql_atom(vec![1, 2], "host=localhost user=app", "lists")?;
 /// assert_eq!(atom.deref().len(), 2);
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// ```
 pub fn postgresql_atom<T: Value>(init: T, db: &str, table: &str) -> Result<Atom<T>> {
     PgAtom::builder(db, table).open(init)
@@ -101,8 +104,8 @@ pub fn postgresql_atom<T: Value>(init: T, db: &str, table: &str) -> Result<Atom<
 /// [`postgresql_atom`]. Never blocks the runtime.
 ///
 /// ```no_run
-/// # async fn demo() -> enduro_core::Result<()> {
-/// let atom = enduro_pg::postgresql_atom_async(0i64, "postgres://app@localhost/app", "counters").await?;
+/// # async fn demo() -> enduro::Result<()> {
+/// let atom = enduro::postgresql_atom_async(0i64, "postgres://app@localhost/app", "counters").await?;
 /// let shared = atom.clone();
 /// tokio::spawn(async move { shared.swap(|n| n + 1).await }).await.ok();
 /// # Ok(()) }
@@ -116,20 +119,22 @@ pub async fn postgresql_atom_async<T: Value>(
 }
 
 /// Builds PostgreSQL atoms with options: the row key, an existing pool, the codec, a
-/// validator, whether `release` drops the table.
+/// validator, whether `release` drops the table. Every order of the setters gives the
+/// same atom.
 ///
 /// ```no_run
-/// use enduro_pg::PgAtom;
+/// use enduro::PgAtom;
 ///
 /// let atom = PgAtom::builder("postgres://app:secret@localhost/app", "app.settings")
 ///     .key("limits")
 ///     .validator(|n: &u32| *n <= 100)
 ///     .open(10)?;
 /// assert!(atom.reset(1000).is_err());
-/// # Ok::<(), enduro_core::Error>(())
+/// # Ok::<(), enduro::Error>(())
 /// ```
 pub struct PgAtom<T> {
     store: PgStoreBuilder,
+    format: Format,
     options: Options<T>,
 }
 
@@ -137,6 +142,7 @@ impl<T> fmt::Debug for PgAtom<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgAtom")
             .field("store", &self.store)
+            .field("format", &self.format)
             .field("options", &self.options)
             .finish()
     }
@@ -147,12 +153,13 @@ impl<T: Value> PgAtom<T> {
     /// string), on row [`DEFAULT_KEY`], with JSON and no validator.
     ///
     /// ```
-    /// let builder = enduro_pg::PgAtom::<u64>::builder("postgres://app:hunter2@db/app", "hits");
+    /// let builder = enduro::PgAtom::<u64>::builder("postgres://app:hunter2@db/app", "hits");
     /// assert!(!format!("{builder:?}").contains("hunter2"));
     /// ```
     pub fn builder(db: &str, table: &str) -> Self {
         PgAtom {
             store: PgStore::builder(db, table),
+            format: Format::default(),
             options: Options::new(),
         }
     }
@@ -160,13 +167,14 @@ impl<T: Value> PgAtom<T> {
     /// Starts a builder for an atom in `table` that takes connections from `pool`.
     ///
     /// ```no_run
-    /// # async fn demo(pool: enduro_pg::Pool) -> enduro_core::Result<()> {
-    /// let atom = enduro_pg::PgAtom::with_pool(pool, "atoms").key("a").open_async(0).await?;
+    /// # async fn demo(pool: enduro::Pool) -> enduro::Result<()> {
+    /// let atom = enduro::PgAtom::with_pool(pool, "atoms").key("a").open_async(0).await?;
     /// # Ok(()) }
     /// ```
     pub fn with_pool(pool: Pool, table: &str) -> Self {
         PgAtom {
             store: PgStore::builder_with_pool(pool, table),
+            format: Format::default(),
             options: Options::new(),
         }
     }
@@ -174,7 +182,7 @@ impl<T: Value> PgAtom<T> {
     /// Uses the row with this key, so that many atoms can share one table.
     ///
     /// ```
-    /// let a = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "atoms").key("a");
+    /// let a = enduro::PgAtom::<u64>::builder("postgres://db/app", "atoms").key("a");
     /// assert!(format!("{a:?}").contains("\"a\""));
     /// ```
     pub fn key(mut self, key: impl Into<String>) -> Self {
@@ -185,7 +193,7 @@ impl<T: Value> PgAtom<T> {
     /// With `true`, `release` drops the whole table instead of deleting the atom's row.
     ///
     /// ```
-    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "scratch")
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "scratch")
     ///     .drop_table_on_release(true);
     /// assert!(format!("{b:?}").contains("drop_table: true"));
     /// ```
@@ -197,7 +205,7 @@ impl<T: Value> PgAtom<T> {
     /// The most connections the pool opens (default [`DEFAULT_MAX_CONNECTIONS`]).
     ///
     /// ```
-    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t").max_connections(2);
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t").max_connections(2);
     /// assert!(format!("{b:?}").contains("max_connections: 2"));
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
@@ -209,13 +217,13 @@ impl<T: Value> PgAtom<T> {
     /// [`DEFAULT_STATEMENT_TIMEOUT`]): a row locked by another session, or a server that
     /// stops answering, then fails the swap instead of blocking it forever. A swap whose
     /// commit got no answer in time fails with
-    /// [`Error::Uncertain`](enduro_core::Error::Uncertain) (it may have been stored); see
+    /// [`Error::Uncertain`] (it may have been stored); see
     /// [`PgStoreBuilder::statement_timeout`].
     ///
     /// ```
     /// use std::time::Duration;
     ///
-    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t")
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t")
     ///     .statement_timeout(Duration::from_secs(5));
     /// assert!(format!("{b:?}").contains("statement_timeout: 5s"));
     /// ```
@@ -225,35 +233,39 @@ impl<T: Value> PgAtom<T> {
     }
 
     /// Uses `codec` instead of JSON. Its output must be UTF-8 text without NUL bytes, as
-    /// the `value` column is `text`.
+    /// the `value` column is `text`. Combined with [`pretty`](PgAtom::pretty) in either
+    /// order: `pretty` styles a JSON codec, and `pretty(true)` with another codec makes
+    /// opening fail.
     ///
     /// ```
-    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t")
-    ///     .codec(enduro_core::Json::pretty());
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t")
+    ///     .codec(enduro::Json::pretty());
     /// assert!(format!("{b:?}").contains("JSON"));
     /// ```
     pub fn codec<C: Codec>(mut self, codec: C) -> Self {
+        self.format.chose(&codec);
         self.options = self.options.codec(codec);
         self
     }
 
-    /// Writes indented JSON (with `true`) instead of compact JSON.
+    /// Writes indented JSON (with `true`) or compact JSON (with `false`), whatever JSON
+    /// codec was chosen and in whichever order. Without it, the codec decides (compact
+    /// JSON by default). `pretty(false)` leaves a codec other than JSON as it is;
+    /// `pretty(true)` with one is an error when opening, before any connection is tried.
     ///
     /// ```
-    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t").pretty(true);
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t").pretty(true);
+    /// assert!(format!("{b:?}").contains("pretty: Some(true)"));
     /// ```
-    pub fn pretty(self, pretty: bool) -> Self {
-        self.codec(if pretty {
-            Json::pretty()
-        } else {
-            Json::compact()
-        })
+    pub fn pretty(mut self, pretty: bool) -> Self {
+        self.format.pretty = Some(pretty);
+        self
     }
 
     /// Requires `init` (or the stored value) and every new value to pass `validator`.
     ///
     /// ```
-    /// let b = enduro_pg::PgAtom::builder("postgres://db/app", "t").validator(|n: &u64| *n < 10);
+    /// let b = enduro::PgAtom::builder("postgres://db/app", "t").validator(|n: &u64| *n < 10);
     /// assert!(format!("{b:?}").contains("validator: true"));
     /// ```
     pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
@@ -263,15 +275,15 @@ impl<T: Value> PgAtom<T> {
 
     /// Chooses when changes count as done (for [`open`](PgAtom::open) only): durably
     /// (the default: a swap returns once PostgreSQL committed it) or
-    /// [`CommitMode::Background`](enduro_core::CommitMode::Background). Async atoms always
+    /// [`CommitMode::Background`]. Async atoms always
     /// commit durably; [`open_async`](PgAtom::open_async) refuses the background mode.
     ///
     /// ```
-    /// use enduro_core::CommitMode;
-    /// let b = enduro_pg::PgAtom::<u64>::builder("postgres://db/app", "t")
+    /// use enduro::CommitMode;
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t")
     ///     .commit_mode(CommitMode::Durable);
     /// ```
-    pub fn commit_mode(mut self, mode: enduro_core::CommitMode) -> Self {
+    pub fn commit_mode(mut self, mode: CommitMode) -> Self {
         self.options = self.options.commit_mode(mode);
         self
     }
@@ -280,27 +292,181 @@ impl<T: Value> PgAtom<T> {
     ///
     /// ```
     /// // Bad input is an error before any connection is tried.
-    /// let e = enduro_pg::PgAtom::builder("postgres://u:hunter2@db:notaport/app", "t")
+    /// let e = enduro::PgAtom::builder("postgres://u:hunter2@db:notaport/app", "t")
     ///     .open(0u64)
     ///     .unwrap_err();
     /// assert!(e.to_string().contains("invalid PostgreSQL connection string"), "{e}");
     /// assert!(!e.to_string().contains("hunter2"));
     /// ```
     pub fn open(self, init: T) -> Result<Atom<T>> {
-        Atom::open(self.store.open_blocking()?, init, self.options)
+        let options = self.options()?;
+        Atom::open(self.store.open_blocking()?, init, options)
     }
 
     /// Opens an async atom; see [`postgresql_atom_async`].
     ///
     /// ```no_run
-    /// # async fn demo() -> enduro_core::Result<()> {
-    /// let atom = enduro_pg::PgAtom::builder("postgres://app@localhost/app", "atoms")
+    /// # async fn demo() -> enduro::Result<()> {
+    /// let atom = enduro::PgAtom::builder("postgres://app@localhost/app", "atoms")
     ///     .key("queue")
     ///     .open_async(Vec::<String>::new())
     ///     .await?;
     /// # Ok(()) }
     /// ```
     pub async fn open_async(self, init: T) -> Result<AsyncAtom<T>> {
-        AsyncAtom::open(self.store.open().await?, init, self.options).await
+        let options = self.options()?;
+        AsyncAtom::open(self.store.open().await?, init, options).await
+    }
+
+    /// The options with the JSON style applied, checked before any connection is tried.
+    fn options(&self) -> Result<Options<T>> {
+        self.format
+            .apply(self.options.clone())
+            .map_err(|message| Error::backend(self.store.resource(), message, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use enduro_core::{Codec, CodecError, Json, Store};
+
+    use super::*;
+
+    /// A codec that is not JSON (it writes JSON all the same, for the test).
+    struct Other;
+
+    impl Codec for Other {
+        fn name(&self) -> &'static str {
+            "Other"
+        }
+        fn encode<V: serde::Serialize + ?Sized>(
+            &self,
+            value: &V,
+            out: &mut dyn std::io::Write,
+        ) -> std::result::Result<(), CodecError> {
+            Json::compact().encode(value, out)
+        }
+        fn decode<V: serde::de::DeserializeOwned>(
+            &self,
+            bytes: &[u8],
+        ) -> std::result::Result<V, CodecError> {
+            Json::compact().decode(bytes)
+        }
+    }
+
+    type Builder = PgAtom<Vec<u32>>;
+    type Step = fn(Builder) -> Builder;
+
+    fn builder() -> Builder {
+        PgAtom::builder("postgres://app:hunter2@db/app", "t")
+    }
+
+    /// What an atom with the builder's options writes (into memory: no database needed),
+    /// or the error that refuses them.
+    fn written(builder: Builder) -> String {
+        let options = match builder.options() {
+            Ok(options) => options,
+            Err(e) => return format!("error: {e}"),
+        };
+        let store = std::sync::Arc::new(enduro::MemStore::new());
+        Atom::open(store.clone(), vec![1, 2], options).unwrap();
+        String::from_utf8(store.load().unwrap().unwrap().bytes).unwrap()
+    }
+
+    #[test]
+    fn codec_and_pretty_commute() {
+        let cases: [(Step, Step, &str); 4] = [
+            (
+                |b| b.codec(Json::compact()).pretty(true),
+                |b| b.pretty(true).codec(Json::compact()),
+                "[\n  1,\n  2\n]\n",
+            ),
+            (
+                |b| b.codec(Json::pretty()).pretty(false),
+                |b| b.pretty(false).codec(Json::pretty()),
+                "[1,2]",
+            ),
+            (
+                |b| b.codec(Other).pretty(false),
+                |b| b.pretty(false).codec(Other),
+                "[1,2]",
+            ),
+            (
+                |b| b.codec(Other).pretty(true),
+                |b| b.pretty(true).codec(Other),
+                "error: ",
+            ),
+        ];
+        for (i, (one, other, want)) in cases.into_iter().enumerate() {
+            let (a, b) = (written(one(builder())), written(other(builder())));
+            assert_eq!(a, b, "case {i}");
+            assert!(a.starts_with(want), "case {i}: {a}");
+        }
+        let refused = written(builder().pretty(true).codec(Other));
+        assert!(
+            refused.contains("pretty(true)") && refused.contains("Other"),
+            "{refused}"
+        );
+        assert!(!refused.contains("hunter2"), "{refused}");
+    }
+
+    #[test]
+    fn pretty_with_another_codec_fails_before_connecting() {
+        // Nothing listens on port 1: the error must come before any connection attempt.
+        let e = PgAtom::<u8>::builder("postgres://app@127.0.0.1:1/app", "t")
+            .pretty(true)
+            .codec(Other)
+            .open(0)
+            .unwrap_err();
+        assert!(matches!(e, Error::Backend { .. }), "{e}");
+        assert!(e.to_string().contains("pretty(true)"), "{e}");
+    }
+
+    #[test]
+    fn every_other_setter_commutes() {
+        let one = builder()
+            .key("k")
+            .drop_table_on_release(true)
+            .max_connections(3)
+            .statement_timeout(Duration::from_secs(4))
+            .validator(|v| v.len() < 5)
+            .commit_mode(CommitMode::Durable)
+            .pretty(true);
+        let other = builder()
+            .pretty(true)
+            .commit_mode(CommitMode::Durable)
+            .validator(|v| v.len() < 5)
+            .statement_timeout(Duration::from_secs(4))
+            .max_connections(3)
+            .drop_table_on_release(true)
+            .key("k");
+        assert_eq!(format!("{one:?}"), format!("{other:?}"));
+
+        let store = |b: PgStoreBuilder| {
+            format!(
+                "{:?}",
+                b.key("k")
+                    .max_connections(2)
+                    .statement_timeout(Duration::from_secs(1))
+                    .drop_table_on_release(true)
+            )
+        };
+        let reversed = |b: PgStoreBuilder| {
+            format!(
+                "{:?}",
+                b.drop_table_on_release(true)
+                    .statement_timeout(Duration::from_secs(1))
+                    .max_connections(2)
+                    .key("k")
+            )
+        };
+        assert_eq!(
+            store(PgStore::builder("postgres://db/app", "t")),
+            reversed(PgStore::builder("postgres://db/app", "t"))
+        );
     }
 }

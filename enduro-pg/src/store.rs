@@ -4,11 +4,12 @@ use std::fmt;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use enduro_core::{AsyncStore, BoxFuture, Committed, Error, Observed, Result, Snapshot, Version};
+use enduro_core::{
+    AsyncStore, Blocking, BoxFuture, Committed, Error, Observed, Result, Snapshot, Version,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
-use crate::blocking::BlockingPgStore;
 use crate::conn;
 use crate::failure::Failure;
 use crate::ident::Table;
@@ -18,14 +19,14 @@ use crate::query::{Params, Runner};
 /// The key of the row an atom uses when none is given.
 ///
 /// ```
-/// assert_eq!(enduro_pg::DEFAULT_KEY, "default");
+/// assert_eq!(enduro::DEFAULT_KEY, "default");
 /// ```
 pub const DEFAULT_KEY: &str = "default";
 
 /// How many connections a pool made from a connection string holds at most.
 ///
 /// ```
-/// assert!(enduro_pg::DEFAULT_MAX_CONNECTIONS >= 1);
+/// assert!(enduro::DEFAULT_MAX_CONNECTIONS >= 1);
 /// ```
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
@@ -33,7 +34,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// [`statement_timeout`](PgStoreBuilder::statement_timeout) says otherwise.
 ///
 /// ```
-/// assert_eq!(enduro_pg::DEFAULT_STATEMENT_TIMEOUT, std::time::Duration::from_secs(30));
+/// assert_eq!(enduro::DEFAULT_STATEMENT_TIMEOUT, std::time::Duration::from_secs(30));
 /// ```
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -43,6 +44,30 @@ const ROW: u64 = 1;
 
 /// How long to wait for a free connection in the pool before failing.
 const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// The PostgreSQL [`Store`](enduro_core::Store) for blocking code (`Atom`), in the manner of
+/// the `postgres` crate over `tokio-postgres`: a [`PgStore`] whose queries run on a private
+/// tokio runtime (one worker thread that keeps the pooled connections alive), through the
+/// core's [`Blocking`] adapter. [`inner`](Blocking::inner) gives the [`PgStore`] (its key,
+/// table and pool).
+///
+/// It works from plain `main`, with no runtime of your own. Called from inside a tokio
+/// runtime (where blocking on a future would panic), each call runs on a short-lived
+/// helper thread instead, so it works there too; it blocks the calling task, though, so
+/// async code should prefer `AsyncAtom` over [`PgStore`].
+///
+/// ```no_run
+/// use enduro::{Atom, Options, PgStore};
+///
+/// let store = PgStore::builder("postgres://app@localhost/app", "atoms")
+///     .key("settings")
+///     .open_blocking()?;
+/// assert_eq!(store.inner().key(), "settings");
+/// let atom = Atom::open(store, vec!["dark-mode".to_string()], Options::new())?;
+/// atom.swap(|v| [v.clone(), vec!["beta".into()]].concat())?;
+/// # Ok::<(), enduro::Error>(())
+/// ```
+pub type BlockingPgStore = Blocking<PgStore>;
 
 /// Where the connections come from.
 enum Source {
@@ -56,7 +81,7 @@ enum Source {
 /// which row, and what `release` deletes.
 ///
 /// ```
-/// use enduro_pg::PgStore;
+/// use enduro::PgStore;
 ///
 /// let builder = PgStore::builder("postgres://app:hunter2@localhost/app", "app.state")
 ///     .key("hits")
@@ -106,11 +131,16 @@ impl PgStoreBuilder {
         }
     }
 
+    /// Names the store in errors raised before it is opened.
+    pub(crate) fn resource(&self) -> String {
+        format!("PostgreSQL table {:?} row {:?}", self.table, self.key)
+    }
+
     /// Uses the row with this key (default [`DEFAULT_KEY`]), so that many atoms can share
     /// one table.
     ///
     /// ```
-    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "atoms").key("a");
+    /// let b = enduro::PgStore::builder("postgres://db/app", "atoms").key("a");
     /// assert!(format!("{b:?}").contains(r#"key: "a""#));
     /// ```
     pub fn key(mut self, key: impl Into<String>) -> Self {
@@ -122,7 +152,7 @@ impl PgStoreBuilder {
     /// row. Off by default.
     ///
     /// ```
-    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "scratch").drop_table_on_release(true);
+    /// let b = enduro::PgStore::builder("postgres://db/app", "scratch").drop_table_on_release(true);
     /// assert!(format!("{b:?}").contains("drop_table: true"));
     /// ```
     pub fn drop_table_on_release(mut self, drop: bool) -> Self {
@@ -135,7 +165,7 @@ impl PgStoreBuilder {
     /// [`PgStore::builder_with_pool`].
     ///
     /// ```
-    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "t").max_connections(2);
+    /// let b = enduro::PgStore::builder("postgres://db/app", "t").max_connections(2);
     /// assert!(format!("{b:?}").contains("max_connections: 2"));
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
@@ -150,7 +180,7 @@ impl PgStoreBuilder {
     ///
     /// When it expires, a cancel request is sent for the statement and its connection is
     /// dropped (never handed out again); a commit then fails with
-    /// [`Error::Uncertain`](enduro_core::Error::Uncertain), as it may have been stored.
+    /// [`Error::Uncertain`], as it may have been stored.
     /// Connections of a pool the store makes itself also get the server-side
     /// `statement_timeout` and `lock_timeout` a little below it, so that the usual case,
     /// a row locked by another session's open transaction, ends with a definite error
@@ -160,7 +190,7 @@ impl PgStoreBuilder {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let b = enduro_pg::PgStore::builder("postgres://db/app", "t")
+    /// let b = enduro::PgStore::builder("postgres://db/app", "t")
     ///     .statement_timeout(Duration::from_secs(5));
     /// assert!(format!("{b:?}").contains("statement_timeout: 5s"));
     /// ```
@@ -172,11 +202,11 @@ impl PgStoreBuilder {
     /// Connects, creates the table if it is missing, and returns the async store.
     ///
     /// ```no_run
-    /// # async fn demo() -> enduro_core::Result<()> {
-    /// let store = enduro_pg::PgStore::builder("postgres://app@localhost/app", "atoms")
+    /// # async fn demo() -> enduro::Result<()> {
+    /// let store = enduro::PgStore::builder("postgres://app@localhost/app", "atoms")
     ///     .open()
     ///     .await?;
-    /// assert_eq!(store.key(), enduro_pg::DEFAULT_KEY);
+    /// assert_eq!(store.key(), enduro::DEFAULT_KEY);
     /// # Ok(()) }
     /// ```
     pub async fn open(self) -> Result<PgStore> {
@@ -189,14 +219,16 @@ impl PgStoreBuilder {
     /// on a private runtime. Works from plain `main` and inside a tokio runtime.
     ///
     /// ```no_run
-    /// let store = enduro_pg::PgStore::builder("host=localhost user=app", "atoms")
+    /// let store = enduro::PgStore::builder("host=localhost user=app", "atoms")
     ///     .key("jobs")
     ///     .open_blocking()?;
-    /// let jobs = enduro_core::Atom::open(store, Vec::<String>::new(), Default::default())?;
-    /// # Ok::<(), enduro_core::Error>(())
+    /// let jobs = enduro::Atom::open(store, Vec::<String>::new(), Default::default())?;
+    /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn open_blocking(self) -> Result<BlockingPgStore> {
-        BlockingPgStore::open(self.prepare()?)
+        let store = Blocking::new(self.prepare()?)?;
+        store.run(store.inner().ensure_table())?;
+        Ok(store)
     }
 
     /// Everything but the table check: parse and validate, build the pool.
@@ -335,10 +367,9 @@ impl Sql {
 /// characters of strings as `\u0000`).
 ///
 /// ```no_run
-/// use enduro_core::{AsyncAtom, Options};
-/// use enduro_pg::PgStore;
+/// use enduro::{AsyncAtom, Options, PgStore};
 ///
-/// # async fn demo() -> enduro_core::Result<()> {
+/// # async fn demo() -> enduro::Result<()> {
 /// let store = PgStore::builder("postgres://app@localhost/app", "atoms")
 ///     .key("visitors")
 ///     .open()
@@ -429,7 +460,7 @@ impl PgStore {
     /// `host=localhost user=app dbname=app`.
     ///
     /// ```
-    /// let bad = enduro_pg::PgStore::builder("postgres://localhost/app", "a.b.c").open_blocking();
+    /// let bad = enduro::PgStore::builder("postgres://localhost/app", "a.b.c").open_blocking();
     /// assert!(bad.unwrap_err().to_string().contains("invalid table name"));
     /// ```
     pub fn builder(db: &str, table: &str) -> PgStoreBuilder {
@@ -449,7 +480,7 @@ impl PgStore {
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     /// let config: tokio_postgres::Config = "host=localhost user=app".parse()?;
     /// let pool = Pool::builder(Manager::new(config, tokio_postgres::NoTls)).build()?;
-    /// let store = enduro_pg::PgStore::builder_with_pool(pool, "atoms").key("a").open().await?;
+    /// let store = enduro::PgStore::builder_with_pool(pool, "atoms").key("a").open().await?;
     /// # Ok(()) }
     /// ```
     pub fn builder_with_pool(pool: Pool, table: &str) -> PgStoreBuilder {
@@ -459,8 +490,8 @@ impl PgStore {
     /// The row key this store uses.
     ///
     /// ```no_run
-    /// # async fn demo() -> enduro_core::Result<()> {
-    /// let store = enduro_pg::PgStore::builder("postgres://localhost/app", "t").key("k").open().await?;
+    /// # async fn demo() -> enduro::Result<()> {
+    /// let store = enduro::PgStore::builder("postgres://localhost/app", "t").key("k").open().await?;
     /// assert_eq!(store.key(), "k");
     /// # Ok(()) }
     /// ```
@@ -471,8 +502,8 @@ impl PgStore {
     /// The quoted table name, as it appears in the statements.
     ///
     /// ```no_run
-    /// # async fn demo() -> enduro_core::Result<()> {
-    /// let store = enduro_pg::PgStore::builder("postgres://localhost/app", "app.Hits").open().await?;
+    /// # async fn demo() -> enduro::Result<()> {
+    /// let store = enduro::PgStore::builder("postgres://localhost/app", "app.Hits").open().await?;
     /// assert_eq!(store.table(), r#""app"."Hits""#);
     /// # Ok(()) }
     /// ```
@@ -484,7 +515,7 @@ impl PgStore {
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = enduro_pg::PgStore::builder("postgres://localhost/app", "hits").open().await?;
+    /// let store = enduro::PgStore::builder("postgres://localhost/app", "hits").open().await?;
     /// let client = store.pool().get().await?;
     /// let rows = client.query("SELECT key, value FROM hits", &[]).await?;
     /// # Ok(()) }

@@ -21,26 +21,53 @@
 //! Every atom has the same contract: [`Atom::deref`], [`Atom::swap`], [`Atom::swap_vals`],
 //! [`Atom::reset`], [`Atom::reset_vals`], [`Atom::compare_and_set`], watches, validators,
 //! [`Atom::refresh`] and [`Atom::release`]. See the README for the guarantees.
+//!
+//! # Features
+//!
+//! | feature   | default | what it adds                                                      |
+//! |-----------|---------|-------------------------------------------------------------------|
+//! | `file`    | yes     | [`file_atom`], `FileAtom`, `FileStore`; no async, no network      |
+//! | `mem`     | yes     | [`mem_atom`], `MemAtom`, `MemStore`                               |
+//! | `async`   | no      | `AsyncAtom`, `AsyncStore`, `BoxFuture`, `Blocking` (pulls tokio)  |
+//! | `pg`      | no      | `postgresql_atom`, `postgresql_atom_async`, `PgAtom`; implies `async` |
+//! | `testing` | no      | `testing`: a fault-injecting store, for tests only                |
 #![deny(missing_docs)]
+// These docs link the default backends' items, which exist only with their features:
+// every link must resolve in the default and the all-features build (the docs.rs one).
+#![cfg_attr(
+    all(feature = "file", feature = "mem"),
+    deny(rustdoc::broken_intra_doc_links)
+)]
 
-#[cfg(feature = "pg")]
-pub use enduro_core::{AsyncAtom, AsyncStore, BoxFuture};
+#[cfg(feature = "async")]
+pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture};
 pub use enduro_core::{
     Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validation, Validator,
     Value, Version,
 };
 #[cfg(feature = "file")]
-pub use enduro_file::{FileAtom, FileStore, file_atom};
+pub use enduro_file::{FileAtom, FileStore, FileStoreBuilder, file_atom};
 #[cfg(feature = "mem")]
 pub use enduro_mem::{MemAtom, MemStore, mem_atom};
 #[cfg(feature = "pg")]
 pub use enduro_pg::{
-    BlockingPgStore, PgAtom, PgStore, PgStoreBuilder, postgresql_atom, postgresql_atom_async,
+    BlockingPgStore, DEFAULT_KEY, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgAtom,
+    PgStore, PgStoreBuilder, Pool, postgresql_atom, postgresql_atom_async,
 };
 
-/// For writing a backend of your own: the [`Store`](store::Store) trait and its types.
+/// For writing a backend of your own: the [`Store`](store::Store) trait (and, with the
+/// `async` feature, `AsyncStore`) and the types their methods take
+/// and return.
 pub mod store {
-    pub use enduro_core::{Committed, Encoder, Observed, Snapshot, Store};
+    /// Gives a backend's builder the setters every atom takes (`codec`, `validator`,
+    /// `commit_mode`); see [`Options`](crate::Options).
+    pub use enduro_core::option_setters;
+    #[cfg(feature = "async")]
+    pub use enduro_core::{AsyncStore, Blocking, BoxFuture};
+    pub use enduro_core::{Committed, Encoder, Observed, Snapshot, Store, Version};
 }
 
+/// Fault injection for tests (feature `testing`): a store wrapper that fails where you
+/// tell it to. Keep it out of production builds.
+#[cfg(feature = "testing")]
 pub use enduro_core::testing;

@@ -62,7 +62,7 @@ impl Backend for FileBackend {
     }
 
     fn store(&self, path: &PathBuf) -> enduro::Result<Box<dyn Store>> {
-        Ok(Box::new(enduro::FileStore::open(path, None, None)?))
+        Ok(Box::new(enduro::FileStore::open(path)?))
     }
 
     fn stored(&self, path: &PathBuf) -> Option<Vec<u8>> {

@@ -49,8 +49,13 @@ pub trait Backend: Send + Sync + 'static {
             .map_or(enduro::Version::ABSENT, |s| s.version);
         let done = store
             .commit(version, &mut |out| {
-                out.write_all(bytes)
-                    .map_err(|e| enduro::Error::io("plant", "test", e))
+                out.write_all(bytes).map_err(|e| {
+                    enduro::Error::backend(
+                        store.resource(),
+                        "cannot plant the bytes",
+                        Some(Box::new(e)),
+                    )
+                })
             })
             .unwrap();
         assert!(matches!(done, enduro::store::Committed::Done(_)));

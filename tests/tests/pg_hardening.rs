@@ -351,7 +351,7 @@ fn a_commit_whose_backend_is_terminated_may_have_been_stored() {
 fn commit(store: &BlockingPgStore, expected: Version, text: &str) -> enduro::Result<Committed> {
     store.commit(expected, &mut |w: &mut dyn std::io::Write| {
         w.write_all(text.as_bytes())
-            .map_err(|e| Error::io("write", "memory", e))
+            .map_err(|e| Error::backend(store.resource(), "cannot write", Some(Box::new(e))))
     })
 }
 
@@ -421,7 +421,7 @@ fn without_server_limits_the_client_timeout_cancels_the_statement() {
     let admin = Admin::new(&cluster.url(), 2);
     // As on a pool of the caller's own: no server-side limits on the one connection.
     admin.block_on(async {
-        let client = store.store().pool().get().await.unwrap();
+        let client = store.inner().pool().get().await.unwrap();
         client
             .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
             .await

@@ -57,7 +57,7 @@ pub(crate) fn check() -> Result {
     let found = forbidden(&crates);
     if !found.is_empty() {
         return Err(format!(
-            "the file-only build pulls in {}: keep async, database and network crates behind the `pg` feature",
+            "the file-only build pulls in {}: keep async, database and network crates behind the `async` and `pg` features",
             found.join(", ")
         ));
     }

@@ -127,7 +127,7 @@ fn measure(timing: Timing) -> Result<([Throughput; 3], Option<u64>), String> {
 
 /// The commit counter of a file atom (the generation in its lock file), if it can be read.
 fn commit_count(data_file: &Path) -> Option<u64> {
-    enduro::FileStore::open(data_file, None, None)
+    enduro::FileStore::open(data_file)
         .and_then(|store| store.generation())
         .ok()
 }

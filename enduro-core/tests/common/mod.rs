@@ -69,8 +69,9 @@ impl<S: Store> AsyncStore for Paced<S> {
         Box::pin(async move {
             self.pause().await;
             let done = self.inner.commit(expected, &mut |out| {
-                out.write_all(&bytes)
-                    .map_err(|e| Error::io("write", "memory", e))
+                out.write_all(&bytes).map_err(|e| {
+                    Error::backend(self.inner.resource(), "cannot write", Some(Box::new(e)))
+                })
             });
             self.pause().await;
             done

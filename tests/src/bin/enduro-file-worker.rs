@@ -241,7 +241,7 @@ fn release(path: &str) -> Result {
 
 fn hold_lock(path: &str, secs: u64) -> Result {
     // Opening the store creates the lock file if needed and tells us where it is.
-    let store = FileStore::open(path.as_ref(), None, None).map_err(|e| e.to_string())?;
+    let store = FileStore::open(path).map_err(|e| e.to_string())?;
     let lock_path = store.lock_path().to_path_buf();
     drop(store);
     let lock = File::options()

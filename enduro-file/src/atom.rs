@@ -1,0 +1,342 @@
+//! [`file_atom`] and the [`FileAtom`] builder.
+
+use std::any::Any;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use enduro_core::{Atom, Codec, CommitMode, Error, Json, Options, Result, Value};
+
+use crate::store::{FileStore, FileStoreBuilder};
+
+/// Opens a file atom at `path` holding `init` if the file is missing or blank; otherwise
+/// the stored value (and `init` is ignored). Missing parent directories are created.
+///
+/// The path is resolved once, here: symlinks in its directories and at its end are
+/// followed, and the atom keeps committing to the file they led to. Anything but a
+/// regular file there (a directory, a FIFO, a device) is refused.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("nested/dirs/state.json");
+/// let atom = enduro::file_atom(vec![1, 2], &path)?;
+/// drop(atom);
+/// let again = enduro::file_atom(Vec::<i32>::new(), &path)?;
+/// assert_eq!(*again.deref(), [1, 2]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn file_atom<T: Value>(init: T, path: impl AsRef<Path>) -> Result<Atom<T>> {
+    FileAtom::builder(path).open(init)
+}
+
+/// Builds file atoms with options: codec, pretty JSON, validator, commit mode, pending
+/// dir, lock timeout. Every order of the setters gives the same atom.
+///
+/// ```
+/// use std::time::Duration;
+/// use enduro::FileAtom;
+///
+/// let dir = tempfile::tempdir()?;
+/// let atom = FileAtom::builder(dir.path().join("limits.json"))
+///     .pretty(true)
+///     .validator(|n: &u32| *n <= 100)
+///     .lock_timeout(Duration::from_secs(5))
+///     .open(10)?;
+/// assert!(atom.reset(1000).is_err());
+/// assert_eq!(std::fs::read_to_string(dir.path().join("limits.json"))?, "10\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FileAtom<T> {
+    store: FileStoreBuilder,
+    format: Format,
+    options: Options<T>,
+}
+
+impl<T> fmt::Debug for FileAtom<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileAtom")
+            .field("store", &self.store)
+            .field("format", &self.format)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl<T: Value> FileAtom<T> {
+    /// Starts a builder for the atom at `path`: compact JSON, no validator, durable
+    /// commits, pending files beside the data file, no lock timeout.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json")).open(7u8)?;
+    /// assert_eq!(std::fs::read_to_string(dir.path().join("n.json"))?, "7");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(path: impl AsRef<Path>) -> Self {
+        FileAtom {
+            store: FileStore::builder(path),
+            format: Format::default(),
+            options: Options::new(),
+        }
+    }
+
+    /// Uses `codec` instead of JSON. Combined with [`pretty`](FileAtom::pretty) in either
+    /// order: `pretty` styles a JSON codec, and `pretty(true)` with another codec makes
+    /// [`open`](FileAtom::open) fail.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let atom = enduro::FileAtom::builder(dir.path().join("a.json"))
+    ///     .codec(enduro::Json::pretty())
+    ///     .open(vec![1])?;
+    /// assert_eq!(std::fs::read_to_string(dir.path().join("a.json"))?, "[\n  1\n]\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn codec<C: Codec>(mut self, codec: C) -> Self {
+        self.format.chose(&codec);
+        self.options = self.options.codec(codec);
+        self
+    }
+
+    /// Writes indented JSON (with `true`) or compact JSON (with `false`), whatever JSON
+    /// codec was chosen and in whichever order. Without it, the codec decides (compact
+    /// JSON by default). `pretty(false)` leaves a codec other than JSON as it is;
+    /// `pretty(true)` with one is an error at [`open`](FileAtom::open), as there is
+    /// nothing to indent.
+    ///
+    /// ```
+    /// use enduro::{FileAtom, Json};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let read = |name| std::fs::read_to_string(dir.path().join(name));
+    /// FileAtom::builder(dir.path().join("a.json")).pretty(true).codec(Json::compact()).open([1])?;
+    /// FileAtom::builder(dir.path().join("b.json")).codec(Json::compact()).pretty(true).open([1])?;
+    /// assert_eq!(read("a.json")?, "[\n  1\n]\n");
+    /// assert_eq!(read("a.json")?, read("b.json")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pretty(mut self, pretty: bool) -> Self {
+        self.format.pretty = Some(pretty);
+        self
+    }
+
+    /// Requires `init` (or the stored value) and every new value to pass `validator`; a
+    /// value it refuses fails with [`Error::Invalid`].
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
+    ///     .validator(|n: &i32| *n >= 0)
+    ///     .open(1)?;
+    /// assert!(matches!(atom.reset(-1), Err(enduro::Error::Invalid { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.options = self.options.validator(validator);
+        self
+    }
+
+    /// Chooses when changes count as done: [`CommitMode::Durable`] (the default) or the
+    /// opt-in [`CommitMode::Background`], where swaps return at once and a background
+    /// thread writes the latest value (see [`Atom::flush`]).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
+    ///     .commit_mode(enduro::CommitMode::Durable)
+    ///     .open(0u64)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn commit_mode(mut self, mode: CommitMode) -> Self {
+        self.options = self.options.commit_mode(mode);
+        self
+    }
+
+    /// Writes pending files in `dir` instead of the data file's directory; see
+    /// [`FileStoreBuilder::pending_dir`].
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
+    ///     .pending_dir(dir.path().join("pending"))
+    ///     .open(0u64)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pending_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.store = self.store.pending_dir(dir);
+        self
+    }
+
+    /// Gives up with [`Error::LockTimeout`] after waiting `timeout` for another process's
+    /// lock; see [`FileStoreBuilder::lock_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
+    ///     .lock_timeout(Duration::from_secs(2))
+    ///     .open(0u64)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.store = self.store.lock_timeout(timeout);
+        self
+    }
+
+    /// Opens the atom. Fails before touching the file system if [`pretty`]`(true)` was
+    /// asked of a codec other than JSON.
+    ///
+    /// [`pretty`]: FileAtom::pretty
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json")).open(1u8)?;
+    /// assert_eq!(*atom.deref(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(self, init: T) -> Result<Atom<T>> {
+        let options = self
+            .format
+            .apply(self.options)
+            .map_err(|message| Error::backend(self.store.resource(), message, None))?;
+        Atom::open(self.store.open()?, init, options)
+    }
+}
+
+/// The codec's style as chosen by `codec` and `pretty`, kept apart until `open` so that
+/// the order of the two calls does not matter.
+#[derive(Debug, Default, Clone, Copy)]
+struct Format {
+    /// The name of the chosen codec when it is not JSON.
+    other_codec: Option<&'static str>,
+    /// What `pretty` asked for, if it was called.
+    pretty: Option<bool>,
+}
+
+impl Format {
+    fn chose<C: Codec>(&mut self, codec: &C) {
+        let json = (codec as &dyn Any).is::<Json>();
+        self.other_codec = if json { None } else { Some(codec.name()) };
+    }
+
+    /// The options with the JSON style applied, or why the choices contradict each other.
+    fn apply<T: Value>(self, options: Options<T>) -> std::result::Result<Options<T>, String> {
+        match (self.pretty, self.other_codec) {
+            (None, _) | (Some(false), Some(_)) => Ok(options),
+            (Some(true), None) => Ok(options.codec(Json::pretty())),
+            (Some(false), None) => Ok(options.codec(Json::compact())),
+            (Some(true), Some(codec)) => Err(format!(
+                "pretty(true) asks for indented JSON, but the codec chosen is {codec}; \
+                 nothing was opened: drop pretty(true), or choose the JSON codec"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A codec that is not JSON (it writes JSON all the same, for the test).
+    struct Other;
+
+    impl Codec for Other {
+        fn name(&self) -> &'static str {
+            "Other"
+        }
+        fn encode<V: serde::Serialize + ?Sized>(
+            &self,
+            value: &V,
+            out: &mut dyn std::io::Write,
+        ) -> std::result::Result<(), enduro_core::CodecError> {
+            Json::compact().encode(value, out)
+        }
+        fn decode<V: serde::de::DeserializeOwned>(
+            &self,
+            bytes: &[u8],
+        ) -> std::result::Result<V, enduro_core::CodecError> {
+            Json::compact().decode(bytes)
+        }
+    }
+
+    type Builder = FileAtom<Vec<u32>>;
+    type Step = fn(Builder) -> Builder;
+
+    /// What the atom that `build` makes writes, or the error that refuses it.
+    fn written(build: Step) -> String {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.json");
+        match build(FileAtom::builder(&path)).open(vec![1, 2]) {
+            Ok(_) => std::fs::read_to_string(&path).expect("read"),
+            Err(e) => format!("error: {e}").replace(&*dir.path().to_string_lossy(), "DIR"),
+        }
+    }
+
+    #[test]
+    fn codec_and_pretty_commute() {
+        let cases: [(Step, Step, &str); 4] = [
+            (
+                |b| b.codec(Json::compact()).pretty(true),
+                |b| b.pretty(true).codec(Json::compact()),
+                "[\n  1,\n  2\n]\n",
+            ),
+            (
+                |b| b.codec(Json::pretty()).pretty(false),
+                |b| b.pretty(false).codec(Json::pretty()),
+                "[1,2]",
+            ),
+            (
+                |b| b.codec(Other).pretty(false),
+                |b| b.pretty(false).codec(Other),
+                "[1,2]",
+            ),
+            (
+                |b| b.codec(Other).pretty(true),
+                |b| b.pretty(true).codec(Other),
+                "error: ",
+            ),
+        ];
+        for (i, (one, other, want)) in cases.into_iter().enumerate() {
+            let (a, b) = (written(one), written(other));
+            assert_eq!(a, b, "case {i}");
+            assert!(a.starts_with(want), "case {i}: {a}");
+        }
+        let refused = written(|b| b.pretty(true).codec(Other));
+        assert!(
+            refused.contains("pretty(true)") && refused.contains("Other"),
+            "{refused}"
+        );
+        // Refused before anything was created.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sub/a.json");
+        assert!(
+            FileAtom::builder(&path)
+                .codec(Other)
+                .pretty(true)
+                .open(1)
+                .is_err()
+        );
+        assert!(!dir.path().join("sub").exists());
+    }
+
+    #[test]
+    fn every_other_setter_commutes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pending = dir.path().join("pending");
+        let timeout = Duration::from_secs(3);
+        let one = FileAtom::<u8>::builder(dir.path().join("a.json"))
+            .pending_dir(&pending)
+            .lock_timeout(timeout)
+            .validator(|n| *n < 9)
+            .commit_mode(CommitMode::Durable)
+            .pretty(true);
+        let other = FileAtom::<u8>::builder(dir.path().join("a.json"))
+            .pretty(true)
+            .commit_mode(CommitMode::Durable)
+            .validator(|n| *n < 9)
+            .lock_timeout(timeout)
+            .pending_dir(&pending);
+        assert_eq!(format!("{one:?}"), format!("{other:?}"));
+    }
+}
