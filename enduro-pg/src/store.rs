@@ -1,6 +1,7 @@
 //! [`PgStore`]: one row of one table, moved with optimistic versions.
 
 use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -38,9 +39,30 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// ```
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The fingerprint of every version that names an existing row, so that no row (not even
-/// one whose `version` column was set to 0 by hand) is mistaken for [`Version::ABSENT`].
+/// The fingerprint of the versions of a row made before rows had an incarnation, so that
+/// no row (not even one whose `version` column was set to 0 by hand) is mistaken for
+/// [`Version::ABSENT`].
 const ROW: u64 = 1;
+
+/// The fingerprint of a row's versions: its incarnation (see [`PgStore`]), never 0.
+fn fingerprint(incarnation: Option<i64>) -> u64 {
+    match incarnation {
+        None => ROW,
+        // Mixed so that an incarnation of 0 or 1 (set by hand) cannot look like ABSENT
+        // or a row without one.
+        Some(i) => (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29).max(ROW + 1),
+    }
+}
+
+/// Which creation of the row a handle works on: a row deleted (released) and made again is
+/// another incarnation, never this handle's to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// Not yet seen a row.
+    Nothing,
+    /// The row's `incarnation` column (`None` for a row made before the column existed).
+    Row(Option<i64>),
+}
 
 /// How long to wait for a free connection in the pool before failing.
 const POOL_WAIT: Duration = Duration::from_secs(30);
@@ -290,6 +312,7 @@ impl PgStoreBuilder {
             resource,
             password,
             drop_table: self.drop_table,
+            known: Mutex::new(Known::Nothing),
         })
     }
 }
@@ -298,6 +321,7 @@ impl PgStoreBuilder {
 struct Sql {
     table: String,
     create: String,
+    add_incarnation: String,
     load: String,
     check: String,
     insert: String,
@@ -316,21 +340,27 @@ impl Sql {
                  key text PRIMARY KEY, \
                  value text NOT NULL, \
                  version bigint NOT NULL, \
+                 incarnation bigint, \
                  updated_at timestamptz NOT NULL DEFAULT now())"
             ),
-            load: format!("SELECT value, version FROM {t} WHERE key = $1"),
+            // Tables made by enduro 0.1 have no `incarnation` column.
+            add_incarnation: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS incarnation bigint"),
+            load: format!("SELECT value, version, incarnation FROM {t} WHERE key = $1"),
             // `$2` is NULL for a version no row can have, which matches nothing.
             check: format!(
-                "SELECT version, CASE WHEN version = $2 THEN NULL ELSE value END \
+                "SELECT version, incarnation, \
+                 CASE WHEN version = $2 AND incarnation IS NOT DISTINCT FROM $3 THEN NULL \
+                 ELSE value END \
                  FROM {t} WHERE key = $1"
             ),
-            // A new row's version starts at the time in microseconds: a row deleted and
-            // made again never repeats a version that an old handle still knows (each
-            // commit takes far longer than a microsecond).
+            // A new row's version starts at the time in microseconds, and so does its
+            // incarnation: a row deleted and made again is told apart from the old one by
+            // every handle that knew the old one.
             insert: format!(
-                "INSERT INTO {t} (key, value, version, updated_at) \
-                 VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, now()) \
-                 ON CONFLICT (key) DO NOTHING RETURNING version"
+                "INSERT INTO {t} (key, value, version, incarnation, updated_at) \
+                 SELECT $1, $2, now_us, now_us, now() \
+                 FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us) AS t \
+                 ON CONFLICT (key) DO NOTHING RETURNING version, incarnation"
             ),
             // At i64::MAX the version wraps to i64::MIN instead of failing every commit
             // with "bigint out of range": versions start at the insert time in
@@ -339,7 +369,8 @@ impl Sql {
                 "UPDATE {t} SET value = $1, \
                  version = CASE WHEN version = {max} THEN '{min}'::bigint ELSE version + 1 END, \
                  updated_at = now() \
-                 WHERE key = $2 AND version = $3 RETURNING version",
+                 WHERE key = $2 AND version = $3 AND incarnation IS NOT DISTINCT FROM $4 \
+                 RETURNING version, incarnation",
                 max = i64::MAX,
                 min = i64::MIN,
             ),
@@ -349,17 +380,25 @@ impl Sql {
     }
 }
 
-/// The PostgreSQL [`AsyncStore`]: one row (`key`, `value`, `version`, `updated_at`) of one
-/// table.
+/// The PostgreSQL [`AsyncStore`]: one row (`key`, `value`, `version`, `incarnation`,
+/// `updated_at`) of one table.
 ///
-/// - load: `SELECT value, version ... WHERE key = $1`
+/// - load: `SELECT value, version, incarnation ... WHERE key = $1`
 /// - check: the same, with the value only when the version moved
 /// - commit: `UPDATE ... SET value = $1, version = version + 1, updated_at = now()
-///   WHERE key = $2 AND version = $3 RETURNING version` (the version wraps from i64::MAX
-///   to i64::MIN rather than overflow) — one round trip, and no row
-///   means someone else committed first ([`Committed::Conflict`]); a new row is
-///   `INSERT ... ON CONFLICT (key) DO NOTHING`, so two processes opening at once agree
+///   WHERE key = $2 AND version = $3 AND incarnation IS NOT DISTINCT FROM $4 RETURNING
+///   ...` (the version wraps from i64::MAX to i64::MIN rather than overflow) — one round
+///   trip, and no row means someone else committed first ([`Committed::Conflict`]); a new
+///   row is `INSERT ... ON CONFLICT (key) DO NOTHING`, so two processes opening at once
+///   agree
 /// - release: `DELETE ... WHERE key = $1` (or `DROP TABLE`, if the builder says so)
+///
+/// A new row's `version` and `incarnation` both start at the time of its insert, in
+/// microseconds. The incarnation tells a row deleted and made again (a release, then a new
+/// open) from the one a handle knew: to a handle of the old row the new one is not its
+/// row, so its changes fail with `Error::Released` instead of building on a value it never
+/// knew. A table made by enduro 0.1, without the column, gets it when first opened
+/// (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS incarnation bigint`, once).
 ///
 /// The value column is `text`: JSON is stored as readable text. A codec whose output is
 /// not UTF-8, or contains a NUL byte (which PostgreSQL text cannot hold), is refused with
@@ -386,6 +425,8 @@ pub struct PgStore {
     /// Scrubbed from every message, in case a server or driver ever echoes it.
     password: Option<Vec<u8>>,
     drop_table: bool,
+    /// The row's incarnation this handle works on.
+    known: Mutex<Known>,
 }
 
 impl fmt::Debug for PgStore {
@@ -420,6 +461,7 @@ enum Action {
     Update,
     Delete,
     Drop,
+    Upgrade,
 }
 
 impl Action {
@@ -433,6 +475,7 @@ impl Action {
             Action::Update => "update the row",
             Action::Delete => "delete the row",
             Action::Drop => "drop the table",
+            Action::Upgrade => "add the column `incarnation` to the table",
         }
     }
 
@@ -448,6 +491,7 @@ impl Action {
             Action::Delete => Some("nothing was deleted"),
             Action::Drop => Some("nothing was dropped"),
             Action::Create => Some("nothing was created"),
+            Action::Upgrade => Some("the table was left as it was"),
             Action::LookUp | Action::Load | Action::Check => None,
         }
     }
@@ -561,11 +605,11 @@ impl PgStore {
     /// Creates the table unless it exists (checked first, so that a role without the
     /// right to create tables can use one made for it), and refuses a temporary one.
     pub(crate) async fn ensure_table(&self) -> Result<()> {
-        let persistence = match self.persistence().await? {
-            Some(persistence) => persistence,
+        let (persistence, has_incarnation) = match self.describe_table().await? {
+            Some(found) => found,
             None => {
                 self.create_table().await?;
-                self.persistence().await?.unwrap_or_default()
+                self.describe_table().await?.unwrap_or_default()
             }
         };
         if persistence == "t" {
@@ -582,23 +626,49 @@ impl PgStore {
                 None,
             ));
         }
+        if !has_incarnation {
+            // A table made by enduro 0.1: add the column (once, taking turns with other
+            // openers; it holds NULL for the rows already there).
+            self.runner
+                .locked_batch(
+                    &format!("enduro create {}", self.sql.table),
+                    &self.sql.add_incarnation,
+                )
+                .await
+                .map_err(|e| {
+                    let mut error = self.failed(Action::Upgrade, e);
+                    if let Error::Backend { message, .. } = &mut error {
+                        message.push_str(&format!(
+                            " (the table was made by an older enduro; its owner can add the \
+                             column once with `{}`)",
+                            self.sql.add_incarnation
+                        ));
+                    }
+                    error
+                })?;
+        }
         Ok(())
     }
 
-    /// The table's `relpersistence` (`p` permanent, `u` unlogged, `t` temporary), or
-    /// `None` when no table of that name is visible.
-    async fn persistence(&self) -> Result<Option<String>> {
-        self.runner
+    /// The table's `relpersistence` (`p` permanent, `u` unlogged, `t` temporary) and
+    /// whether it has the column `incarnation`, or `None` when no table of that name is
+    /// visible.
+    async fn describe_table(&self) -> Result<Option<(String, bool)>> {
+        let row = self
+            .runner
             .query_opt(
-                "SELECT c.relpersistence::text FROM pg_catalog.pg_class c \
-                 WHERE c.oid = pg_catalog.to_regclass($1)",
+                "SELECT c.relpersistence::text, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+                 WHERE a.attrelid = c.oid AND a.attname = 'incarnation' AND NOT a.attisdropped) \
+                 FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
                 &[&self.sql.table],
             )
             .await
-            .map_err(|e| self.failed(Action::LookUp, e))?
-            .map(|row| row.try_get::<_, String>(0))
+            .map_err(|e| self.failed(Action::LookUp, e))?;
+        row.map(|row| Ok((row.try_get::<_, String>(0)?, row.try_get::<_, bool>(1)?)))
             .transpose()
-            .map_err(|e| self.error(format!("cannot look the table up: {e}"), None))
+            .map_err(|e: tokio_postgres::Error| {
+                self.error(format!("cannot look the table up: {e}"), None)
+            })
     }
 
     /// `CREATE TABLE IF NOT EXISTS`, taking turns with other openers.
@@ -616,18 +686,47 @@ impl PgStore {
             .map_err(|e| self.failed(Action::Create, e))
     }
 
-    fn version_of(&self, row: &Row, column: usize) -> Result<Version> {
+    fn known(&self) -> MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The row's version and incarnation, from the columns `version` and `version + 1`.
+    fn version_of(&self, row: &Row, column: usize) -> Result<(Version, Option<i64>)> {
         let version: i64 = row
             .try_get(column)
             .map_err(|e| self.error(format!("cannot read the version column: {e}"), None))?;
+        let incarnation: Option<i64> = row
+            .try_get(column + 1)
+            .map_err(|e| self.error(format!("cannot read the incarnation column: {e}"), None))?;
         // `as` is a bijection between i64 and u64, and `to_db` undoes it.
-        Ok(Version::new(version as u64, ROW))
+        Ok((
+            Version::new(version as u64, fingerprint(incarnation)),
+            incarnation,
+        ))
     }
 
-    /// The stored version as the database writes it, or `None` for one that cannot be
-    /// stored (so cannot match).
-    fn to_db(version: Version) -> Option<i64> {
-        (version.fingerprint == ROW).then_some(version.generation as i64)
+    /// Whether a row of `incarnation` is the one this handle works on (a handle that has
+    /// seen no row yet takes it as its own).
+    fn is_mine(&self, incarnation: Option<i64>) -> bool {
+        let mut known = self.known();
+        match *known {
+            Known::Nothing => {
+                *known = Known::Row(incarnation);
+                true
+            }
+            Known::Row(mine) => mine == incarnation,
+        }
+    }
+
+    /// The stored version as the database writes it, with this handle's incarnation, or
+    /// `None` for a version no row of that incarnation can have (so cannot match).
+    fn to_db(&self, version: Version) -> Option<(i64, Option<i64>)> {
+        match *self.known() {
+            Known::Row(incarnation) if version.fingerprint == fingerprint(incarnation) => {
+                Some((version.generation as i64, incarnation))
+            }
+            _ => None,
+        }
     }
 
     /// The encoded value as text for the `value` column, or a clear error.
@@ -663,22 +762,30 @@ impl PgStore {
         let Some(row) = row else {
             return Ok(None);
         };
+        let (version, incarnation) = self.version_of(&row, 1)?;
+        if !self.is_mine(incarnation) {
+            // Released and made again since this handle knew it: not this handle's row.
+            return Ok(None);
+        }
         let value: String = row
             .try_get(0)
             .map_err(|e| self.error(format!("cannot read the value column: {e}"), None))?;
         Ok(Some(Snapshot {
             bytes: value.into_bytes(),
-            version: self.version_of(&row, 1)?,
+            version,
         }))
     }
 
     async fn check_row(&self, known: Version) -> Result<Observed> {
         // Every i64 is a version a row can hold (i64::MIN after a wrap): a version that
         // cannot be stored is sent as NULL, not as a stand-in number.
-        let known_db = Self::to_db(known);
+        let (known_db, mine) = match self.to_db(known) {
+            Some((version, incarnation)) => (Some(version), incarnation),
+            None => (None, None),
+        };
         let row = match self
             .runner
-            .query_opt(&self.sql.check, &[&self.key, &known_db])
+            .query_opt(&self.sql.check, &[&self.key, &known_db, &mine])
             .await
         {
             Ok(row) => row,
@@ -688,9 +795,12 @@ impl PgStore {
         let Some(row) = row else {
             return Ok(Observed::Missing);
         };
-        let version = self.version_of(&row, 0)?;
+        let (version, incarnation) = self.version_of(&row, 0)?;
+        if !self.is_mine(incarnation) {
+            return Ok(Observed::Missing);
+        }
         let value: Option<String> = row
-            .try_get(1)
+            .try_get(2)
             .map_err(|e| self.error(format!("cannot read the value column: {e}"), None))?;
         Ok(match value {
             None if version == known => Observed::Unchanged,
@@ -715,7 +825,7 @@ impl PgStore {
                     .query_opt(&self.sql.insert, &[&self.key, &text])
                     .await
                 {
-                    Ok(Some(row)) => return self.committed(&row),
+                    Ok(Some(row)) => return self.committed(&row, true),
                     Ok(None) => return Ok(Committed::Conflict),
                     // The table was dropped (a release with `drop_table_on_release`).
                     Err(e) if attempt == 0 && is_undefined_table(&e) => {
@@ -729,26 +839,32 @@ impl PgStore {
                 None,
             ));
         }
-        let Some(expected) = Self::to_db(expected) else {
+        let Some((expected, incarnation)) = self.to_db(expected) else {
             return Ok(Committed::Conflict);
         };
         match self
             .runner
-            .query_opt(&self.sql.update, &[&text, &self.key, &expected])
+            .query_opt(&self.sql.update, &[&text, &self.key, &expected, &incarnation])
             .await
         {
-            Ok(Some(row)) => self.committed(&row),
+            Ok(Some(row)) => self.committed(&row, false),
             Ok(None) => Ok(Committed::Conflict),
             Err(e) if is_undefined_table(&e) => Ok(Committed::Conflict),
             Err(e) => Err(self.failed(Action::Update, e)),
         }
     }
 
-    /// The new version a commit returned. The row is written by then, so a version that
-    /// cannot be read leaves the outcome unknown to the atom.
-    fn committed(&self, row: &Row) -> Result<Committed> {
+    /// The new version a commit returned (`created`: by an insert, which makes the new
+    /// row this handle's). The row is written by then, so a version that cannot be read
+    /// leaves the outcome unknown to the atom.
+    fn committed(&self, row: &Row, created: bool) -> Result<Committed> {
         match self.version_of(row, 0) {
-            Ok(version) => Ok(Committed::Done(version)),
+            Ok((version, incarnation)) => {
+                if created {
+                    *self.known() = Known::Row(incarnation);
+                }
+                Ok(Committed::Done(version))
+            }
             Err(e) => Err(Error::Uncertain {
                 resource: self.resource.clone(),
                 message: conn::scrub(
