@@ -27,6 +27,8 @@ mod atom;
 mod background;
 mod calls;
 mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod drive;
 mod error;
 mod group;
