@@ -32,9 +32,7 @@ fn ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files() {
         std::fs::write(dir.path().join(format!("{i}.json")), "0").unwrap();
     }
     let mut shell = Command::new("sh");
-    shell
-        .arg("-c")
-        .arg(r#"ulimit -n 1024 && exec "$0" "$@""#);
+    shell.arg("-c").arg(r#"ulimit -n 1024 && exec "$0" "$@""#);
     let atoms = ATOMS.to_string();
     let out = worker::run_under(&mut shell, &["many", dir.path().to_str().unwrap(), &atoms])
         .output()

@@ -104,7 +104,10 @@ impl Store for MemStore {
 
     fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
         let mut cell = self.cell();
-        let current = cell.snapshot.as_ref().map_or(Version::ABSENT, |s| s.version);
+        let current = cell
+            .snapshot
+            .as_ref()
+            .map_or(Version::ABSENT, |s| s.version);
         if current != expected {
             if current != Version::ABSENT && another_incarnation(expected, current) {
                 // Released and created again since this handle's value: not its any more

@@ -349,7 +349,11 @@ fn a_commit_whose_backend_is_terminated_may_have_been_stored() {
 }
 
 /// Commits `text` over `expected` through a blocking store.
-fn commit(store: &BlockingPgStore, expected: Version, text: &str) -> enduro_core::Result<Committed> {
+fn commit(
+    store: &BlockingPgStore,
+    expected: Version,
+    text: &str,
+) -> enduro_core::Result<Committed> {
     store.commit(expected, &mut |w: &mut dyn std::io::Write| {
         w.write_all(text.as_bytes())
             .map_err(|e| Error::io("write", "memory", e))

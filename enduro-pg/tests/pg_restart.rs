@@ -70,7 +70,8 @@ fn restart_under_load_loses_no_acknowledged_swap() {
                             assert!(
                                 matches!(
                                     e,
-                                    enduro_core::Error::Backend { .. } | enduro_core::Error::Uncertain { .. }
+                                    enduro_core::Error::Backend { .. }
+                                        | enduro_core::Error::Uncertain { .. }
                                 ),
                                 "{e}"
                             );

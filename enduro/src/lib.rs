@@ -42,4 +42,8 @@ pub mod store {
     pub use enduro_core::{Committed, Encoder, Observed, Snapshot, Store};
 }
 
+#[cfg(all(feature = "conformance", feature = "pg"))]
+pub use enduro_core::async_conformance;
+#[cfg(feature = "conformance")]
+pub use enduro_core::conformance;
 pub use enduro_core::testing;

@@ -382,7 +382,11 @@ pub fn a_stale_handle_never_writes_over_a_re_created_resource<B: Backend>(b: &B)
             matches!(result, Err(Error::Released)),
             "a stale handle's `{call}` must fail with Released, got {result:?}"
         );
-        assert_eq!(stored_as::<_, u64>(b, &r), 5, "after `{call}`: C's value survives");
+        assert_eq!(
+            stored_as::<_, u64>(b, &r),
+            5,
+            "after `{call}`: C's value survives"
+        );
     }
     for (atom, seen) in stale.iter().zip(&watched) {
         assert!(atom.is_released());

@@ -63,7 +63,7 @@ pub mod nonblocking;
 #[cfg(feature = "async")]
 pub use nonblocking::{AsyncBackend, Gate, GatedStore, InlineBackend};
 
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::{Atom, Committed, Error, Options, Result, Store, Value, Version};
 
@@ -91,10 +91,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Puts `bytes` in the resource around enduro's encoding (to plant bad data).
     fn plant(&self, resource: &Self::Resource, bytes: &[u8]) {
         let store = self.store(resource).unwrap();
-        let version = store
-            .load()
-            .unwrap()
-            .map_or(Version::ABSENT, |s| s.version);
+        let version = store.load().unwrap().map_or(Version::ABSENT, |s| s.version);
         let done = store
             .commit(version, &mut |out| {
                 out.write_all(bytes)
@@ -153,7 +150,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .unwrap();
     let result = catch_unwind(AssertUnwindSafe(|| runtime.block_on(future)));
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    result.unwrap_or_else(|panic| resume_unwind(panic))
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Instantiates every case of [`conformance::blocking`](crate::conformance::blocking) as a

@@ -31,8 +31,8 @@ use tokio::sync::Semaphore;
 use super::Backend;
 use crate::testing::Inline;
 use crate::{
-    AsyncAtom, AsyncStore, BoxFuture, Committed, Error, Observed, Options, Result, Snapshot,
-    Store, Value, Version,
+    AsyncAtom, AsyncStore, BoxFuture, Committed, Error, Observed, Options, Result, Snapshot, Store,
+    Value, Version,
 };
 
 /// What the async suite needs from a backend.
@@ -88,7 +88,11 @@ pub trait AsyncBackend: Send + Sync + 'static {
         resource: &Self::Resource,
         init: T,
     ) -> impl Future<Output = AsyncAtom<T>> + Send {
-        async move { self.open_with(resource, init, Options::new()).await.unwrap() }
+        async move {
+            self.open_with(resource, init, Options::new())
+                .await
+                .unwrap()
+        }
     }
 }
 
@@ -223,10 +227,7 @@ async fn in_time<F: Future>(what: &str, future: F) -> F::Output {
 }
 
 /// The stored bytes decoded as JSON of type `T`.
-async fn stored_as<B: AsyncBackend, T: serde::de::DeserializeOwned>(
-    b: &B,
-    r: &B::Resource,
-) -> T {
+async fn stored_as<B: AsyncBackend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource) -> T {
     let bytes = b.stored(r).await.expect("the resource should exist");
     serde_json::from_slice(&bytes).expect("the stored bytes should be valid JSON of the type")
 }
@@ -281,7 +282,11 @@ pub async fn async_swap_and_friends_return_what_they_should<B: AsyncBackend>(b: 
     let (old, new) = atom.reset_vals(4).await.unwrap();
     assert_eq!((*old, *new), (-3, 4));
     assert!(!atom.compare_and_set(&3, 9).await.unwrap());
-    assert_eq!(stored_as::<_, i64>(b, &r).await, 4, "a failed CAS stores nothing");
+    assert_eq!(
+        stored_as::<_, i64>(b, &r).await,
+        4,
+        "a failed CAS stores nothing"
+    );
     assert!(atom.compare_and_set(&4, 9).await.unwrap());
     assert_eq!(*atom.deref(), 9);
     assert_eq!(stored_as::<_, i64>(b, &r).await, 9);
@@ -348,7 +353,10 @@ pub async fn async_validator_refuses_invalid_values_and_changes_nothing<B: Async
     assert_eq!(stored_as::<_, i32>(b, &r).await, 1);
     assert!(seen.lock().unwrap().is_empty());
     assert_eq!(*atom.swap(|n| n + 1).await.unwrap(), 2, "still usable");
-    assert!(matches!(atom.set_validator(|n| *n > 5), Err(Error::Invalid)));
+    assert!(matches!(
+        atom.set_validator(|n| *n > 5),
+        Err(Error::Invalid)
+    ));
     atom.clear_validator();
     b.open(&r, 0i32).await.reset(50).await.unwrap();
     atom.set_validator(|n| *n < 5).unwrap();
@@ -382,7 +390,10 @@ pub async fn async_panic_in_swap_function_changes_nothing<B: AsyncBackend>(b: &B
         })
         .collect();
     for swap in swaps {
-        in_time("a swap after a panic", swap).await.unwrap().unwrap();
+        in_time("a swap after a panic", swap)
+            .await
+            .unwrap()
+            .unwrap();
     }
     assert_eq!(*atom.deref(), 9);
     assert_eq!(stored_as::<_, u32>(b, &r).await, 9);
@@ -390,16 +401,17 @@ pub async fn async_panic_in_swap_function_changes_nothing<B: AsyncBackend>(b: &B
 
 /// Stored data that does not decode, or decodes as another type, is an `Error::Decode`
 /// naming the resource (or the type), and is left byte for byte.
-pub async fn async_corrupt_or_mistyped_data_is_an_error_and_left_untouched<B: AsyncBackend>(
-    b: &B,
-) {
+pub async fn async_corrupt_or_mistyped_data_is_an_error_and_left_untouched<B: AsyncBackend>(b: &B) {
     let r = b.fresh();
     let corrupt = b"{\"half\": [1, 2";
     b.plant(&r, corrupt).await;
     let err = b.open_with(&r, 0u32, Options::new()).await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
     let resource = b.store(&r).await.unwrap().resource();
-    assert!(err.to_string().contains(&resource), "names {resource}: {err}");
+    assert!(
+        err.to_string().contains(&resource),
+        "names {resource}: {err}"
+    );
     assert_eq!(b.stored(&r).await.as_deref(), Some(&corrupt[..]));
 
     let r = b.fresh();
@@ -447,9 +459,7 @@ pub async fn async_release_stops_every_clone_and_every_other_handle<B: AsyncBack
 /// knew a released resource never write over the one created again in its place, never
 /// report success and never adopt its value as their own continuation (see
 /// [`blocking::a_stale_handle_never_writes_over_a_re_created_resource`](super::blocking::a_stale_handle_never_writes_over_a_re_created_resource)).
-pub async fn async_a_stale_handle_never_writes_over_a_re_created_resource<B: AsyncBackend>(
-    b: &B,
-) {
+pub async fn async_a_stale_handle_never_writes_over_a_re_created_resource<B: AsyncBackend>(b: &B) {
     let r = b.fresh();
     let mut stale = Vec::new();
     for _ in 0..5 {
@@ -461,15 +471,24 @@ pub async fn async_a_stale_handle_never_writes_over_a_re_created_resource<B: Asy
     assert_eq!(*c.deref(), 5, "C created the resource again, from its init");
 
     let calls: [(&str, Result<String>); 5] = [
-        ("swap", stale[0].swap(|n| n + 1).await.map(|v| v.to_string())),
+        (
+            "swap",
+            stale[0].swap(|n| n + 1).await.map(|v| v.to_string()),
+        ),
         ("reset", stale[1].reset(7).await.map(|v| v.to_string())),
         (
             "compare_and_set with the old value",
-            stale[2].compare_and_set(&1, 7).await.map(|ok| ok.to_string()),
+            stale[2]
+                .compare_and_set(&1, 7)
+                .await
+                .map(|ok| ok.to_string()),
         ),
         (
             "compare_and_set with C's value",
-            stale[3].compare_and_set(&5, 7).await.map(|ok| ok.to_string()),
+            stale[3]
+                .compare_and_set(&5, 7)
+                .await
+                .map(|ok| ok.to_string()),
         ),
         ("refresh", stale[4].refresh().await.map(|v| v.to_string())),
     ];
@@ -591,10 +610,7 @@ pub async fn async_refresh_picks_up_other_writers<B: AsyncBackend>(b: &B) {
 
 /// Opens a gated atom on a fresh resource: its commits land when `gate` lets them (the
 /// initial value's is let through).
-async fn gated<B: AsyncBackend, T: Value>(
-    b: &B,
-    init: T,
-) -> (B::Resource, Gate, AsyncAtom<T>) {
+async fn gated<B: AsyncBackend, T: Value>(b: &B, init: T) -> (B::Resource, Gate, AsyncAtom<T>) {
     let r = b.fresh();
     let gate = Gate::new();
     gate.open(1); // the initial value
@@ -703,7 +719,11 @@ pub async fn async_random_cancellation_never_applies_a_change_twice<B: AsyncBack
     let stored: Vec<u32> = stored_as(b, &r).await;
     assert_eq!(*last, stored);
     let unique: BTreeSet<u32> = stored.iter().copied().collect();
-    assert_eq!(unique.len(), stored.len(), "a change was applied twice: {stored:?}");
+    assert_eq!(
+        unique.len(),
+        stored.len(),
+        "a change was applied twice: {stored:?}"
+    );
     let acknowledged = acknowledged.lock().unwrap();
     assert!(
         acknowledged.is_subset(&unique),

@@ -62,7 +62,13 @@ pub const ARGS_VAR: &str = "ENDURO_FILE_WORKER_ARGS";
 /// The arguments that make the test harness run only the `worker` test, without
 /// capturing its output (it prints one blank line and `running 1 test`
 /// first, which [`is_harness_line`] recognises).
-pub const HARNESS_ARGS: [&str; 5] = ["worker", "--exact", "--nocapture", "--quiet", "--test-threads=1"];
+pub const HARNESS_ARGS: [&str; 5] = [
+    "worker",
+    "--exact",
+    "--nocapture",
+    "--quiet",
+    "--test-threads=1",
+];
 
 /// Runs the worker, with `args`, when this test binary was started as one (see
 /// [`command`]), and exits the process with its exit code: 0 on success, 1 with a message

@@ -7,7 +7,6 @@
 pub mod pg_cluster;
 pub mod worker;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use enduro_core::conformance::{AsyncBackend, Backend};
@@ -71,14 +70,12 @@ impl AsyncBackend for PgBackend {
         unique_key("async-conformance")
     }
 
-    fn store(&self, key: &String) -> impl Future<Output = Result<PgStore>> + Send {
-        async move {
-            PgStore::builder(&self.url, &self.table)
-                .key(key.as_str())
-                .max_connections(4)
-                .open()
-                .await
-        }
+    async fn store(&self, key: &String) -> Result<PgStore> {
+        PgStore::builder(&self.url, &self.table)
+            .key(key.as_str())
+            .max_connections(4)
+            .open()
+            .await
     }
 }
 

@@ -20,7 +20,13 @@ pub const ARGS_VAR: &str = "ENDURO_PG_WORKER_ARGS";
 /// The arguments that make the test harness run only the `worker` test, without
 /// capturing its output (it prints one blank line and `running 1 test`
 /// first, which [`lines`] leaves out).
-const HARNESS_ARGS: [&str; 5] = ["worker", "--exact", "--nocapture", "--quiet", "--test-threads=1"];
+const HARNESS_ARGS: [&str; 5] = [
+    "worker",
+    "--exact",
+    "--nocapture",
+    "--quiet",
+    "--test-threads=1",
+];
 
 /// A command that runs the worker with `args` (this test binary, run again).
 pub fn command(args: &[&str]) -> Command {
