@@ -61,7 +61,9 @@ pub mod blocking;
 pub mod nonblocking;
 
 #[cfg(feature = "async")]
-pub use nonblocking::{AsyncBackend, Gate, GatedStore, InlineBackend};
+pub use nonblocking::{
+    AsyncBackend, AsyncFaults, FaultyAsyncStore, Gate, GatedStore, InlineBackend,
+};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -266,6 +268,9 @@ macro_rules! async_conformance {
             async_sixteen_tasks_times_two_hundred,
             async_two_atoms_on_one_resource_stay_exact,
             async_refresh_picks_up_other_writers,
+            async_a_failed_commit_leaves_the_atom_unchanged,
+            async_a_lost_answer_is_picked_up_not_overwritten,
+            async_commit_faults_among_tasks_lose_nothing_and_repeat_nothing,
             async_a_dropped_leader_never_makes_a_follower_apply_twice,
             async_an_orphaned_commit_is_settled_by_the_next_call,
             async_random_cancellation_never_applies_a_change_twice,

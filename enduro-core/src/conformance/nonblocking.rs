@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::Backend;
-use crate::testing::Inline;
+use crate::testing::{FailPoint, Inline};
 use crate::{
     AsyncAtom, AsyncStore, BoxFuture, Committed, Error, Observed, Options, Result, Snapshot, Store,
     Value, Version,
@@ -198,6 +198,105 @@ impl<S: AsyncStore> AsyncStore for GatedStore<S> {
             self.gate.started.fetch_add(1, Ordering::SeqCst);
             self.gate.permits.acquire().await.unwrap().forget();
             self.inner.commit(expected, bytes).await
+        })
+    }
+    fn release(&self) -> BoxFuture<'_, Result<()>> {
+        self.inner.release()
+    }
+    fn cheap_check(&self) -> bool {
+        self.inner.cheap_check()
+    }
+}
+
+/// Which commits of a [`FaultyAsyncStore`] fail next: shared between the store and the
+/// test, like [`Faults`](crate::testing::Faults) for blocking stores.
+#[derive(Debug, Clone, Default)]
+pub struct AsyncFaults {
+    plan: Arc<Mutex<AsyncPlan>>,
+}
+
+#[derive(Debug, Default)]
+struct AsyncPlan {
+    commits: u64,
+    faults: Vec<(u64, FailPoint)>,
+}
+
+impl AsyncFaults {
+    /// Makes the `n`-th commit from now (1: the next one) fail at `point`:
+    /// [`FailPoint::AfterWrite`] stores the value and then loses the answer
+    /// (`Error::Uncertain`); the other points fail before anything reaches the store.
+    pub fn fail_commit(&self, n: u64, point: FailPoint) {
+        let mut plan = self.plan.lock().unwrap();
+        let at = plan.commits + n;
+        plan.faults.push((at, point));
+    }
+
+    /// How many commits were attempted so far.
+    pub fn commits(&self) -> u64 {
+        self.plan.lock().unwrap().commits
+    }
+
+    fn next_commit(&self) -> Option<FailPoint> {
+        let mut plan = self.plan.lock().unwrap();
+        plan.commits += 1;
+        let now = plan.commits;
+        let fault = plan.faults.iter().position(|(at, _)| *at == now)?;
+        Some(plan.faults.swap_remove(fault).1)
+    }
+}
+
+/// An async store that fails the commits its [`AsyncFaults`] name, so that the atom's
+/// promises on a failed or unknown commit are checked on any async backend.
+#[derive(Debug)]
+pub struct FaultyAsyncStore<S> {
+    inner: S,
+    faults: AsyncFaults,
+}
+
+impl<S: AsyncStore> FaultyAsyncStore<S> {
+    /// Wraps `inner`; nothing fails until `faults` says so.
+    pub fn new(inner: S, faults: AsyncFaults) -> Self {
+        FaultyAsyncStore { inner, faults }
+    }
+}
+
+fn injected(resource: String, after_write: bool) -> Error {
+    if after_write {
+        Error::Uncertain {
+            resource,
+            message: "the answer to the commit was lost (fault injected by FaultyAsyncStore)"
+                .into(),
+            source: None,
+        }
+    } else {
+        Error::io(
+            "commit before writing (fault injected by FaultyAsyncStore)",
+            "<faulty async store>",
+            std::io::Error::other("injected fault"),
+        )
+    }
+}
+
+impl<S: AsyncStore> AsyncStore for FaultyAsyncStore<S> {
+    fn resource(&self) -> String {
+        self.inner.resource()
+    }
+    fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+        self.inner.load()
+    }
+    fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
+        self.inner.check(known)
+    }
+    fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
+        Box::pin(async move {
+            match self.faults.next_commit() {
+                None => self.inner.commit(expected, bytes).await,
+                Some(FailPoint::AfterWrite) => {
+                    self.inner.commit(expected, bytes).await?;
+                    Err(injected(self.inner.resource(), true))
+                }
+                Some(_) => Err(injected(self.inner.resource(), false)),
+            }
         })
     }
     fn release(&self) -> BoxFuture<'_, Result<()>> {
@@ -606,6 +705,114 @@ pub async fn async_refresh_picks_up_other_writers<B: AsyncBackend>(b: &B) {
     writer.reset(43).await.unwrap();
     assert_eq!(*reader.swap(|n| n + 1).await.unwrap(), 44);
     assert_eq!(*seen.lock().unwrap(), [(0, 42), (42, 43), (43, 44)]);
+}
+
+/// Opens an atom on a fresh resource through a [`FaultyAsyncStore`].
+async fn faulty<B: AsyncBackend, T: Value>(
+    b: &B,
+    init: T,
+) -> (B::Resource, AsyncFaults, AsyncAtom<T>) {
+    let r = b.fresh();
+    let faults = AsyncFaults::default();
+    let store = FaultyAsyncStore::new(b.store(&r).await.unwrap(), faults.clone());
+    let atom = AsyncAtom::open(store, init, Options::new()).await.unwrap();
+    (r, faults, atom)
+}
+
+/// A commit failing before it reaches the store changes nothing in memory or storage and
+/// fires no watch; the atom stays usable.
+pub async fn async_a_failed_commit_leaves_the_atom_unchanged<B: AsyncBackend>(b: &B) {
+    let (r, faults, atom) = faulty(b, 10u32).await;
+    let seen = recorder(&atom);
+    faults.fail_commit(1, FailPoint::BeforeWrite);
+    let err = atom.swap(|n| n + 1).await.unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert!(!err.may_have_been_stored(), "{err}");
+    assert_eq!(*atom.deref(), 10);
+    assert_eq!(stored_as::<_, u32>(b, &r).await, 10, "storage unchanged");
+    assert!(seen.lock().unwrap().is_empty(), "no watch fired");
+    assert_eq!(*atom.swap(|n| n + 1).await.unwrap(), 11, "still usable");
+    assert_eq!(stored_as::<_, u32>(b, &r).await, 11);
+    assert_eq!(*seen.lock().unwrap(), [(10, 11)]);
+}
+
+/// A commit whose answer is lost says the change may have been stored, and the atom
+/// settles from what the store holds: deref and the watch show the stored change, and the
+/// next swap builds on it instead of losing or repeating it.
+pub async fn async_a_lost_answer_is_picked_up_not_overwritten<B: AsyncBackend>(b: &B) {
+    let (r, faults, atom) = faulty(b, vec![0u32]).await;
+    let seen = recorder(&atom);
+    faults.fail_commit(1, FailPoint::AfterWrite);
+    let err = atom
+        .swap(|v| [v.as_slice(), &[1]].concat())
+        .await
+        .unwrap_err();
+    assert!(err.may_have_been_stored(), "{err}");
+    assert_eq!(stored_as::<_, Vec<u32>>(b, &r).await, [0, 1]);
+    assert_eq!(*atom.deref(), [0, 1]);
+    assert_eq!(*seen.lock().unwrap(), [(vec![0], vec![0, 1])]);
+    atom.swap(|v| [v.as_slice(), &[2]].concat()).await.unwrap();
+    assert_eq!(stored_as::<_, Vec<u32>>(b, &r).await, [0, 1, 2]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(vec![0], vec![0, 1]), (vec![0, 1], vec![0, 1, 2])]
+    );
+}
+
+/// Failed and lost commits among eight tasks of swaps: nothing acknowledged is lost, no
+/// swap whose answer was lost is applied twice (stored = acknowledged + uncertain, as the
+/// lost ones were stored), and memory, storage and the watch chain agree.
+pub async fn async_commit_faults_among_tasks_lose_nothing_and_repeat_nothing<B: AsyncBackend>(
+    b: &B,
+) {
+    let (r, faults, atom) = faulty(b, 0u64).await;
+    let seen = recorder(&atom);
+    for (n, point) in [
+        (3, FailPoint::BeforeWrite),
+        (7, FailPoint::AfterWrite),
+        (12, FailPoint::BeforeWrite),
+        (20, FailPoint::AfterWrite),
+    ] {
+        faults.fail_commit(n, point);
+    }
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let atom = atom.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut uncertain) = (0u64, 0u64);
+                for _ in 0..25 {
+                    match atom.swap(|n| n + 1).await {
+                        Ok(_) => ok += 1,
+                        Err(e) if e.may_have_been_stored() => uncertain += 1,
+                        Err(e) => assert!(e.to_string().contains("injected"), "{e}"),
+                    }
+                }
+                (ok, uncertain)
+            })
+        })
+        .collect();
+    let (mut ok, mut uncertain) = (0, 0);
+    for task in tasks {
+        let (o, u) = in_time("a task of swaps", task).await.unwrap();
+        ok += o;
+        uncertain += u;
+    }
+    assert!(faults.commits() >= 20, "every fault was met");
+    assert!(uncertain >= 2, "both lost answers hit a swap");
+    let stored = stored_as::<_, u64>(b, &r).await;
+    assert_eq!(
+        stored,
+        ok + uncertain,
+        "stored {stored}, acknowledged {ok}, uncertain {uncertain}"
+    );
+    assert_eq!(*atom.refresh().await.unwrap(), stored);
+    // One unbroken chain (a batch whose answer was lost is seen as one transition when the
+    // atom settles from the store), ending at the stored value.
+    let seen = seen.lock().unwrap();
+    for pair in seen.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "transitions out of order: {pair:?}");
+    }
+    assert_eq!(seen.last().map(|t| t.1), Some(stored));
 }
 
 /// Opens a gated atom on a fresh resource: its commits land when `gate` lets them (the
