@@ -554,85 +554,153 @@ pub async fn async_release_stops_every_clone_and_every_other_handle<B: AsyncBack
     assert_eq!(b.stored(&r).await, None, "and does not bring it back");
 }
 
+/// How the calls of a stale handle reach the store in the stale-handle cases: through the
+/// check a cheap-check store runs before each swap, or straight to the commit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Route {
+    Check,
+    Commit,
+}
+
+/// An async store that says its check is not cheap, so that swaps go straight to the
+/// commit.
+struct SkipCheck<S>(S);
+
+impl<S: AsyncStore> AsyncStore for SkipCheck<S> {
+    fn resource(&self) -> String {
+        self.0.resource()
+    }
+    fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+        self.0.load()
+    }
+    fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
+        self.0.check(known)
+    }
+    fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
+        self.0.commit(expected, bytes)
+    }
+    fn release(&self) -> BoxFuture<'_, Result<()>> {
+        self.0.release()
+    }
+    fn cheap_check(&self) -> bool {
+        false
+    }
+}
+
+/// Opens an atom whose swaps take `route` to the store.
+async fn open_routed<B: AsyncBackend>(
+    b: &B,
+    r: &B::Resource,
+    init: u64,
+    route: Route,
+) -> AsyncAtom<u64> {
+    match route {
+        Route::Check => b.open(r, init).await,
+        Route::Commit => {
+            let store = SkipCheck(b.store(r).await.unwrap());
+            AsyncAtom::open(store, init, Options::new()).await.unwrap()
+        }
+    }
+}
+
 /// Versions never repeat for a resource, also across release and re-creation: handles that
 /// knew a released resource never write over the one created again in its place, never
-/// report success and never adopt its value as their own continuation (see
+/// report success and never adopt its value as their own continuation, whether their swaps
+/// go through the store's check or straight to its commit (see
 /// [`blocking::a_stale_handle_never_writes_over_a_re_created_resource`](super::blocking::a_stale_handle_never_writes_over_a_re_created_resource)).
 pub async fn async_a_stale_handle_never_writes_over_a_re_created_resource<B: AsyncBackend>(b: &B) {
-    let r = b.fresh();
-    let mut stale = Vec::new();
-    for _ in 0..5 {
-        stale.push(b.open(&r, 1u64).await);
-    }
-    let watched: Vec<_> = stale.iter().map(recorder).collect();
-    b.open(&r, 0u64).await.release().await.unwrap();
-    let c = b.open(&r, 5u64).await;
-    assert_eq!(*c.deref(), 5, "C created the resource again, from its init");
+    for route in [Route::Check, Route::Commit] {
+        let r = b.fresh();
+        let mut stale = Vec::new();
+        for _ in 0..5 {
+            stale.push(open_routed(b, &r, 1, route).await);
+        }
+        let watched: Vec<_> = stale.iter().map(recorder).collect();
+        b.open(&r, 0u64).await.release().await.unwrap();
+        let c = b.open(&r, 5u64).await;
+        assert_eq!(*c.deref(), 5, "C created the resource again, from its init");
 
-    let calls: [(&str, Result<String>); 5] = [
-        (
-            "swap",
-            stale[0].swap(|n| n + 1).await.map(|v| v.to_string()),
-        ),
-        ("reset", stale[1].reset(7).await.map(|v| v.to_string())),
-        (
-            "compare_and_set with the old value",
-            stale[2]
-                .compare_and_set(&1, 7)
-                .await
-                .map(|ok| ok.to_string()),
-        ),
-        (
-            "compare_and_set with C's value",
-            stale[3]
-                .compare_and_set(&5, 7)
-                .await
-                .map(|ok| ok.to_string()),
-        ),
-        ("refresh", stale[4].refresh().await.map(|v| v.to_string())),
-    ];
-    for (call, result) in calls {
-        assert!(
-            matches!(result, Err(Error::Released)),
-            "a stale handle's `{call}` must fail with Released, got {result:?}"
+        let calls: [(&str, Result<String>); 5] = [
+            (
+                "swap",
+                stale[0].swap(|n| n + 1).await.map(|v| v.to_string()),
+            ),
+            ("reset", stale[1].reset(7).await.map(|v| v.to_string())),
+            (
+                "compare_and_set with the old value",
+                stale[2]
+                    .compare_and_set(&1, 7)
+                    .await
+                    .map(|ok| ok.to_string()),
+            ),
+            (
+                "compare_and_set with C's value",
+                stale[3]
+                    .compare_and_set(&5, 7)
+                    .await
+                    .map(|ok| ok.to_string()),
+            ),
+            ("refresh", stale[4].refresh().await.map(|v| v.to_string())),
+        ];
+        for (call, result) in calls {
+            assert!(
+                matches!(result, Err(Error::Released)),
+                "{route:?}: a stale handle's `{call}` must fail with Released, got {result:?}"
+            );
+        }
+        assert_eq!(
+            stored_as::<_, u64>(b, &r).await,
+            5,
+            "{route:?}: C's value survives"
         );
+        for (atom, seen) in stale.iter().zip(&watched) {
+            let again = atom.swap(|n| n + 100).await;
+            assert!(
+                matches!(again, Err(Error::Released)),
+                "{route:?}: a stale handle's next swap must fail with Released, got {again:?}"
+            );
+            // Only the check route promises `is_released` (see the blocking case).
+            if route == Route::Check {
+                assert!(atom.is_released(), "{route:?}");
+            }
+            assert_eq!(*atom.deref(), 1, "{route:?}");
+            assert!(seen.lock().unwrap().is_empty(), "{route:?}: no watch fired");
+        }
+        assert_eq!(stored_as::<_, u64>(b, &r).await, 5, "{route:?}");
+        assert_eq!(*c.swap(|n| n + 1).await.unwrap(), 6, "{route:?}");
+        assert_eq!(stored_as::<_, u64>(b, &r).await, 6, "{route:?}");
     }
-    assert_eq!(stored_as::<_, u64>(b, &r).await, 5, "C's value survives");
-    for (atom, seen) in stale.iter().zip(&watched) {
-        assert!(atom.is_released());
-        assert_eq!(*atom.deref(), 1);
-        assert!(seen.lock().unwrap().is_empty(), "no watch fired");
-    }
-    assert_eq!(*c.swap(|n| n + 1).await.unwrap(), 6);
-    assert_eq!(stored_as::<_, u64>(b, &r).await, 6);
 }
 
 /// The same promise when the new resource went through as many commits as the old one:
-/// for every count of commits by C up to four more than A's, A's swap fails with
-/// `Error::Released` and C's value survives.
+/// for every count of commits by C up to four more than A's, A's swap — through the check
+/// and straight to the commit — fails with `Error::Released` and C's value survives.
 pub async fn async_versions_never_repeat_across_release_and_re_creation<B: AsyncBackend>(b: &B) {
-    for commits_by_c in 0..6u64 {
-        let r = b.fresh();
-        let a = b.open(&r, 0u64).await;
-        a.swap(|n| n + 1).await.unwrap();
-        a.swap(|n| n + 1).await.unwrap();
-        b.open(&r, 0u64).await.release().await.unwrap();
-        let c = b.open(&r, 100u64).await;
-        for _ in 0..commits_by_c {
-            c.swap(|n| n + 1).await.unwrap();
+    for route in [Route::Check, Route::Commit] {
+        for commits_by_c in 0..6u64 {
+            let r = b.fresh();
+            let a = open_routed(b, &r, 0, route).await;
+            a.swap(|n| n + 1).await.unwrap();
+            a.swap(|n| n + 1).await.unwrap();
+            b.open(&r, 0u64).await.release().await.unwrap();
+            let c = b.open(&r, 100u64).await;
+            for _ in 0..commits_by_c {
+                c.swap(|n| n + 1).await.unwrap();
+            }
+            let expected = 100 + commits_by_c;
+            let result = a.swap(|n| n + 1).await;
+            assert!(
+                matches!(result, Err(Error::Released)),
+                "{route:?}, after {commits_by_c} commits by C: A's swap must fail with \
+                 Released, got {result:?}"
+            );
+            assert_eq!(
+                stored_as::<_, u64>(b, &r).await,
+                expected,
+                "{route:?}, after {commits_by_c} commits by C: C's value survives"
+            );
+            assert_eq!(*a.deref(), 2);
         }
-        let expected = 100 + commits_by_c;
-        let result = a.swap(|n| n + 1).await;
-        assert!(
-            matches!(result, Err(Error::Released)),
-            "after {commits_by_c} commits by C: A's swap must fail with Released, got {result:?}"
-        );
-        assert_eq!(
-            stored_as::<_, u64>(b, &r).await,
-            expected,
-            "after {commits_by_c} commits by C: C's value survives"
-        );
-        assert_eq!(*a.deref(), 2);
     }
 }
 
