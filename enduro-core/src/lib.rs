@@ -33,6 +33,8 @@ mod background;
 #[cfg(feature = "async")]
 mod blocking;
 mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod options;
 mod protocol;

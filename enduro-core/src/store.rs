@@ -134,7 +134,11 @@ pub type Encoder<'a> = &'a mut dyn FnMut(&mut dyn Write) -> Result<()>;
 /// is not an error. Afterwards `load` returns `None`, `check` returns
 /// [`Observed::Missing`], and a commit over any version but `ABSENT` returns `Conflict`.
 /// A commit over `ABSENT` creates the resource again, under versions that never repeat
-/// old ones.
+/// old ones. A commit over a version of the released resource (re-created since or not)
+/// may also fail with [`Error::Released`](crate::Error::Released) instead of `Conflict`:
+/// then the atom counts as released, for every clone. A store that cannot tell its
+/// handles apart (one memory cell shared by several atoms) knows only from the version
+/// that the value it names is gone.
 ///
 /// **Threads.** A store is shared by all clones of one atom and called from many threads.
 /// The atom never runs two commits of one store value at the same time, but other atoms,

@@ -1,9 +1,6 @@
 //! Every order of a builder's setters gives the same atom: `Options` here, the backends'
 //! builders beside their code.
 #![allow(clippy::unwrap_used)]
-// `Error::Invalid { .. }` matches the unit variant of today and the variant with a reason
-// that the core's validator work brings, so this file compiles on both sides of the merge.
-#![allow(clippy::unneeded_struct_pattern)]
 
 use enduro::store::Store;
 use enduro::{Atom, CommitMode, Error, Json, MemAtom, MemStore, Options};

@@ -14,10 +14,16 @@
 use std::sync::{Mutex, MutexGuard};
 
 use enduro_core::{
-    Atom, Committed, Encoder, Observed, Options, Result, Snapshot, Store, Value, Version,
+    Atom, Committed, Encoder, Error, Observed, Options, Result, Snapshot, Store, Value, Version,
 };
 
 /// A store that keeps the encoded value in memory.
+///
+/// Versions never repeat, also across [`release`](Store::release) and re-creation: the
+/// generation counts every commit the cell ever took, and the fingerprint names the
+/// incarnation (each creation after the cell was empty starts a new one). A handle that
+/// knew a released value finds it missing, even once the cell holds a new one, and so can
+/// never write over it.
 ///
 /// ```
 /// use enduro::{Atom, MemStore, Options};
@@ -27,7 +33,17 @@ use enduro_core::{
 /// ```
 #[derive(Debug, Default)]
 pub struct MemStore {
-    cell: Mutex<Option<Snapshot>>,
+    cell: Mutex<Cell>,
+}
+
+/// The value and the counters that keep versions unique.
+#[derive(Debug, Default)]
+struct Cell {
+    snapshot: Option<Snapshot>,
+    /// The last generation handed out; never reset, not even by a release.
+    generation: u64,
+    /// The last incarnation handed out; a new one for each creation of the value.
+    incarnation: u64,
 }
 
 impl MemStore {
@@ -46,16 +62,26 @@ impl MemStore {
     /// ```
     pub fn holding(bytes: Vec<u8>) -> Self {
         MemStore {
-            cell: Mutex::new(Some(Snapshot {
-                bytes,
-                version: Version::new(1, 0),
-            })),
+            cell: Mutex::new(Cell {
+                snapshot: Some(Snapshot {
+                    bytes,
+                    version: Version::new(1, 1),
+                }),
+                generation: 1,
+                incarnation: 1,
+            }),
         }
     }
 
-    fn cell(&self) -> MutexGuard<'_, Option<Snapshot>> {
+    fn cell(&self) -> MutexGuard<'_, Cell> {
         self.cell.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether `known` names an earlier incarnation than `current`: the value it knew was
+/// released, and this one was created afterwards.
+fn another_incarnation(known: Version, current: Version) -> bool {
+    known != Version::ABSENT && known.fingerprint != current.fingerprint
 }
 
 impl Store for MemStore {
@@ -64,12 +90,14 @@ impl Store for MemStore {
     }
 
     fn load(&self) -> Result<Option<Snapshot>> {
-        Ok(self.cell().clone())
+        Ok(self.cell().snapshot.clone())
     }
 
     fn check(&self, known: Version) -> Result<Observed> {
-        Ok(match &*self.cell() {
+        Ok(match &self.cell().snapshot {
             Some(snapshot) if snapshot.version == known => Observed::Unchanged,
+            // The value this handle knew is gone, whatever holds its place now.
+            Some(snapshot) if another_incarnation(known, snapshot.version) => Observed::Missing,
             Some(snapshot) => Observed::Changed(snapshot.clone()),
             None => Observed::Missing,
         })
@@ -77,19 +105,34 @@ impl Store for MemStore {
 
     fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
         let mut cell = self.cell();
-        let current = cell.as_ref().map_or(Version::ABSENT, |s| s.version);
+        let current = cell
+            .snapshot
+            .as_ref()
+            .map_or(Version::ABSENT, |s| s.version);
         if current != expected {
+            if current != Version::ABSENT && another_incarnation(expected, current) {
+                // Released and created again since this handle's value: not its any more
+                // (a conflict would make it adopt the new value as a continuation).
+                return Err(Error::Released);
+            }
             return Ok(Committed::Conflict);
         }
         let mut bytes = Vec::new();
         encode(&mut bytes)?;
-        let version = Version::new(current.generation + 1, 0);
-        *cell = Some(Snapshot { bytes, version });
+        let incarnation = if current == Version::ABSENT {
+            cell.incarnation += 1;
+            cell.incarnation
+        } else {
+            current.fingerprint
+        };
+        cell.generation += 1;
+        let version = Version::new(cell.generation, incarnation);
+        cell.snapshot = Some(Snapshot { bytes, version });
         Ok(Committed::Done(version))
     }
 
     fn release(&self) -> Result<()> {
-        *self.cell() = None;
+        self.cell().snapshot = None;
         Ok(())
     }
 

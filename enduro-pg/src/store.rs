@@ -50,7 +50,10 @@ fn fingerprint(incarnation: Option<i64>) -> u64 {
         None => ROW,
         // Mixed so that an incarnation of 0 or 1 (set by hand) cannot look like ABSENT
         // or a row without one.
-        Some(i) => (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29).max(ROW + 1),
+        Some(i) => (i as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29)
+            .max(ROW + 1),
     }
 }
 
@@ -844,7 +847,10 @@ impl PgStore {
         };
         match self
             .runner
-            .query_opt(&self.sql.update, &[&text, &self.key, &expected, &incarnation])
+            .query_opt(
+                &self.sql.update,
+                &[&text, &self.key, &expected, &incarnation],
+            )
             .await
         {
             Ok(Some(row)) => self.committed(&row, false),

@@ -67,6 +67,10 @@ pub mod store {
     pub use enduro_core::{Committed, Encoder, Observed, Snapshot, Store, Version};
 }
 
+#[cfg(all(feature = "conformance", feature = "async"))]
+pub use enduro_core::async_conformance;
+#[cfg(feature = "conformance")]
+pub use enduro_core::conformance;
 /// Fault injection for tests (feature `testing`): a store wrapper that fails where you
 /// tell it to. Keep it out of production builds.
 #[cfg(feature = "testing")]

@@ -7,7 +7,7 @@ use std::io::Read;
 use crate::Result;
 
 // The tests' harness, shared as source: it uses the standard library only.
-#[path = "../../tests/src/pg_cluster.rs"]
+#[path = "../../enduro-pg/tests/common/pg_cluster.rs"]
 mod pg_cluster;
 
 pub(crate) fn run() -> Result {
@@ -16,7 +16,7 @@ pub(crate) fn run() -> Result {
     println!("{}", cluster.url());
     eprintln!(
         "xtask: PostgreSQL is listening on 127.0.0.1:{} (server log: {}).\n\
-         xtask: try  DATABASE_URL={} cargo test -p enduro-tests --features pg\n\
+         xtask: try  DATABASE_URL={} cargo test -p enduro-pg\n\
          xtask: press Ctrl-C or Ctrl-D to stop it and remove its files.",
         cluster.port(),
         cluster.log_path().display(),

@@ -1,5 +1,5 @@
 //! `cargo xtask torture [KILLS]`: the crash torture of the file backend
-//! (`tests/tests/crash_torture.rs`) with more kills than the 200 of a normal test run.
+//! (`enduro-file/tests/crash_torture.rs`) with more kills than the 200 of a normal test run.
 //!
 //! It runs that very test with `ENDURO_TORTURE_KILLS` set, so the two never drift apart.
 //! `ENDURO_TORTURE_SEED`, when set, is passed on and replays the kill moments of an
@@ -29,7 +29,7 @@ pub(crate) fn run_torture(args: &[String]) -> Result {
             .args([
                 "test",
                 "--package",
-                "enduro-tests",
+                "enduro-file",
                 "--test",
                 "crash_torture",
                 "--",

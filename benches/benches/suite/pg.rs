@@ -8,7 +8,7 @@
 //! `full_page_writes = on` (the harness turns them off to speed tests up, which would
 //! make every commit free here). The settings in force are noted under the table.
 
-#[path = "../../../tests/src/pg_cluster.rs"]
+#[path = "../../../enduro-pg/tests/common/pg_cluster.rs"]
 mod pg_cluster;
 
 use std::future::Future;

@@ -314,6 +314,16 @@ fn a_release_in_the_middle_of_a_batch_fails_every_swap_of_it() {
 }
 
 #[test]
+fn a_store_that_answers_released_releases_the_atom() {
+    let (core, group, _) = atom(0u64, Options::new());
+    let mut txn = Txn::new(&group, &core, SWAP, add(1));
+    commit(txn.next(Input::Go));
+    let step = txn.next(Input::Answered(Answer::Committed(Err(Error::Released))));
+    assert!(matches!(failed(step), Error::Released));
+    assert!(core.is_released(), "every clone sees the release");
+}
+
+#[test]
 fn a_release_waits_for_the_batch_under_way_and_keeps_new_swaps_out() {
     let (core, group, _) = atom(0u64, Options::new());
     let mut a = Txn::new(&group, &core, SWAP, add(1));

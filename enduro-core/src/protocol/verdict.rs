@@ -39,6 +39,9 @@ impl Verdict {
                 Verdict::Fail(core.mark_released())
             }
             Stored::Abandoned => retry,
+            // The store says the value the batch built on was released (and maybe made
+            // again since): this atom's resource is gone, for every clone.
+            Stored::Failed(Error::Released) => Verdict::Fail(core.mark_released()),
             // One of the values does not encode: each swap retries, encoding its own first.
             Stored::Failed(Error::Encode { .. }) if batch.entries.len() > 1 => Verdict::Retry(true),
             Stored::Failed(error) => Verdict::Fail(error),

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use enduro::{Atom, Error};
-use enduro_tests::support::names;
+mod common;
+
+use common::names;
+use enduro_core::{Atom, Error};
 
 /// A tmpfs of a given size mounted on a fresh temp dir; unmounted on drop, also when the
 /// test fails.
@@ -108,7 +110,7 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-fn recorder<T: enduro::Value + Clone>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {
+fn recorder<T: enduro_core::Value + Clone>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     atom.add_watch("recorder", move |old: &T, new: &T| {
@@ -141,7 +143,7 @@ fn a_commit_that_hits_enospc_fails_clearly_and_loses_nothing() {
     let Some(fs) = small_fs("256k") else { return };
     let dir = fs.path();
     let path = dir.join("notes.json");
-    let atom = enduro::file_atom(vec!["first".to_string()], &path).unwrap();
+    let atom = enduro_file::file_atom(vec!["first".to_string()], &path).unwrap();
     atom.swap(|v| [v.as_slice(), &["second".to_string()]].concat())
         .unwrap();
     let seen = recorder(&atom);
@@ -163,7 +165,7 @@ fn a_commit_that_hits_enospc_fails_clearly_and_loses_nothing() {
     );
     // Still readable, by this atom and a fresh open, with the disk full.
     assert_eq!(atom.refresh().unwrap(), value_before);
-    let reader = enduro::file_atom(Vec::<String>::new(), &path).unwrap();
+    let reader = enduro_file::file_atom(Vec::<String>::new(), &path).unwrap();
     assert_eq!(reader.deref(), value_before);
 
     std::fs::remove_file(&filler).unwrap();
@@ -187,7 +189,7 @@ fn a_large_value_hitting_enospc_mid_encoding_is_an_io_error_and_loses_nothing() 
     let Some(fs) = small_fs("1m") else { return };
     let dir = fs.path();
     let path = dir.join("big.json");
-    let atom = enduro::file_atom(String::from("small"), &path).unwrap();
+    let atom = enduro_file::file_atom(String::from("small"), &path).unwrap();
 
     // Leave about 128 KiB free.
     let spare = dir.join("spare");
@@ -204,7 +206,7 @@ fn a_large_value_hitting_enospc_mid_encoding_is_an_io_error_and_loses_nothing() 
 
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(atom.reset(big.clone()).unwrap().len(), big.len());
-    let fresh = enduro::file_atom(String::new(), &path).unwrap();
+    let fresh = enduro_file::file_atom(String::new(), &path).unwrap();
     assert_eq!(*fresh.deref(), big);
     assert_eq!(names(dir), [".big.json.enduro-lock", "big.json"]);
 }
@@ -222,7 +224,7 @@ fn the_lock_file_takes_its_space_at_open_so_a_commit_never_fails_half_way() {
     let dir = fs.path();
     let path = dir.join("counter.json");
     std::fs::write(&path, "5").unwrap();
-    let atom = enduro::file_atom(0u64, &path).unwrap();
+    let atom = enduro_file::file_atom(0u64, &path).unwrap();
     assert_eq!(*atom.deref(), 5);
     let _old_data_kept_open = File::open(&path).unwrap();
 

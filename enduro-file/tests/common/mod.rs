@@ -1,11 +1,60 @@
-//! Helpers shared by the reliability tests: child processes read line by line, directory
-//! listings, and whether strace is there.
+//! What enduro-file's integration tests share: the conformance kit's [`FileBackend`], the
+//! worker process (this very test binary, run again; see [`worker`]), and helpers for
+//! child processes, directory listings and strace.
+#![allow(dead_code)] // each test binary uses its own part
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+pub mod harness;
+pub mod worker;
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
+
+use enduro_core::conformance::Backend;
+use enduro_core::{Result, Store};
+use enduro_file::FileStore;
+
+/// Files in a private temp dir, removed when the backend drops.
+#[derive(Debug)]
+pub struct FileBackend {
+    dir: tempfile::TempDir,
+    next: AtomicUsize,
+}
+
+impl FileBackend {
+    /// A backend with its own temp dir.
+    pub fn new() -> Self {
+        FileBackend {
+            dir: tempfile::tempdir().unwrap(),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Backend for FileBackend {
+    type Resource = PathBuf;
+
+    fn fresh(&self) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.dir.path().join(format!("atom-{n}.json"))
+    }
+
+    fn store(&self, path: &PathBuf) -> Result<Box<dyn Store>> {
+        Ok(Box::new(FileStore::open(path)?))
+    }
+
+    fn stored(&self, path: &PathBuf) -> Option<Vec<u8>> {
+        std::fs::read(path).ok()
+    }
+
+    fn plant(&self, path: &PathBuf, bytes: &[u8]) {
+        std::fs::write(path, bytes).unwrap();
+    }
+}
 
 /// A child process whose stdout arrives on a channel, one whole line at a time (the
 /// workers write each line with one `write(2)`, so a line arrives whole or not at all),
@@ -22,7 +71,8 @@ pub struct Piped {
     pub stderr: JoinHandle<String>,
 }
 
-/// Starts `command` with piped stdin, stdout and stderr.
+/// Starts `command` (a [`worker::command`]) with piped stdin, stdout and stderr. The test
+/// harness's own lines are left out of [`Piped::lines`].
 pub fn spawn_piped(command: &mut Command) -> io::Result<Piped> {
     let mut child = command
         .stdin(Stdio::piped())
@@ -36,6 +86,9 @@ pub fn spawn_piped(command: &mut Command) -> io::Result<Piped> {
     let reader = thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
+            if worker::is_harness_line(&line) {
+                continue;
+            }
             if tx.send(line).is_err() {
                 break;
             }

@@ -1,35 +1,40 @@
-//! A worker process for enduro's cross-process and crash tests. Each mode opens a file
-//! atom (or its lock file) on the path it is given and reports on stdout, one line per
-//! event, flushed at once, so that the parent can follow it through a pipe.
+//! The worker process of enduro-file's cross-process and crash tests. It is no binary of
+//! its own (a library crate should not install a test helper): a test binary runs itself
+//! again, through [`command`] or [`run_under`], with its arguments in [`ARGS_VAR`], and its
+//! `#[test] fn worker()` then calls [`entry`], which acts as the worker and exits.
+//!
+//! Each mode opens a file atom (or its lock file) on the path it is given and reports on
+//! stdout, one line per event, flushed at once, so that the parent can follow it through a
+//! pipe.
 //!
 //! ```text
-//! enduro-file-worker count PATH N          "ready", waits for a line on stdin, swaps +1
-//!                                          N times, then prints "done"
-//! enduro-file-worker append PATH WRITER N  "ready", waits for a line on stdin, appends
-//!                                          [WRITER, SEQ] for SEQ in 0..N to a list,
-//!                                          printing "ack WRITER SEQ" after each swap
-//! enduro-file-worker append-threads PATH WRITER THREADS N
-//!                                          the same from THREADS threads sharing one
-//!                                          atom (so their swaps share group commits):
-//!                                          thread T appends [WRITER * 1000 + T, SEQ]
-//! enduro-file-worker torture PATH          "ready V" (the value found), then swaps +1 in
-//!                                          a tight loop printing each acknowledged value
-//! enduro-file-worker until-released PATH N  "ready", then swaps +1 until the atom is
-//!                                          released by someone else (prints "released")
-//!                                          or N swaps are done (prints "done")
-//! enduro-file-worker release PATH         opens the atom, releases it, prints "released"
-//! enduro-file-worker hold-lock PATH SECS   takes the atom's lock file with
-//!                                          `File::lock`, prints "locked", sleeps SECS
-//! enduro-file-worker stall-commit PATH SECS  starts a swap +1 and, inside the commit
-//!                                          (lock held, pending file written to), prints
-//!                                          "stalled" and sleeps SECS
-//! enduro-file-worker many DIR N            opens N atoms on the files DIR/I.json and
-//!                                          keeps them all open; swaps +1 on every 100th,
-//!                                          opens one more and swaps it; prints "ok N"
-//! enduro-file-worker swap-twice PATH       opens PATH (a counter), says "ready", waits
-//!                                          for a line on stdin, swaps +1 twice, printing
-//!                                          after each `ok V`, `uncertain V` (what the
-//!                                          atom shows then) or `failed V: ERROR`
+//! worker count PATH N          "ready", waits for a line on stdin, swaps +1
+//!                              N times, then prints "done"
+//! worker append PATH WRITER N  "ready", waits for a line on stdin, appends
+//!                              [WRITER, SEQ] for SEQ in 0..N to a list,
+//!                              printing "ack WRITER SEQ" after each swap
+//! worker append-threads PATH WRITER THREADS N
+//!                              the same from THREADS threads sharing one
+//!                              atom (so their swaps share group commits):
+//!                              thread T appends [WRITER * 1000 + T, SEQ]
+//! worker torture PATH          "ready V" (the value found), then swaps +1 in
+//!                              a tight loop printing each acknowledged value
+//! worker until-released PATH N "ready", then swaps +1 until the atom is
+//!                              released by someone else (prints "released")
+//!                              or N swaps are done (prints "done")
+//! worker release PATH          opens the atom, releases it, prints "released"
+//! worker hold-lock PATH SECS   takes the atom's lock file with
+//!                              `File::lock`, prints "locked", sleeps SECS
+//! worker stall-commit PATH SECS  starts a swap +1 and, inside the commit
+//!                              (lock held, pending file written to), prints
+//!                              "stalled" and sleeps SECS
+//! worker many DIR N            opens N atoms on the files DIR/I.json and
+//!                              keeps them all open; swaps +1 on every 100th,
+//!                              opens one more and swaps it; prints "ok N"
+//! worker swap-twice PATH       opens PATH (a counter), says "ready", waits
+//!                              for a line on stdin, swaps +1 twice, printing
+//!                              after each `ok V`, `uncertain V` (what the
+//!                              atom shows then) or `failed V: ERROR`
 //! ```
 //!
 //! Every mode stops by itself: the loops are bounded and a closed pipe ends the torture.
@@ -37,12 +42,12 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, Write};
-use std::process::ExitCode;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use enduro::{FileAtom, FileStore};
+use enduro_file::{FileAtom, FileStore};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// The torture loop gives up after this long even if nobody kills it.
@@ -50,15 +55,75 @@ const TORTURE_DEADLINE: Duration = Duration::from_secs(300);
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+/// The environment variable that makes the `worker` test of a test binary act as the
+/// worker; it holds the worker's arguments, one per line.
+pub const ARGS_VAR: &str = "ENDURO_FILE_WORKER_ARGS";
+
+/// The arguments that make the test harness run only the `worker` test, without
+/// capturing its output (it prints one blank line and `running 1 test`
+/// first, which [`is_harness_line`] recognises).
+pub const HARNESS_ARGS: [&str; 5] = [
+    "worker",
+    "--exact",
+    "--nocapture",
+    "--quiet",
+    "--test-threads=1",
+];
+
+/// Runs the worker, with `args`, when this test binary was started as one (see
+/// [`command`]), and exits the process with its exit code: 0 on success, 1 with a message
+/// on stderr otherwise. Returns at once in a normal test run.
+pub fn entry() {
+    let Ok(args) = std::env::var(ARGS_VAR) else {
+        return;
+    };
+    let args: Vec<String> = args.lines().map(str::to_owned).collect();
+    let code = match run(&args) {
+        Ok(()) => 0,
         Err(e) => {
-            eprintln!("enduro-file-worker {}: {e}", args.join(" "));
-            ExitCode::FAILURE
+            eprintln!("enduro-file worker {}: {e}", args.join(" "));
+            1
         }
-    }
+    };
+    let _ = io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// The path of this test binary, which runs the worker when asked to (see [`command`]).
+pub fn exe() -> std::path::PathBuf {
+    std::env::current_exe().expect("the test binary's own path")
+}
+
+/// Makes `command` (a bare program, or `strace` with its options) run the worker with
+/// `args`: appends this test binary and the arguments that select its `worker` test, and
+/// passes `args` in [`ARGS_VAR`]. Each test file that uses it has
+/// `#[test] fn worker() { common::worker::entry() }`.
+pub fn run_under<'a>(command: &'a mut Command, args: &[&str]) -> &'a mut Command {
+    command
+        .arg(exe())
+        .args(HARNESS_ARGS)
+        .env(ARGS_VAR, args.join("\n"))
+}
+
+/// A command that runs the worker with `args`.
+pub fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(exe());
+    command.args(HARNESS_ARGS).env(ARGS_VAR, args.join("\n"));
+    command
+}
+
+/// Whether `line` is one the test harness printed before the worker started.
+pub fn is_harness_line(line: &str) -> bool {
+    line.is_empty() || line == "running 1 test"
+}
+
+/// The worker's own lines in its captured stdout.
+pub fn lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !is_harness_line(l))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn run(args: &[String]) -> Result {
@@ -108,7 +173,7 @@ fn ready_then_wait() -> Result {
 }
 
 fn count(path: &str, n: u64) -> Result {
-    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
     ready_then_wait()?;
     for _ in 0..n {
         atom.swap(|v| v + 1).map_err(|e| e.to_string())?;
@@ -117,7 +182,7 @@ fn count(path: &str, n: u64) -> Result {
 }
 
 fn append(path: &str, writer: u64, n: u64) -> Result {
-    let atom = enduro::file_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
+    let atom = enduro_file::file_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
     ready_then_wait()?;
     for seq in 0..n {
         atom.swap(|list| {
@@ -132,7 +197,7 @@ fn append(path: &str, writer: u64, n: u64) -> Result {
 }
 
 fn append_threads(path: &str, writer: u64, threads: u64, n: u64) -> Result {
-    let atom = enduro::file_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
+    let atom = enduro_file::file_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
     ready_then_wait()?;
     thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -161,7 +226,7 @@ fn append_threads(path: &str, writer: u64, threads: u64, n: u64) -> Result {
 }
 
 fn torture(path: &str) -> Result {
-    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
     say(&format!("ready {}", atom.deref()))?;
     let started = Instant::now();
     while started.elapsed() < TORTURE_DEADLINE {
@@ -174,7 +239,7 @@ fn torture(path: &str) -> Result {
 /// `threads` threads swap one atom in tight loops, so that their swaps share group
 /// commits; each acknowledged value is printed as `ack VALUE`.
 fn torture_threads(path: &str, threads: u64) -> Result {
-    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
     say(&format!("ready {}", atom.deref()))?;
     let started = Instant::now();
     thread::scope(|s| {
@@ -193,12 +258,12 @@ fn torture_threads(path: &str, threads: u64) -> Result {
 }
 
 fn until_released(path: &str, n: u64) -> Result {
-    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
     say("ready")?;
     for _ in 0..n {
         match atom.swap(|v| v + 1) {
             Ok(_) => {}
-            Err(enduro::Error::Released) if atom.is_released() => return say("released"),
+            Err(enduro_core::Error::Released) if atom.is_released() => return say("released"),
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -207,7 +272,7 @@ fn until_released(path: &str, n: u64) -> Result {
 
 fn many(dir: &str, n: u64) -> Result {
     let open = |i: u64| {
-        enduro::file_atom(0u64, format!("{dir}/{i}.json"))
+        enduro_file::file_atom(0u64, format!("{dir}/{i}.json"))
             .map_err(|e| format!("atom {i} of {n}: {e}"))
     };
     let atoms = (0..n).map(open).collect::<Result<Vec<_>>>()?;
@@ -221,7 +286,7 @@ fn many(dir: &str, n: u64) -> Result {
 }
 
 fn swap_twice(path: &str) -> Result {
-    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
     ready_then_wait()?;
     for _ in 0..2 {
         match atom.swap(|v| v + 1) {
@@ -234,7 +299,7 @@ fn swap_twice(path: &str) -> Result {
 }
 
 fn release(path: &str) -> Result {
-    let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
     atom.release().map_err(|e| e.to_string())?;
     say("released")
 }

@@ -1,5 +1,6 @@
 //! The hit counter example (enduro/examples/hitcounter.rs), three instances on loopback
-//! against one database: concurrent requests spread across them end at an exact count.
+//! against one database (`DATABASE_URL`, or a private cluster started for this test):
+//! concurrent requests spread across them end at an exact count.
 #![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
@@ -13,8 +14,16 @@ use std::thread;
 use std::time::Duration;
 
 use enduro::PgAtom;
-use enduro_tests::pg::unique_key;
-use enduro_tests::pg_cluster::database_url;
+use pg_cluster::database_url;
+
+/// The private throwaway PostgreSQL cluster of enduro-pg's tests (or `DATABASE_URL`).
+#[path = "../../enduro-pg/tests/common/pg_cluster.rs"]
+mod pg_cluster;
+
+/// A table name no other test (in this or another process) uses.
+fn unique_key(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
 
 const INSTANCES: usize = 3;
 const CLIENTS: usize = 12;

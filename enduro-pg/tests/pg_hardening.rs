@@ -5,7 +5,6 @@
 //! right error instead of blocking them forever.
 //!
 //! The tests that hold locks, stop or terminate backends use a private cluster each.
-#![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -13,10 +12,12 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use enduro::store::{Committed, Store};
-use enduro::{BlockingPgStore, Error, PgAtom, PgStore, Version};
-use enduro_tests::pg::{assert_no_secret, password_of, unique_key};
-use enduro_tests::pg_cluster::{database_url, private_cluster};
+mod common;
+
+use common::pg_cluster::{database_url, private_cluster};
+use common::{assert_no_secret, password_of, unique_key};
+use enduro_core::{Committed, Error, Store, Version};
+use enduro_pg::{BlockingPgStore, PgAtom, PgStore};
 
 /// Plain SQL beside enduro, on a pool of its own whose runtime keeps the connections
 /// alive between calls. With `max_connections(1)` it is one session, so a transaction
@@ -348,7 +349,11 @@ fn a_commit_whose_backend_is_terminated_may_have_been_stored() {
 }
 
 /// Commits `text` over `expected` through a blocking store.
-fn commit(store: &BlockingPgStore, expected: Version, text: &str) -> enduro::Result<Committed> {
+fn commit(
+    store: &BlockingPgStore,
+    expected: Version,
+    text: &str,
+) -> enduro_core::Result<Committed> {
     store.commit(expected, &mut |w: &mut dyn std::io::Write| {
         w.write_all(text.as_bytes())
             .map_err(|e| Error::backend(store.resource(), "cannot write", Some(Box::new(e))))

@@ -1,17 +1,23 @@
 //! Many writers on one PostgreSQL row: 64 tasks × 50 swaps in one process, 4 OS processes
 //! (separate pools) × 250 swaps, and list appends across processes where every
 //! acknowledged id must be present exactly once and in its writer's order.
-#![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use enduro::PgAtom;
-use enduro_tests::pg::unique_key;
-use enduro_tests::pg_cluster::database_url;
+mod common;
 
-const WORKER: &str = env!("CARGO_BIN_EXE_enduro-pg-worker");
+use common::pg_cluster::database_url;
+use common::{unique_key, worker};
+use enduro_pg::PgAtom;
+
+/// The worker process these tests start: this test binary, run again (see
+/// `common::worker`). In a normal test run it returns at once.
+#[test]
+fn worker() {
+    common::worker::entry();
+}
 const TABLE: &str = "enduro_writers";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,8 +71,7 @@ fn four_processes_times_250_swaps_is_exactly_1000() {
         .unwrap();
     let children: Vec<_> = (0..4)
         .map(|_| {
-            Command::new(WORKER)
-                .args([url.as_str(), TABLE, key.as_str(), "count", "250"])
+            worker::command(&[url.as_str(), TABLE, key.as_str(), "count", "250"])
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -75,7 +80,7 @@ fn four_processes_times_250_swaps_is_exactly_1000() {
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "a worker failed: {:?}", out.status);
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "acked 250");
+        assert_eq!(worker::lines(&out.stdout), ["acked 250"]);
     }
     assert_eq!(*atom.refresh().unwrap(), 1000);
     atom.release().unwrap();
@@ -93,8 +98,7 @@ fn list_appends_across_processes_keep_every_acknowledged_id_once_and_in_order() 
     let children: Vec<_> = writers
         .iter()
         .map(|id| {
-            Command::new(WORKER)
-                .args([url.as_str(), TABLE, key.as_str(), "append", id, "60"])
+            worker::command(&[url.as_str(), TABLE, key.as_str(), "append", id, "60"])
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -104,7 +108,7 @@ fn list_appends_across_processes_keep_every_acknowledged_id_once_and_in_order() 
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "a worker failed: {:?}", out.status);
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+        for line in worker::lines(&out.stdout) {
             acknowledged.push(line.strip_prefix("ack ").unwrap().to_owned());
         }
     }

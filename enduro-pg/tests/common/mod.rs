@@ -1,22 +1,20 @@
-//! The PostgreSQL backend of the conformance suite: a resource is one row key of a shared
-//! table, in `DATABASE_URL` or the test binary's private cluster.
+//! What enduro-pg's integration tests share: a database (`DATABASE_URL`, or a private
+//! throwaway cluster; see [`pg_cluster`]), the conformance kit's backends on it, the worker
+//! process (this very test binary, run again; see [`worker`]), and small helpers.
+#![allow(dead_code)] // each test binary uses its own part
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+pub mod pg_cluster;
+pub mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use enduro::store::Store;
+use enduro_core::conformance::{AsyncBackend, Backend};
+use enduro_core::{Result, Store};
+use enduro_pg::PgStore;
 
-use crate::Backend;
-use crate::pg_cluster;
-
-/// The table the suite's rows live in.
+/// The table the conformance kit's rows live in.
 pub const TABLE: &str = "enduro_conformance";
-
-/// Rows of [`TABLE`]; each fresh resource is a new key, unique to this process.
-#[derive(Debug)]
-pub struct PgBackend {
-    url: String,
-    table: String,
-}
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -29,6 +27,14 @@ pub fn unique_key(prefix: &str) -> String {
     )
 }
 
+/// Rows of [`TABLE`], for the blocking suite (through the blocking wrapper) and the async
+/// one (natively); each fresh resource is a new key, unique to this process.
+#[derive(Debug)]
+pub struct PgBackend {
+    url: String,
+    table: String,
+}
+
 impl PgBackend {
     /// A backend on `DATABASE_URL` or the private cluster, or `None` when neither can be
     /// had (never under `CI=true`, where that panics).
@@ -37,11 +43,6 @@ impl PgBackend {
             url: pg_cluster::database_url()?,
             table: TABLE.to_owned(),
         })
-    }
-
-    /// The connection URL.
-    pub fn url(&self) -> &str {
-        &self.url
     }
 }
 
@@ -52,8 +53,8 @@ impl Backend for PgBackend {
         unique_key("conformance")
     }
 
-    fn store(&self, key: &String) -> enduro::Result<Box<dyn Store>> {
-        let store = enduro::PgStore::builder(&self.url, &self.table)
+    fn store(&self, key: &String) -> Result<Box<dyn Store>> {
+        let store = PgStore::builder(&self.url, &self.table)
             .key(key.as_str())
             .max_connections(4)
             .open_blocking()?;
@@ -61,12 +62,29 @@ impl Backend for PgBackend {
     }
 }
 
-/// Instantiates the conformance suite against PostgreSQL, skipping (outside CI) when no
-/// database can be had.
+impl AsyncBackend for PgBackend {
+    type Resource = String;
+    type Store = PgStore;
+
+    fn fresh(&self) -> String {
+        unique_key("async-conformance")
+    }
+
+    async fn store(&self, key: &String) -> Result<PgStore> {
+        PgStore::builder(&self.url, &self.table)
+            .key(key.as_str())
+            .max_connections(4)
+            .open()
+            .await
+    }
+}
+
+/// A [`PgBackend`], or a `return` from the enclosing function (a skipped test, saying
+/// why) when no database can be had — never under `CI=true`, where that panics.
 #[macro_export]
 macro_rules! pg_backend_or_skip {
     () => {
-        match $crate::pg::PgBackend::try_new() {
+        match $crate::common::PgBackend::try_new() {
             Some(backend) => backend,
             None => return,
         }
@@ -82,7 +100,7 @@ pub fn password_of(url: &str) -> Option<String> {
 
 /// Fails the test if `secret` shows anywhere in `e`: its message, its `Debug`, or those of
 /// its sources.
-pub fn assert_no_secret(e: &enduro::Error, secret: &str) {
+pub fn assert_no_secret(e: &enduro_core::Error, secret: &str) {
     let mut text = format!("{e} {e:?}");
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -1,5 +1,5 @@
-//! Crash torture of the file backend: a child process (the `enduro-file-worker` binary in
-//! `torture` mode) swaps `+1` in a tight loop and prints every acknowledged value on a
+//! Crash torture of the file backend: a child process (this test binary run again as the
+//! worker, in `torture` mode; see `common::worker`) swaps `+1` in a tight loop and prints every acknowledged value on a
 //! pipe; we SIGKILL it at a random moment, then check that
 //!
 //! - the data file decodes (never torn) and holds the last acknowledged value or the one
@@ -31,10 +31,23 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use enduro::{Atom, FileAtom};
-use enduro_tests::support::{Piped, have_strace, names, spawn_piped};
+mod common;
 
-const WORKER: &str = env!("CARGO_BIN_EXE_enduro-file-worker");
+use common::{Piped, have_strace, names, spawn_piped, worker};
+use enduro_core::Atom;
+use enduro_file::FileAtom;
+
+/// Runs the tests, or acts as the worker these tests start (this test binary, run again:
+/// see `common::worker`), on the main thread (see `common::harness`).
+fn main() -> std::process::ExitCode {
+    common::harness::main(crate::tests![
+        sigkill_at_random_moments_never_tears_the_file_nor_loses_an_acknowledged_swap,
+        two_writers_killed_at_random_never_lose_nor_duplicate_an_acknowledged_swap,
+        a_kill_during_the_first_commit_leaves_no_value_or_a_whole_one,
+        sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state,
+        sigkill_during_group_commits_never_loses_an_acknowledged_swap,
+    ])
+}
 
 /// How long the child may stay silent before we call it hung (a stuck lock, say) and fail.
 /// A guard so that the test stops by itself, never a measure of speed.
@@ -94,7 +107,6 @@ struct Tally {
     acknowledged: u64,
 }
 
-#[test]
 fn sigkill_at_random_moments_never_tears_the_file_nor_loses_an_acknowledged_swap() {
     let kills = env_number("ENDURO_TORTURE_KILLS").unwrap_or(200);
     let seed = seed();
@@ -150,7 +162,7 @@ impl Victim {
             lines,
             reader,
             stderr: errors,
-        } = spawn_piped(Command::new(WORKER).args(args))
+        } = spawn_piped(&mut worker::command(args))
             .map_err(|e| format!("cannot start the worker: {e}"))?;
         Ok(Victim {
             child,
@@ -349,7 +361,6 @@ fn torture_once(
     Ok(on_disk + 1)
 }
 
-#[test]
 fn two_writers_killed_at_random_never_lose_nor_duplicate_an_acknowledged_swap() {
     // Two children swap on one file at once; we kill one or the other at random moments
     // (often while it holds the lock, with the other waiting for it) and start a new one.
@@ -362,7 +373,7 @@ fn two_writers_killed_at_random_never_lose_nor_duplicate_an_acknowledged_swap() 
     let mut rng = Rng::new(seed ^ 0x5eed);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DATA);
-    drop(enduro::file_atom(0u64, &path).unwrap());
+    drop(enduro_file::file_atom(0u64, &path).unwrap());
     let began = Instant::now();
 
     let fail = |kill: u64, e: String| -> ! { panic!("kill {kill} of {kills} (seed {seed}): {e}") };
@@ -439,7 +450,6 @@ fn record(acknowledged: &mut BTreeSet<u64>, lines: &[String]) -> Result<(), Stri
     Ok(())
 }
 
-#[test]
 fn a_kill_during_the_first_commit_leaves_no_value_or_a_whole_one() {
     // The worker opens a path that holds nothing yet, so its open commits `init` (0):
     // kill it somewhere in there.
@@ -492,6 +502,11 @@ struct CrashPoint {
     nth: usize,
 }
 
+/// The tracee (thread id) of an strace line `PID name(args) = ret`.
+fn tracee_of(line: &str) -> &str {
+    line.split_once(' ').map_or("", |(pid, _)| pid)
+}
+
 /// The syscall's name in an strace line `PID name(args) = ret`.
 fn syscall_of(line: &str) -> &str {
     let call = line
@@ -514,9 +529,7 @@ fn traced_worker(dir: &Path, args: &[&str], kill_at: Option<(&str, usize)>) -> S
     if let Some((syscall, n)) = kill_at {
         cmd.args(["-e", &format!("inject={syscall}:signal=KILL:when={n}")]);
     }
-    let mut child = cmd
-        .arg(WORKER)
-        .args(args)
+    let mut child = worker::run_under(&mut cmd, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -542,7 +555,8 @@ fn traced_worker(dir: &Path, args: &[&str], kill_at: Option<(&str, usize)>) -> S
 }
 
 /// Finds in a trace which call of which syscall `point` is: `(syscall, n, line)`, for
-/// strace's `inject=syscall:when=n`, and its place among the trace's calls.
+/// strace's `inject=syscall:when=n` (n counted in the calling thread), and its place among
+/// the trace's calls.
 fn locate(trace: &str, point: &CrashPoint) -> (String, usize, usize) {
     let calls: Vec<&str> = trace
         .lines()
@@ -559,10 +573,12 @@ fn locate(trace: &str, point: &CrashPoint) -> (String, usize, usize) {
         .nth(point.nth - 1)
         .map(|(i, _)| start + i)
         .unwrap_or_else(|| panic!("{}: not found in the trace:\n{trace}", point.name));
+    // strace counts `when=n` per tracee (per thread): count the calls of the thread that
+    // makes this one (the worker runs on a thread of the test harness).
     let syscall = syscall_of(calls[at]);
     let n = calls[..=at]
         .iter()
-        .filter(|l| syscall_of(l) == syscall)
+        .filter(|l| tracee_of(l) == tracee_of(calls[at]) && syscall_of(l) == syscall)
         .count();
     (syscall.to_owned(), n, at)
 }
@@ -583,7 +599,6 @@ enum After {
     Released,
 }
 
-#[test]
 fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state() {
     // Deterministic crash points, with real SIGKILLs: strace kills the worker on entering
     // a chosen syscall of its commit (or release), so the syscall never runs.
@@ -641,7 +656,7 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
         // existing atom at 10.
         let scratch = tempfile::tempdir().unwrap();
         let scratch_path = scratch.path().join(DATA);
-        drop(enduro::file_atom(10u64, &scratch_path).unwrap());
+        drop(enduro_file::file_atom(10u64, &scratch_path).unwrap());
         let args = |path: &Path| -> Vec<String> {
             let path = path.to_str().unwrap().to_owned();
             if is_release {
@@ -710,7 +725,7 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
                 After::Released => {
                     assert!(!path.exists(), "{what}: the data file is gone");
                     let err = resident.swap(|n| n + 1).unwrap_err();
-                    assert!(matches!(err, enduro::Error::Released), "{what}: {err}");
+                    assert!(matches!(err, enduro_core::Error::Released), "{what}: {err}");
                     assert!(resident.is_released(), "{what}");
                 }
             }
@@ -735,7 +750,6 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
 /// Group commit under fire: a child whose 8 threads swap one atom at once (their swaps
 /// share commits) is SIGKILLed at random moments. Every acknowledged value must be on
 /// disk, and at most one unreported swap per thread may be there beyond them.
-#[test]
 fn sigkill_during_group_commits_never_loses_an_acknowledged_swap() {
     const THREADS: u64 = 8;
     let kills = env_number("ENDURO_TORTURE_KILLS").map_or(100, |k| k.div_ceil(2));

@@ -2,7 +2,6 @@
 //! in-flight swaps fail (with `Error::Uncertain` when their answer was lost), later swaps
 //! succeed on fresh connections, no acknowledged swap is lost, and no atom's cached value
 //! runs ahead of the database.
-#![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
@@ -11,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use enduro::PgAtom;
-use enduro_tests::pg_cluster::private_cluster;
+mod common;
+
+use common::pg_cluster::private_cluster;
+use enduro_pg::PgAtom;
 
 const THREADS: usize = 4;
 /// Swaps each thread gets acknowledged after the restart, before it stops.
@@ -69,7 +70,8 @@ fn restart_under_load_loses_no_acknowledged_swap() {
                             assert!(
                                 matches!(
                                     e,
-                                    enduro::Error::Backend { .. } | enduro::Error::Uncertain { .. }
+                                    enduro_core::Error::Backend { .. }
+                                        | enduro_core::Error::Uncertain { .. }
                                 ),
                                 "{e}"
                             );

@@ -1,17 +1,19 @@
 //! PostgreSQL safety: table names that try to inject SQL, passwords kept out of errors and
 //! `Debug`, values with NUL, non-ASCII text and 64 MiB, the readable schema, and the
 //! blocking API inside a tokio runtime.
-#![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 
-use enduro::{Codec, CodecError, Error, PgAtom, PgStore};
-use enduro_tests::pg::{assert_no_secret, password_of, unique_key};
-use enduro_tests::pg_cluster::database_url;
+mod common;
+
+use common::pg_cluster::database_url;
+use common::{assert_no_secret, password_of, unique_key};
+use enduro_core::{Codec, CodecError, Error};
+use enduro_pg::{PgAtom, PgStore};
 
 /// Runs `f` on a private runtime with a pool of `url`, for reading around enduro.
-fn sql<R>(url: &str, f: impl AsyncFnOnce(&enduro::PgStore) -> R) -> R {
+fn sql<R>(url: &str, f: impl AsyncFnOnce(&enduro_pg::PgStore) -> R) -> R {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -303,12 +305,12 @@ fn blocking_api_inside_a_current_thread_runtime_does_not_panic() {
 async fn blocking_api_inside_a_multi_thread_runtime_does_not_panic() {
     let Some(url) = database_url() else { return };
     let atom =
-        enduro::postgresql_atom(0u64, &url, &format!("enduro_inside_{}", std::process::id()))
+        enduro_pg::postgresql_atom(0u64, &url, &format!("enduro_inside_{}", std::process::id()))
             .unwrap();
     assert_eq!(*atom.swap(|n| n + 1).unwrap(), 1);
     // And from a spawned task, next to an async atom on the same row.
     let table = format!("enduro_inside_{}", std::process::id());
-    let async_atom = enduro::postgresql_atom_async(0u64, &url, &table)
+    let async_atom = enduro_pg::postgresql_atom_async(0u64, &url, &table)
         .await
         .unwrap();
     assert_eq!(*async_atom.deref(), 1);

@@ -1,15 +1,30 @@
-//! The conformance cases. Each is generic over a [`Backend`] and checks one promise of
-//! DESIGN.md, in memory and in storage.
+//! The blocking cases: each is generic over a [`Backend`] and checks one promise of the
+//! design (DESIGN.md) on [`Atom`], in memory and in storage. Run them all with
+//! [`conformance!`](crate::conformance!), or one by hand:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # #[derive(Debug)]
+//! # struct MemBackend;
+//! # impl enduro_core::conformance::Backend for MemBackend {
+//! #     type Resource = Arc<enduro_mem::MemStore>;
+//! #     fn fresh(&self) -> Self::Resource { Arc::new(enduro_mem::MemStore::new()) }
+//! #     fn store(&self, r: &Self::Resource) -> enduro_core::Result<Box<dyn enduro_core::Store>> {
+//! #         Ok(Box::new(Arc::clone(r)))
+//! #     }
+//! # }
+//! enduro_core::conformance::blocking::watches_see_each_transition_in_order(&MemBackend);
+//! ```
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use enduro::testing::{FailPoint, FaultyStore};
-use enduro::{Atom, Error, Options};
+use crate::testing::{FailPoint, FaultyStore};
+use crate::{Atom, Error, Options, Store};
 
-use crate::Backend;
+use super::Backend;
 
 /// The stored bytes decoded as JSON of type `T`.
 fn stored_as<B: Backend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource) -> T {
@@ -18,7 +33,7 @@ fn stored_as<B: Backend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource)
 }
 
 /// Records every `(old, new)` a watch sees.
-fn recorder<T: Clone + enduro::Value>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {
+fn recorder<T: Clone + crate::Value>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     atom.add_watch("recorder", move |old: &T, new: &T| {
@@ -27,6 +42,7 @@ fn recorder<T: Clone + enduro::Value>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>>
     seen
 }
 
+/// Opening an empty resource validates and stores `init`.
 pub fn initial_value_is_written<B: Backend>(b: &B) {
     let r = b.fresh();
     assert_eq!(b.stored(&r), None);
@@ -35,6 +51,7 @@ pub fn initial_value_is_written<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, Vec<u32>>(b, &r), [1, 2]);
 }
 
+/// Opening a resource that holds a value reads it; `init` is ignored.
 pub fn stored_value_wins_over_init<B: Backend>(b: &B) {
     let r = b.fresh();
     b.open(&r, 5u64);
@@ -43,6 +60,7 @@ pub fn stored_value_wins_over_init<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, u64>(b, &r), 5);
 }
 
+/// A resource holding nothing but whitespace counts as empty: `init` is stored.
 pub fn blank_resource_gets_init<B: Backend>(b: &B) {
     for blank in [&b""[..], b"  \n\t "] {
         let r = b.fresh();
@@ -53,6 +71,7 @@ pub fn blank_resource_gets_init<B: Backend>(b: &B) {
     }
 }
 
+/// A committed value is what the next atom on the resource opens with.
 pub fn value_persists_across_reopen<B: Backend>(b: &B) {
     let r = b.fresh();
     {
@@ -68,6 +87,7 @@ pub fn value_persists_across_reopen<B: Backend>(b: &B) {
     assert_eq!(atom.deref().get("a"), Some(&1));
 }
 
+/// `swap`, `swap_vals`, `reset` and `reset_vals` return the new (and old) values and store the new one.
 pub fn swap_and_friends_return_what_they_should<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 1i64);
@@ -81,6 +101,7 @@ pub fn swap_and_friends_return_what_they_should<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, i64>(b, &r), 4);
 }
 
+/// `compare_and_set` compares with the latest committed value, also one another writer stored.
 pub fn compare_and_set_compares_values<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, "a".to_string());
@@ -97,6 +118,7 @@ pub fn compare_and_set_compares_values<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, String>(b, &r), "e");
 }
 
+/// Clones share the value, the watches and the validator.
 pub fn clones_share_everything<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 0u32);
@@ -109,6 +131,7 @@ pub fn clones_share_everything<B: Backend>(b: &B) {
     assert_eq!(*seen.lock().unwrap(), [(0, 1)]);
 }
 
+/// A validator refuses an invalid `init` (nothing is stored) and an invalid stored value (`InvalidStored`, naming the resource, bytes untouched).
 pub fn validator_rejects_invalid_init<B: Backend>(b: &B) {
     let r = b.fresh();
     let err = b
@@ -151,6 +174,7 @@ pub fn values_of_other_writers_are_adopted_whatever_the_validator<B: Backend>(b:
     assert_eq!(*strict.reset(3).unwrap(), 3, "a valid change still works");
 }
 
+/// A validator refuses invalid changes: nothing changes, no watch fires, the atom stays usable.
 pub fn validator_rejects_invalid_swap<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b
@@ -169,6 +193,7 @@ pub fn validator_rejects_invalid_swap<B: Backend>(b: &B) {
     assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2, "the atom stays usable");
 }
 
+/// `set_validator` refuses (and does not install) a validator the current value fails.
 pub fn set_validator_checks_current_value<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 3u8);
@@ -184,6 +209,7 @@ pub fn set_validator_checks_current_value<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, u8>(b, &r), 1);
 }
 
+/// Watches see each transition once, in commit order; removing and re-adding by key work.
 pub fn watches_see_each_transition_in_order<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 0u32);
@@ -207,6 +233,7 @@ pub fn watches_see_each_transition_in_order<B: Backend>(b: &B) {
     assert_eq!(seen.lock().unwrap().len(), 4);
 }
 
+/// A panicking watch undoes no commit and breaks neither the atom nor the other watches.
 pub fn panicking_watch_breaks_nothing<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 0u32);
@@ -220,6 +247,7 @@ pub fn panicking_watch_breaks_nothing<B: Backend>(b: &B) {
     assert_eq!(*seen.lock().unwrap(), [(0, 1), (1, 2)]);
 }
 
+/// A panic in `f` reaches the caller and changes nothing; the atom is not poisoned.
 pub fn panic_in_swap_function_changes_nothing<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 1u32);
@@ -236,6 +264,7 @@ pub fn panic_in_swap_function_changes_nothing<B: Backend>(b: &B) {
     assert_eq!(*atom.clone().swap(|n| n + 1).unwrap(), 3);
 }
 
+/// A value the codec cannot encode fails with `Error::Encode`, saying why; nothing changes.
 pub fn unencodable_values_are_refused<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, BTreeMap::<Vec<u8>, u8>::new());
@@ -253,6 +282,7 @@ pub fn unencodable_values_are_refused<B: Backend>(b: &B) {
     assert_eq!(b.stored(&r), before);
 }
 
+/// NaN and infinities, which JSON cannot hold, are refused (saying where), also as `init`.
 pub fn non_finite_float_is_refused<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, vec![0.5f64]);
@@ -272,6 +302,7 @@ pub fn non_finite_float_is_refused<B: Backend>(b: &B) {
     assert!(matches!(err, Error::Encode { .. }), "{err}");
 }
 
+/// Stored data that does not decode is an `Error::Decode` naming the resource, and is left byte for byte.
 pub fn corrupt_data_is_an_error_and_left_untouched<B: Backend>(b: &B) {
     let r = b.fresh();
     let corrupt = b"{\"half\": [1, 2";
@@ -286,6 +317,7 @@ pub fn corrupt_data_is_an_error_and_left_untouched<B: Backend>(b: &B) {
     assert_eq!(b.stored(&r).as_deref(), Some(&corrupt[..]));
 }
 
+/// Stored data of another type is an `Error::Decode` naming the type, and is left byte for byte.
 pub fn wrong_type_is_an_error_and_left_untouched<B: Backend>(b: &B) {
     let r = b.fresh();
     b.plant(&r, b"{\"name\": \"not a number\"}");
@@ -298,6 +330,7 @@ pub fn wrong_type_is_an_error_and_left_untouched<B: Backend>(b: &B) {
     );
 }
 
+/// `release` deletes the resource; every clone and every other handle then gets `Error::Released`, and `deref` still works.
 pub fn release_deletes_and_stops_every_clone<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 1u32);
@@ -317,6 +350,158 @@ pub fn release_deletes_and_stops_every_clone<B: Backend>(b: &B) {
     assert_eq!(b.stored(&r), None, "and does not bring it back");
 }
 
+/// How the calls of a stale handle reach the store in the stale-handle cases: through the
+/// check a cheap-check store runs before each swap, or straight to the commit (as a store
+/// whose check is a round trip does), whose version check must then refuse them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Route {
+    Check,
+    Commit,
+}
+
+/// A store that says its check is not cheap, so that swaps go straight to the commit.
+struct SkipCheck(Box<dyn Store>);
+
+impl Store for SkipCheck {
+    fn resource(&self) -> String {
+        self.0.resource()
+    }
+    fn load(&self) -> crate::Result<Option<crate::Snapshot>> {
+        self.0.load()
+    }
+    fn check(&self, known: crate::Version) -> crate::Result<crate::Observed> {
+        self.0.check(known)
+    }
+    fn commit(
+        &self,
+        expected: crate::Version,
+        encode: crate::Encoder<'_>,
+    ) -> crate::Result<crate::Committed> {
+        self.0.commit(expected, encode)
+    }
+    fn release(&self) -> crate::Result<()> {
+        self.0.release()
+    }
+    fn cheap_check(&self) -> bool {
+        false
+    }
+}
+
+/// Opens an atom whose swaps take `route` to the store.
+fn open_routed<B: Backend>(b: &B, r: &B::Resource, init: u64, route: Route) -> Atom<u64> {
+    match route {
+        Route::Check => b.open(r, init),
+        Route::Commit => Atom::open(SkipCheck(b.store(r).unwrap()), init, Options::new()).unwrap(),
+    }
+}
+
+/// Versions never repeat for a resource, also across release and re-creation, so a handle
+/// that knew the old resource can never write over the new one. Handles A1..A5 and B open
+/// one resource; B releases it; C creates it again with a new `init`. Then each stale
+/// handle's first call — `swap`, `reset`, `compare_and_set` against the old value and
+/// against C's value, `refresh` — fails with `Error::Released`, and so does its next one:
+/// none reports success, none adopts C's value as the continuation of its own, no watch
+/// fires, and C's value survives. Checked with the stale handles' swaps going through the
+/// store's check and straight to its commit.
+pub fn a_stale_handle_never_writes_over_a_re_created_resource<B: Backend>(b: &B) {
+    for route in [Route::Check, Route::Commit] {
+        let r = b.fresh();
+        let stale: Vec<Atom<u64>> = (0..5).map(|_| open_routed(b, &r, 1, route)).collect();
+        let watched: Vec<_> = stale.iter().map(recorder).collect();
+        let releaser = b.open(&r, 0u64);
+        let clone = releaser.clone();
+        releaser.release().unwrap();
+        let c = b.open(&r, 5u64);
+        assert_eq!(*c.deref(), 5, "C created the resource again, from its init");
+        assert_eq!(stored_as::<_, u64>(b, &r), 5);
+
+        let calls: [(&str, Result<String, Error>); 5] = [
+            ("swap", stale[0].swap(|n| n + 1).map(|v| v.to_string())),
+            ("reset", stale[1].reset(7).map(|v| v.to_string())),
+            (
+                "compare_and_set with the old value",
+                stale[2].compare_and_set(&1, 7).map(|ok| ok.to_string()),
+            ),
+            (
+                "compare_and_set with C's value",
+                stale[3].compare_and_set(&5, 7).map(|ok| ok.to_string()),
+            ),
+            ("refresh", stale[4].refresh().map(|v| v.to_string())),
+        ];
+        for (call, result) in calls {
+            assert!(
+                matches!(result, Err(Error::Released)),
+                "{route:?}: a stale handle's `{call}` must fail with Released, got {result:?}"
+            );
+            assert_eq!(
+                stored_as::<_, u64>(b, &r),
+                5,
+                "{route:?}: after `{call}`: C's value survives"
+            );
+        }
+        for (atom, seen) in stale.iter().zip(&watched) {
+            let again = atom.swap(|n| n + 100);
+            assert!(
+                matches!(again, Err(Error::Released)),
+                "{route:?}: a stale handle's next swap must fail with Released, got {again:?}"
+            );
+            assert!(
+                atom.is_released(),
+                "{route:?}: the stale handle counts as released"
+            );
+            assert_eq!(
+                *atom.deref(),
+                1,
+                "{route:?}: deref keeps the last value it knew"
+            );
+            assert!(seen.lock().unwrap().is_empty(), "{route:?}: no watch fired");
+        }
+        assert_eq!(stored_as::<_, u64>(b, &r), 5, "{route:?}");
+        // The handle that released stays released too.
+        assert!(matches!(clone.swap(|n| n + 1), Err(Error::Released)));
+        assert_eq!(stored_as::<_, u64>(b, &r), 5, "{route:?}");
+        // C owns the resource and goes on.
+        assert_eq!(*c.swap(|n| n + 1).unwrap(), 6, "{route:?}");
+        assert_eq!(stored_as::<_, u64>(b, &r), 6, "{route:?}");
+    }
+}
+
+/// The same promise when the new resource went through as many commits as the old one
+/// (a store counting versions from scratch after a release would hand out the stale
+/// handle's version again): for every count of commits by C up to four more than A's, A's
+/// swap — through the check and straight to the commit — fails with `Error::Released` and
+/// C's value survives.
+pub fn versions_never_repeat_across_release_and_re_creation<B: Backend>(b: &B) {
+    for route in [Route::Check, Route::Commit] {
+        for commits_by_c in 0..6u64 {
+            let r = b.fresh();
+            let a = open_routed(b, &r, 0, route);
+            a.swap(|n| n + 1).unwrap();
+            a.swap(|n| n + 1).unwrap();
+            b.open(&r, 0u64).release().unwrap();
+            let c = b.open(&r, 100u64);
+            for _ in 0..commits_by_c {
+                c.swap(|n| n + 1).unwrap();
+            }
+            let expected = 100 + commits_by_c;
+            let result = a.swap(|n| n + 1);
+            assert!(
+                matches!(result, Err(Error::Released)),
+                "{route:?}, after {commits_by_c} commits by C: A's swap must fail with \
+                 Released, got {result:?}"
+            );
+            assert_eq!(
+                stored_as::<_, u64>(b, &r),
+                expected,
+                "{route:?}, after {commits_by_c} commits by C: C's value survives"
+            );
+            assert_eq!(*a.deref(), 2);
+            assert_eq!(*c.refresh().unwrap(), expected);
+        }
+    }
+}
+
+/// A hundred threads swapping `+1` once each end at exactly 100.
 pub fn hundred_concurrent_swaps<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 0u64);
@@ -330,6 +515,7 @@ pub fn hundred_concurrent_swaps<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, u64>(b, &r), 100);
 }
 
+/// 16 threads × 500 swaps of `+1` end at exactly 8000, and the watch sees every transition in order.
 pub fn sixteen_threads_times_five_hundred<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 0u64);
@@ -357,6 +543,7 @@ pub fn sixteen_threads_times_five_hundred<B: Backend>(b: &B) {
     }
 }
 
+/// Two atoms on one resource (as two processes would have) lose no swap of each other's.
 pub fn two_atoms_on_one_resource_stay_exact<B: Backend>(b: &B) {
     let r = b.fresh();
     let first = b.open(&r, 0u64);
@@ -385,6 +572,7 @@ pub fn two_atoms_on_one_resource_stay_exact<B: Backend>(b: &B) {
     assert_eq!(seen.last().map(|t| t.1), Some(400));
 }
 
+/// `refresh` reads what another writer committed; a swap starts from the latest value.
 pub fn refresh_picks_up_other_writers<B: Backend>(b: &B) {
     let r = b.fresh();
     let reader = b.open(&r, 0u32);
@@ -401,6 +589,7 @@ pub fn refresh_picks_up_other_writers<B: Backend>(b: &B) {
     );
 }
 
+/// A commit failing before or in the middle of writing changes nothing in memory or storage; the atom stays usable.
 pub fn every_commit_fault_leaves_the_atom_unchanged<B: Backend>(b: &B) {
     for point in [FailPoint::BeforeWrite, FailPoint::MidWrite] {
         let r = b.fresh();
@@ -425,6 +614,7 @@ pub fn every_commit_fault_leaves_the_atom_unchanged<B: Backend>(b: &B) {
     }
 }
 
+/// A commit whose answer is lost says the change may have been stored, and the atom settles from what the store holds.
 pub fn lost_acknowledgement_is_picked_up_not_overwritten<B: Backend>(b: &B) {
     let r = b.fresh();
     let store = FaultyStore::new(b.store(&r).unwrap());
@@ -452,12 +642,13 @@ pub fn lost_acknowledgement_is_picked_up_not_overwritten<B: Backend>(b: &B) {
     );
 }
 
+/// A failed check changes nothing; the next one picks up another writer's value.
 pub fn failed_check_changes_nothing<B: Backend>(b: &B) {
     let r = b.fresh();
     let store = FaultyStore::new(b.store(&r).unwrap());
     let faults = store.faults();
     // A store whose check is a round trip (a database) skips it before swaps.
-    let checks_before_swaps = enduro::store::Store::cheap_check(&store);
+    let checks_before_swaps = crate::Store::cheap_check(&store);
     let atom = Atom::open(store, 1u32, Options::new()).unwrap();
     if checks_before_swaps {
         faults.fail_checks(1);
@@ -504,6 +695,7 @@ fn assert_chain(seen: &[(u64, u64)], from: u64, to: u64) {
     assert_eq!(at, to, "the watch chain ends at {at}, not {to}");
 }
 
+/// Among concurrent swaps, one whose value cannot be encoded fails alone.
 pub fn a_bad_value_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, (0u64, 0.0f64));
@@ -526,6 +718,7 @@ pub fn a_bad_value_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
     assert_chain(&seen.lock().unwrap(), 0, ok);
 }
 
+/// Among concurrent swaps, one the validator refuses fails alone.
 pub fn a_refused_value_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b
@@ -544,6 +737,7 @@ pub fn a_refused_value_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
     assert_eq!(atom.deref().0, ok);
 }
 
+/// Among concurrent swaps, one whose `f` panics fails alone.
 pub fn a_panic_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 0u64);
@@ -574,6 +768,7 @@ pub fn a_panic_in_a_crowd_fails_only_its_own_swap<B: Backend>(b: &B) {
     assert_eq!(*atom.deref(), ok);
 }
 
+/// Injected commit faults among concurrent swaps: storage, memory and watches hold exactly the acknowledged swaps.
 pub fn commit_faults_in_a_crowd_lose_nothing_acknowledged<B: Backend>(b: &B) {
     let r = b.fresh();
     let store = FaultyStore::new(b.store(&r).unwrap());
@@ -596,6 +791,7 @@ pub fn commit_faults_in_a_crowd_lose_nothing_acknowledged<B: Backend>(b: &B) {
     assert_chain(&seen.lock().unwrap(), 0, ok);
 }
 
+/// Lost answers among concurrent swaps: what was stored is never overwritten nor applied twice.
 pub fn lost_acknowledgements_in_a_crowd_are_never_overwritten<B: Backend>(b: &B) {
     let r = b.fresh();
     let store = FaultyStore::new(b.store(&r).unwrap());
@@ -632,6 +828,7 @@ pub fn lost_acknowledgements_in_a_crowd_are_never_overwritten<B: Backend>(b: &B)
     assert_eq!(seen.last().map(|t| t.1), Some(stored));
 }
 
+/// `compare_and_set` loops on two atoms of one resource from 8 threads are exact.
 pub fn compare_and_set_loops_across_threads_are_exact<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open(&r, 0u64);
@@ -649,10 +846,11 @@ pub fn compare_and_set_loops_across_threads_are_exact<B: Backend>(b: &B) {
     assert_eq!(*atom.refresh().unwrap(), 320);
 }
 
-fn background<T: enduro::Value>() -> Options<T> {
-    Options::new().commit_mode(enduro::CommitMode::Background)
+fn background<T: crate::Value>() -> Options<T> {
+    Options::new().commit_mode(crate::CommitMode::Background)
 }
 
+/// Background mode: after `flush`, every acknowledged swap is stored.
 pub fn background_mode_flush_makes_every_acknowledged_swap_durable<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open_with(&r, 0u64, background()).unwrap();
@@ -665,6 +863,7 @@ pub fn background_mode_flush_makes_every_acknowledged_swap_durable<B: Backend>(b
     assert_chain(&seen.lock().unwrap(), 0, 800);
 }
 
+/// Background mode: dropping the last handle writes what is pending.
 pub fn background_mode_drop_flushes<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open_with(&r, Vec::<u32>::new(), background()).unwrap();
@@ -677,6 +876,7 @@ pub fn background_mode_drop_flushes<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, Vec<u32>>(b, &r), (0..50).collect::<Vec<_>>());
 }
 
+/// Background mode: unencodable and invalid values are refused by the call itself.
 pub fn background_mode_refuses_bad_values_at_once<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b
@@ -693,6 +893,7 @@ pub fn background_mode_refuses_bad_values_at_once<B: Backend>(b: &B) {
     assert_eq!(stored_as::<_, f64>(b, &r), 2.0);
 }
 
+/// Background mode: `flush` reports failed writes, and the committer recovers.
 pub fn background_mode_reports_failed_writes_and_recovers<B: Backend>(b: &B) {
     let r = b.fresh();
     let store = FaultyStore::new(b.store(&r).unwrap());
@@ -709,7 +910,7 @@ pub fn background_mode_reports_failed_writes_and_recovers<B: Backend>(b: &B) {
 }
 
 /// Flushes a background-mode atom until the committer's retries succeed (5 s at most).
-fn flush_until_written<T: enduro::Value>(atom: &Atom<T>) {
+fn flush_until_written<T: crate::Value>(atom: &Atom<T>) {
     let mut tries = 0;
     while let Err(e) = atom.flush() {
         tries += 1;
@@ -718,6 +919,7 @@ fn flush_until_written<T: enduro::Value>(atom: &Atom<T>) {
     }
 }
 
+/// Background mode: `refresh` and `release` write what is pending first.
 pub fn background_mode_refresh_and_release_flush_first<B: Backend>(b: &B) {
     let r = b.fresh();
     let atom = b.open_with(&r, 0u64, background()).unwrap();
@@ -947,7 +1149,7 @@ fn arrays(count: usize) -> serde_json::Value {
 /// atom still stores `good` (which then reads back as itself).
 fn assert_refused<B: Backend, T>(b: &B, r: &B::Resource, bad: &T, good: &T, says: &[&str])
 where
-    T: enduro::Value + Clone + PartialEq + std::fmt::Debug,
+    T: crate::Value + Clone + PartialEq + std::fmt::Debug,
 {
     let atom = b.open(r, good.clone());
     let before = atom.deref();
@@ -972,6 +1174,7 @@ where
     assert_eq!(*b.open(r, bad.clone()).deref(), *good, "and reads back");
 }
 
+/// Values nested deeper than the decoder reads back are refused, also as `init`.
 pub fn values_nested_deeper_than_json_reads_back_are_refused<B: Backend>(b: &B) {
     let too_deep = ["128 levels", "at most 127"];
     assert_refused(b, &b.fresh(), &nodes(128), &nodes(1), &too_deep);
@@ -984,11 +1187,12 @@ pub fn values_nested_deeper_than_json_reads_back_are_refused<B: Backend>(b: &B) 
     assert_eq!(b.stored(&r), None);
 }
 
+/// The deepest values accepted read back as themselves after reopening.
 pub fn the_deepest_accepted_values_read_back_after_reopening<B: Backend>(b: &B) {
     /// Stores `deepest` over `other`, then checks a new atom reads it back.
     fn check<B: Backend, T>(b: &B, deepest: T, other: T)
     where
-        T: enduro::Value + Clone + PartialEq + std::fmt::Debug,
+        T: crate::Value + Clone + PartialEq + std::fmt::Debug,
     {
         let r = b.fresh();
         b.open(&r, other.clone()).reset(deepest.clone()).unwrap();
@@ -1002,6 +1206,7 @@ pub fn the_deepest_accepted_values_read_back_after_reopening<B: Backend>(b: &B) 
     check(b, vec![None, Some(vec![()])], vec![]);
 }
 
+/// `Some(None)`-like values, which would read back as `None`, are refused.
 pub fn some_of_null_is_refused<B: Backend>(b: &B) {
     let reads_as_none = ["read back as None"];
     assert_refused(
@@ -1137,6 +1342,7 @@ fn on_a_small_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     })
 }
 
+/// 100,000 levels of nesting are refused on a 256 KiB stack, without overflowing it.
 pub fn a_hundred_thousand_levels_are_refused_on_a_small_stack<B: Backend>(b: &B) {
     let r = b.fresh();
     let leaf = Deep {
@@ -1188,6 +1394,7 @@ pub fn a_hundred_thousand_levels_are_refused_on_a_small_stack<B: Backend>(b: &B)
     assert_eq!(b.stored(&r), None);
 }
 
+/// Deeply nested stored data is a clean decode error, left untouched.
 pub fn a_deep_hand_written_value_is_a_decode_error<B: Backend>(b: &B) {
     let depth = 100_000;
     let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
@@ -1202,7 +1409,7 @@ pub fn a_deep_hand_written_value_is_a_decode_error<B: Backend>(b: &B) {
 
 /// Plants `text` and checks that opening it as `T` is a clean `Error::Decode` from the
 /// decoder's recursion limit, leaving the bytes untouched.
-fn refused_at_open<B: Backend, T: enduro::Value>(b: &B, text: &str, init: T) {
+fn refused_at_open<B: Backend, T: crate::Value>(b: &B, text: &str, init: T) {
     let r = b.fresh();
     b.plant(&r, text.as_bytes());
     let err = b.open_with(&r, init, Options::new()).unwrap_err();

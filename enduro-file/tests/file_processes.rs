@@ -13,10 +13,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use enduro::{Error, FileAtom};
-use enduro_tests::support::{Piped, names, spawn_piped};
+mod common;
 
-const WORKER: &str = env!("CARGO_BIN_EXE_enduro-file-worker");
+use common::{Piped, names, spawn_piped, worker};
+use enduro_core::Error;
+use enduro_file::FileAtom;
+
+/// The worker process these tests start: this test binary, run again (see
+/// `common::worker`). In a normal test run it returns at once.
+#[test]
+fn worker() {
+    common::worker::entry();
+}
 
 /// How long a worker may stay silent before we call it hung, kill it and fail. A guard so
 /// that every test stops by itself, never a measure of speed.
@@ -40,7 +48,7 @@ impl Worker {
             lines,
             stderr,
             ..
-        } = spawn_piped(Command::new(WORKER).args(args))
+        } = spawn_piped(&mut worker::command(args))
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         Worker {
             what,
@@ -161,7 +169,7 @@ fn stored<T: serde::de::DeserializeOwned>(path: &Path) -> T {
 fn four_processes_times_five_hundred_swaps_end_at_exactly_two_thousand() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("count.json");
-    let atom = enduro::file_atom(0u64, &path).unwrap();
+    let atom = enduro_file::file_atom(0u64, &path).unwrap();
 
     let mut workers: Vec<Worker> = (0..4)
         .map(|_| Worker::spawn(&["count", s(&path), "500"]))
@@ -179,7 +187,7 @@ fn four_processes_times_five_hundred_swaps_end_at_exactly_two_thousand() {
 
     assert_eq!(stored::<u64>(&path), 2000, "in the file");
     assert_eq!(*atom.refresh().unwrap(), 2000, "in an atom open all along");
-    let fresh = enduro::file_atom(0u64, &path).unwrap();
+    let fresh = enduro_file::file_atom(0u64, &path).unwrap();
     assert_eq!(*fresh.deref(), 2000, "in a fresh open");
     assert_only_data_and_lock(dir.path(), "count.json");
 }
@@ -190,7 +198,7 @@ fn list_appends_across_four_processes_keep_every_acknowledged_id_once_in_order()
     const EACH: u64 = 150;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("list.json");
-    enduro::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
+    enduro_file::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
 
     let mut workers: Vec<Worker> = (0..WRITERS)
         .map(|w| Worker::spawn(&["append", s(&path), &w.to_string(), &EACH.to_string()]))
@@ -222,7 +230,7 @@ fn list_appends_across_four_processes_keep_every_acknowledged_id_once_in_order()
             .collect();
         assert_eq!(seqs, (0..EACH).collect::<Vec<_>>(), "writer {writer} order");
     }
-    let fresh = enduro::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
+    let fresh = enduro_file::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
     assert_eq!(*fresh.deref(), list);
     assert_only_data_and_lock(dir.path(), "list.json");
 }
@@ -232,7 +240,7 @@ fn several_atoms_on_one_path_in_one_process_and_another_process_stay_exact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.json");
     let atoms: Vec<_> = (0..3)
-        .map(|_| enduro::file_atom(0u64, &path).unwrap())
+        .map(|_| enduro_file::file_atom(0u64, &path).unwrap())
         .collect();
     let mut worker = Worker::spawn(&["count", s(&path), "200"]);
     worker.expect("ready");
@@ -261,7 +269,7 @@ fn several_atoms_on_one_path_in_one_process_and_another_process_stay_exact() {
 fn a_reader_sees_other_processes_commits_after_refresh_and_at_every_swap() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("seen.json");
-    let reader = enduro::file_atom(0u64, &path).unwrap();
+    let reader = enduro_file::file_atom(0u64, &path).unwrap();
     let transitions = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&transitions);
     reader.add_watch("log", move |old: &u64, new: &u64| {
@@ -305,7 +313,7 @@ fn a_reader_sees_other_processes_commits_after_refresh_and_at_every_swap() {
 fn a_file_replaced_by_hand_is_picked_up_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edited.json");
-    let atom = enduro::file_atom(5u64, &path).unwrap();
+    let atom = enduro_file::file_atom(5u64, &path).unwrap();
 
     // An editor's save: write a temp file beside, then rename it over the data file.
     let save_by_rename = |text: &str| {
@@ -427,7 +435,7 @@ fn a_process_killed_mid_commit_leaves_the_old_value_and_a_pending_file_the_next_
         "the crash left its pending file"
     );
     assert_eq!(*atom.swap(|n| n + 1).unwrap(), 42, "the lock is free");
-    let reopened = enduro::file_atom(0u64, &path).unwrap();
+    let reopened = enduro_file::file_atom(0u64, &path).unwrap();
     assert_eq!(*reopened.deref(), 42);
     assert_only_data_and_lock(dir.path(), "stalled.json");
 }
@@ -437,8 +445,8 @@ fn the_lock_file_is_never_data_and_release_removes_it() {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("state.json");
     let lock_path = dir.path().join(".state.json.enduro-lock");
-    let atom = enduro::file_atom(vec![1u32, 2, 3], &path).unwrap();
-    let other = enduro::file_atom(Vec::<u32>::new(), &path).unwrap();
+    let atom = enduro_file::file_atom(vec![1u32, 2, 3], &path).unwrap();
+    let other = enduro_file::file_atom(Vec::<u32>::new(), &path).unwrap();
     atom.swap(|v| [v.as_slice(), &[4]].concat()).unwrap();
     assert!(lock_path.exists());
     assert_eq!(
@@ -453,10 +461,10 @@ fn the_lock_file_is_never_data_and_release_removes_it() {
     // finds no value and writes `init`; the lock file's bytes are never read as a value.
     drop((atom, other));
     std::fs::remove_file(&path).unwrap();
-    let atom = enduro::file_atom(vec![9u32], &path).unwrap();
+    let atom = enduro_file::file_atom(vec![9u32], &path).unwrap();
     assert_eq!(*atom.deref(), [9]);
     assert_eq!(stored::<Vec<u32>>(&path), [9]);
-    let other = enduro::file_atom(Vec::<u32>::new(), &path).unwrap();
+    let other = enduro_file::file_atom(Vec::<u32>::new(), &path).unwrap();
     assert_eq!(*other.deref(), [9]);
 
     atom.release().unwrap();
@@ -472,7 +480,7 @@ fn the_lock_file_is_never_data_and_release_removes_it() {
     );
 
     // The path can be used again from scratch.
-    let again = enduro::file_atom(vec![7u32], &path).unwrap();
+    let again = enduro_file::file_atom(vec![7u32], &path).unwrap();
     assert_eq!(
         *again.swap(|v| [v.as_slice(), &[8]].concat()).unwrap(),
         [7, 8]
@@ -485,7 +493,7 @@ fn a_release_while_another_process_swaps_stops_it_and_leaves_nothing_behind() {
     for round in 0..20 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gone.json");
-        let atom = enduro::file_atom(0u64, &path).unwrap();
+        let atom = enduro_file::file_atom(0u64, &path).unwrap();
         let mut worker = Worker::spawn(&["until-released", s(&path), "1000000"]);
         worker.expect("ready");
         // Release while the worker is busy swapping (most likely inside a commit).
@@ -519,12 +527,13 @@ fn a_lone_writer_never_rereads_the_data_file() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alone.json");
-    enduro::file_atom(0u64, &path).unwrap();
+    enduro_file::file_atom(0u64, &path).unwrap();
     let trace = dir.path().join("trace");
-    let mut child = Command::new("strace")
+    let mut strace = Command::new("strace");
+    strace
         .args(["-f", "-e", "trace=open,openat,openat2", "-o"])
-        .arg(&trace)
-        .args([WORKER, "count", s(&path), "50"])
+        .arg(&trace);
+    let mut child = worker::run_under(&mut strace, &["count", s(&path), "50"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -532,7 +541,7 @@ fn a_lone_writer_never_rereads_the_data_file() {
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ndone\n");
+    assert_eq!(worker::lines(&out.stdout), ["ready", "done"]);
     assert_eq!(stored::<u64>(&path), 50);
     let trace = std::fs::read_to_string(&trace).unwrap();
     let quoted = format!("\"{}\"", path.display());
@@ -553,7 +562,7 @@ fn list_appends_from_threads_of_several_processes_keep_every_id_once_in_order() 
     const EACH: u64 = 60;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("threads.json");
-    enduro::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
+    enduro_file::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
 
     let mut workers: Vec<Worker> = (0..WRITERS)
         .map(|w| {

@@ -1,13 +1,14 @@
 //! Cancelled async swaps on a real PostgreSQL, as a client that disconnects from an axum
 //! handler cancels them: a dropped call never makes another call's change apply twice.
-#![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use enduro::{PgAtom, PgStore};
-use enduro_tests::pg::unique_key;
-use enduro_tests::pg_cluster::database_url;
+mod common;
+
+use common::pg_cluster::database_url;
+use common::unique_key;
+use enduro_pg::{PgAtom, PgStore};
 
 /// The adversarial review's finding, replayed: with every UPDATE slowed to 200 ms by a
 /// trigger, swap C commits; L then F join the next batch and L leads it; L is dropped by
@@ -33,7 +34,7 @@ async fn a_cancelled_leader_never_makes_its_follower_apply_twice() {
         .await
         .unwrap();
 
-    let swap = |atom: &enduro::AsyncAtom<u64>| {
+    let swap = |atom: &enduro_core::AsyncAtom<u64>| {
         let atom = atom.clone();
         async move { atom.swap(|n| n + 1).await }
     };

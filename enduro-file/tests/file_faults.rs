@@ -7,14 +7,23 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use enduro_tests::support::have_strace;
+mod common;
 
-const WORKER: &str = env!("CARGO_BIN_EXE_enduro-file-worker");
+use common::{have_strace, worker};
+
+/// Runs the tests, or acts as the worker these tests start (this test binary, run again:
+/// see `common::worker`), on the main thread (see `common::harness`).
+fn main() -> std::process::ExitCode {
+    common::harness::main(crate::tests![
+        ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files,
+        a_failed_directory_fsync_after_the_rename_is_reported_as_uncertain,
+        failures_before_the_rename_change_nothing,
+    ])
+}
 
 /// A file atom holds no descriptor between operations: 10,000 of them stay open in one
 /// process whose open-files limit is 1,024 (most distributions' default, Raspberry Pi OS
 /// included), and commits still work.
-#[test]
 fn ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files() {
     const ATOMS: usize = 10_000;
     let dir = tempfile::tempdir().unwrap();
@@ -22,12 +31,10 @@ fn ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files() {
     for i in 0..ATOMS {
         std::fs::write(dir.path().join(format!("{i}.json")), "0").unwrap();
     }
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n 1024 && exec "$0" many "$1" "$2""#)
-        .arg(WORKER)
-        .arg(dir.path())
-        .arg(ATOMS.to_string())
+    let mut shell = Command::new("sh");
+    shell.arg("-c").arg(r#"ulimit -n 1024 && exec "$0" "$@""#);
+    let atoms = ATOMS.to_string();
+    let out = worker::run_under(&mut shell, &["many", dir.path().to_str().unwrap(), &atoms])
         .output()
         .unwrap();
     assert!(
@@ -35,7 +42,7 @@ fn ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 10000");
+    assert_eq!(worker::lines(&out.stdout), ["ok 10000"]);
     for i in (0..ATOMS).step_by(100) {
         let value = std::fs::read_to_string(dir.path().join(format!("{i}.json"))).unwrap();
         assert_eq!(value, "1", "atom {i}");
@@ -50,14 +57,13 @@ fn ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files() {
 /// `fault` (`SYSCALL:error=ERRNO:when=N`); returns its two report lines.
 fn swap_twice_with(path: &Path, fault: &str) -> Vec<String> {
     let syscall = fault.split(':').next().unwrap();
-    let mut child = Command::new("strace")
+    let mut strace = Command::new("strace");
+    strace
         .args(["-f", "-o", "/dev/null", "-e"])
         .arg(format!("trace={syscall}"))
         .arg("-e")
-        .arg(format!("inject={fault}"))
-        .arg(WORKER)
-        .arg("swap-twice")
-        .arg(path)
+        .arg(format!("inject={fault}"));
+    let mut child = worker::run_under(&mut strace, &["swap-twice", path.to_str().unwrap()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -70,17 +76,14 @@ fn swap_twice_with(path: &Path, fault: &str) -> Vec<String> {
         "{fault}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = worker::lines(&out.stdout);
     assert_eq!(lines.first().map(String::as_str), Some("ready"), "{fault}");
     lines[1..].to_vec()
 }
 
 fn counter_at_ten(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("counter.json");
-    drop(enduro::file_atom(10u64, &path).unwrap());
+    drop(enduro_file::file_atom(10u64, &path).unwrap());
     path
 }
 
@@ -88,7 +91,6 @@ fn counter_at_ten(dir: &Path) -> std::path::PathBuf {
 /// (others see it) but may not survive a power cut. The swap says its change may have been
 /// stored, the atom shows what the file holds, and the next swap builds on it: a caller
 /// who repeated the failed swap would have applied it twice.
-#[test]
 fn a_failed_directory_fsync_after_the_rename_is_reported_as_uncertain() {
     if !have_strace() {
         return;
@@ -103,7 +105,6 @@ fn a_failed_directory_fsync_after_the_rename_is_reported_as_uncertain() {
 
 /// Failures *before* the rename change nothing: the swap fails with the system's error,
 /// the file and the atom keep the old value, the next swap works.
-#[test]
 fn failures_before_the_rename_change_nothing() {
     if !have_strace() {
         return;

@@ -1,0 +1,307 @@
+//! The conformance kit: the promises every enduro backend must keep, as generic test cases
+//! that any backend — in this repository or not — runs against itself.
+//!
+//! Enable it as a dev-dependency feature (`conformance`, which also turns on `testing`):
+//!
+//! ```toml
+//! [dev-dependencies]
+//! enduro-core = { version = "0.1", features = ["conformance"] }          # blocking suite
+//! # enduro-core = { version = "0.1", features = ["conformance", "async"] }  # and the async one
+//! ```
+//!
+//! # How to run the kit against your backend
+//!
+//! Implement [`Backend`] ("give me a fresh resource, and stores on it, as another process
+//! would open them") in your crate's `tests/`, and instantiate every case as a `#[test]`
+//! with one macro call. For an async store, implement [`AsyncBackend`] and call
+//! [`async_conformance!`](crate::async_conformance); a blocking store can run the async
+//! suite too, through [`InlineBackend`] (feature `async`).
+//!
+//! ```
+//! // tests/conformance.rs of a backend crate
+//! use std::sync::Arc;
+//!
+//! use enduro_core::conformance::Backend;
+//! use enduro_core::{Result, Store};
+//!
+//! /// Each resource is one shared memory cell.
+//! #[derive(Debug)]
+//! struct MemBackend;
+//!
+//! impl Backend for MemBackend {
+//!     type Resource = Arc<enduro_mem::MemStore>;
+//!     fn fresh(&self) -> Self::Resource {
+//!         Arc::new(enduro_mem::MemStore::new())
+//!     }
+//!     fn store(&self, resource: &Self::Resource) -> Result<Box<dyn Store>> {
+//!         Ok(Box::new(Arc::clone(resource)))
+//!     }
+//! }
+//!
+//! // In a test file, this line is all it takes (each case becomes a `#[test]`):
+//! // enduro_core::conformance!(MemBackend);
+//! // A case can also be run by hand:
+//! enduro_core::conformance::blocking::swap_and_friends_return_what_they_should(&MemBackend);
+//! ```
+//!
+//! A known failure of a backend can be listed, with the reason in a comment, instead of
+//! being left out: it then runs and must still fail, so that the list is emptied as soon as
+//! the backend is fixed:
+//!
+//! ```text
+//! enduro_core::conformance!(MyBackend::new(), known_failures: [some_case_name]);
+//! ```
+//!
+//! The cases are in [`blocking`] and (feature `async`) [`nonblocking`]; each states the
+//! promise it checks, and each fails when that promise is broken.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+pub mod blocking;
+#[cfg(feature = "async")]
+pub mod nonblocking;
+
+#[cfg(feature = "async")]
+pub use nonblocking::{
+    AsyncBackend, AsyncFaults, FaultyAsyncStore, Gate, GatedStore, InlineBackend,
+};
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::{Atom, Committed, Error, Options, Result, Store, Value, Version};
+
+/// What the blocking suite needs from a backend.
+pub trait Backend: Send + Sync + 'static {
+    /// Names one resource (a file path, a table and key, a memory cell).
+    type Resource: Clone + Send + Sync + 'static;
+
+    /// A new resource that holds nothing yet.
+    fn fresh(&self) -> Self::Resource;
+
+    /// A new, independent store on `resource`, as another process would open it.
+    fn store(&self, resource: &Self::Resource) -> Result<Box<dyn Store>>;
+
+    /// The stored bytes, read around enduro where the backend allows; `None` when the
+    /// resource does not exist.
+    fn stored(&self, resource: &Self::Resource) -> Option<Vec<u8>> {
+        self.store(resource)
+            .unwrap()
+            .load()
+            .unwrap()
+            .map(|s| s.bytes)
+    }
+
+    /// Puts `bytes` in the resource around enduro's encoding (to plant bad data).
+    fn plant(&self, resource: &Self::Resource, bytes: &[u8]) {
+        let store = self.store(resource).unwrap();
+        let version = store.load().unwrap().map_or(Version::ABSENT, |s| s.version);
+        let name = store.resource();
+        let done = store
+            .commit(version, &mut |out| {
+                out.write_all(bytes).map_err(|e| {
+                    Error::backend(name.clone(), "cannot plant bad data", Some(Box::new(e)))
+                })
+            })
+            .unwrap();
+        assert!(matches!(done, Committed::Done(_)));
+    }
+
+    /// Opens an atom on `resource` with `options`.
+    fn open_with<T: Value>(
+        &self,
+        resource: &Self::Resource,
+        init: T,
+        options: Options<T>,
+    ) -> Result<Atom<T>> {
+        Atom::open(self.store(resource)?, init, options)
+    }
+
+    /// Opens an atom on `resource`, panicking on error.
+    fn open<T: Value>(&self, resource: &Self::Resource, init: T) -> Atom<T> {
+        self.open_with(resource, init, Options::new()).unwrap()
+    }
+}
+
+/// Runs the case `name` through `case`. A case listed in `known_failures` must fail (its
+/// panic is caught and reported); if it passes, this panics so that the list is updated.
+pub fn run_case(name: &str, known_failures: &[&str], case: impl FnOnce()) {
+    if !known_failures.contains(&name) {
+        return case();
+    }
+    match catch_unwind(AssertUnwindSafe(case)) {
+        Ok(()) => panic!(
+            "`{name}` is listed as a known failure of this backend, but it passed: \
+             take it off the list"
+        ),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            eprintln!("known failure of this backend, still failing as expected: {why}");
+        }
+    }
+}
+
+/// Runs `future` to its end on a fresh multi-thread tokio runtime (two workers, timers on),
+/// as every async case needs; a panic inside it reaches the caller.
+#[cfg(feature = "async")]
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = catch_unwind(AssertUnwindSafe(|| runtime.block_on(future)));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Instantiates every case of [`conformance::blocking`](crate::conformance::blocking) as a
+/// `#[test]` against `$backend` (an expression implementing
+/// [`Backend`](crate::conformance::Backend), evaluated afresh for each test). Optionally,
+/// `known_failures: [case, ...]` names cases that must (still) fail.
+///
+/// ```text
+/// enduro_core::conformance!(MyBackend::new());
+/// enduro_core::conformance!(MyBackend::new(), known_failures: [some_case]);
+/// ```
+#[macro_export]
+macro_rules! conformance {
+    ($backend:expr $(,)?) => {
+        $crate::conformance!($backend, known_failures: []);
+    };
+    ($backend:expr, known_failures: $known:tt $(,)?) => {
+        $crate::conformance!(@cases $backend; $known;
+            initial_value_is_written,
+            stored_value_wins_over_init,
+            blank_resource_gets_init,
+            value_persists_across_reopen,
+            swap_and_friends_return_what_they_should,
+            compare_and_set_compares_values,
+            clones_share_everything,
+            validator_rejects_invalid_init,
+            values_of_other_writers_are_adopted_whatever_the_validator,
+            validator_rejects_invalid_swap,
+            set_validator_checks_current_value,
+            watches_see_each_transition_in_order,
+            panicking_watch_breaks_nothing,
+            panic_in_swap_function_changes_nothing,
+            unencodable_values_are_refused,
+            non_finite_float_is_refused,
+            corrupt_data_is_an_error_and_left_untouched,
+            wrong_type_is_an_error_and_left_untouched,
+            release_deletes_and_stops_every_clone,
+            a_stale_handle_never_writes_over_a_re_created_resource,
+            versions_never_repeat_across_release_and_re_creation,
+            hundred_concurrent_swaps,
+            sixteen_threads_times_five_hundred,
+            two_atoms_on_one_resource_stay_exact,
+            refresh_picks_up_other_writers,
+            every_commit_fault_leaves_the_atom_unchanged,
+            lost_acknowledgement_is_picked_up_not_overwritten,
+            failed_check_changes_nothing,
+            a_bad_value_in_a_crowd_fails_only_its_own_swap,
+            a_refused_value_in_a_crowd_fails_only_its_own_swap,
+            a_panic_in_a_crowd_fails_only_its_own_swap,
+            commit_faults_in_a_crowd_lose_nothing_acknowledged,
+            lost_acknowledgements_in_a_crowd_are_never_overwritten,
+            compare_and_set_loops_across_threads_are_exact,
+            background_mode_flush_makes_every_acknowledged_swap_durable,
+            background_mode_drop_flushes,
+            background_mode_refuses_bad_values_at_once,
+            background_mode_reports_failed_writes_and_recovers,
+            background_mode_refresh_and_release_flush_first,
+            reentrant_calls_fail_fast_instead_of_deadlocking,
+            a_panicking_serialize_fails_its_swap_and_never_hangs,
+            a_resource_emptied_by_hand_counts_as_released,
+            values_nested_deeper_than_json_reads_back_are_refused,
+            the_deepest_accepted_values_read_back_after_reopening,
+            some_of_null_is_refused,
+            a_hundred_thousand_levels_are_refused_on_a_small_stack,
+            a_deep_hand_written_value_is_a_decode_error,
+        );
+    };
+    (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::conformance::run_case(
+                    stringify!($case),
+                    $crate::__conformance_names! $known,
+                    || $crate::conformance::blocking::$case(&$backend),
+                );
+            }
+        )*
+    };
+}
+
+/// Instantiates every case of
+/// [`conformance::nonblocking`](crate::conformance::nonblocking) as a `#[test]` against
+/// `$backend` (an expression implementing
+/// [`AsyncBackend`](crate::conformance::AsyncBackend), evaluated afresh for each test), each
+/// on its own multi-thread tokio runtime. Optionally, `known_failures: [case, ...]` names
+/// cases that must (still) fail.
+///
+/// ```text
+/// enduro_core::async_conformance!(MyAsyncBackend::new());
+/// enduro_core::async_conformance!(enduro_core::conformance::InlineBackend(MyBackend::new()));
+/// ```
+#[cfg(feature = "async")]
+#[macro_export]
+macro_rules! async_conformance {
+    ($backend:expr $(,)?) => {
+        $crate::async_conformance!($backend, known_failures: []);
+    };
+    ($backend:expr, known_failures: $known:tt $(,)?) => {
+        $crate::async_conformance!(@cases $backend; $known;
+            async_initial_value_is_written,
+            async_stored_value_wins_over_init,
+            async_swap_and_friends_return_what_they_should,
+            async_compare_and_set_compares_with_the_latest_value,
+            async_watches_see_each_transition_in_order,
+            async_validator_refuses_invalid_values_and_changes_nothing,
+            async_panic_in_swap_function_changes_nothing,
+            async_corrupt_or_mistyped_data_is_an_error_and_left_untouched,
+            async_background_mode_is_refused,
+            async_release_stops_every_clone_and_every_other_handle,
+            async_a_stale_handle_never_writes_over_a_re_created_resource,
+            async_versions_never_repeat_across_release_and_re_creation,
+            async_sixteen_tasks_times_two_hundred,
+            async_two_atoms_on_one_resource_stay_exact,
+            async_refresh_picks_up_other_writers,
+            async_a_failed_commit_leaves_the_atom_unchanged,
+            async_a_lost_answer_is_picked_up_not_overwritten,
+            async_commit_faults_among_tasks_lose_nothing_and_repeat_nothing,
+            async_a_dropped_leader_never_makes_a_follower_apply_twice,
+            async_an_orphaned_commit_is_settled_by_the_next_call,
+            async_random_cancellation_never_applies_a_change_twice,
+        );
+    };
+    (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::conformance::run_case(
+                    stringify!($case),
+                    $crate::__conformance_names! $known,
+                    || {
+                        let backend = $backend;
+                        $crate::conformance::block_on(
+                            $crate::conformance::nonblocking::$case(&backend),
+                        )
+                    },
+                );
+            }
+        )*
+    };
+}
+
+/// `[a, b]` to `&["a", "b"]`, for the conformance macros.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_names {
+    ($($name:ident),* $(,)?) => {
+        &[$(stringify!($name)),*]
+    };
+}

@@ -1,2 +1,0 @@
-//! The conformance suite against memory atoms.
-enduro_tests::conformance!(enduro_tests::backends::MemBackend);
