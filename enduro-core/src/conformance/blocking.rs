@@ -174,6 +174,103 @@ pub fn values_of_other_writers_are_adopted_whatever_the_validator<B: Backend>(b:
     assert_eq!(*strict.reset(3).unwrap(), 3, "a valid change still works");
 }
 
+/// A validator that returns `Err(reason)` refuses the value, and the reason reaches the
+/// message of `Error::Invalid` (and of `Error::InvalidStored`, at open).
+pub fn a_validators_reason_reaches_the_error<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let limit = |n: &i32| {
+        if *n < 5 {
+            Ok(())
+        } else {
+            Err(format!("{n} is over the limit of 4"))
+        }
+    };
+    let atom = b
+        .open_with(&r, 1i32, Options::new().validator(limit))
+        .unwrap();
+    let err = atom.reset(9).unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { reason: Some(reason) } if reason == "9 is over the limit of 4"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("9 is over the limit of 4"),
+        "{err}"
+    );
+    assert_eq!(stored_as::<_, i32>(b, &r), 1);
+    let err = atom.set_validator(|n: &i32| if *n > 3 { Ok(()) } else { Err("too small") });
+    assert!(
+        matches!(&err, Err(Error::Invalid { reason: Some(reason) }) if reason == "too small"),
+        "{err:?}"
+    );
+    drop(atom);
+    let err = b
+        .open_with(
+            &r,
+            0i32,
+            Options::new().validator(|n: &i32| if *n > 3 { Ok(()) } else { Err("too small") }),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidStored { .. }), "{err:?}");
+    assert!(err.to_string().contains("too small"), "{err}");
+}
+
+/// The caller's own error, for the `try_swap` cases: neither `Display` nor `Clone`, so it
+/// cannot have been rebuilt from text on the way.
+#[derive(Debug)]
+enum Refusal {
+    Mine { seen: u64, token: Box<u64> },
+    Atom(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Atom(e)
+    }
+}
+
+/// `try_swap`: `Err(e)` from the update writes nothing, fires no watch and gives `e` back
+/// as it was; a refusal of a value another writer replaced meanwhile is judged again on
+/// the stored value, whether swaps check the store first or go straight to the commit;
+/// `Ok` commits like `swap`.
+pub fn try_swap_refusals_change_nothing_and_come_back_as_they_were<B: Backend>(b: &B) {
+    for route in [Route::Check, Route::Commit] {
+        let r = b.fresh();
+        let atom = open_routed(b, &r, 10, route);
+        let seen = recorder(&atom);
+        let refused = atom.try_swap(|&n| {
+            Err(Refusal::Mine {
+                seen: n,
+                token: Box::new(7),
+            })
+        });
+        match refused {
+            Err(Refusal::Mine { seen: 10, token }) => assert_eq!(*token, 7),
+            Err(Refusal::Atom(e)) => panic!("{route:?}: the atom failed: {e}"),
+            other => panic!("{route:?}: expected the caller's own error, got {other:?}"),
+        }
+        assert_eq!(stored_as::<_, u64>(b, &r), 10, "{route:?}");
+        assert!(seen.lock().unwrap().is_empty(), "{route:?}: no watch fired");
+
+        // Another writer moves the value; this atom still shows 10. Its refusal of 10
+        // must not stand: `f` runs again on 100 and succeeds.
+        b.open(&r, 0u64).reset(100).unwrap();
+        let runs = Mutex::new(Vec::new());
+        let spent = atom.try_swap(|&n| {
+            runs.lock().unwrap().push(n);
+            n.checked_sub(50).ok_or(Refusal::Mine {
+                seen: n,
+                token: Box::new(0),
+            })
+        });
+        assert!(matches!(spent.as_deref(), Ok(50)), "{route:?}: {spent:?}");
+        assert_eq!(runs.lock().unwrap().last(), Some(&100), "{route:?}");
+        assert_eq!(stored_as::<_, u64>(b, &r), 50, "{route:?}");
+        let (old, new) = atom.try_swap_vals(|n| Ok::<_, Refusal>(n + 1)).unwrap();
+        assert_eq!((*old, *new), (50, 51), "{route:?}");
+    }
+}
+
 /// A validator refuses invalid changes: nothing changes, no watch fires, the atom stays usable.
 pub fn validator_rejects_invalid_swap<B: Backend>(b: &B) {
     let r = b.fresh();

@@ -425,6 +425,44 @@ pub async fn async_watches_see_each_transition_in_order<B: AsyncBackend>(b: &B) 
     assert_eq!(stored_as::<_, u32>(b, &r).await, 12);
 }
 
+/// `try_swap` on an async atom: `Err(e)` writes nothing, fires no watch and comes back as
+/// it was; a refusal of a value another writer replaced is judged again on the stored one;
+/// `Ok` commits (see the blocking case).
+pub async fn async_try_swap_refusals_change_nothing_and_come_back_as_they_were<B: AsyncBackend>(
+    b: &B,
+) {
+    for route in [Route::Check, Route::Commit] {
+        let r = b.fresh();
+        let atom = open_routed(b, &r, 10, route).await;
+        let seen = recorder(&atom);
+        let refused = atom
+            .try_swap(|&n| Err::<u64, _>(Refused(n, Box::new(7))))
+            .await;
+        match refused {
+            Err(Refused(10, token)) => assert_eq!(*token, 7),
+            other => panic!("{route:?}: expected the caller's own error, got {other:?}"),
+        }
+        assert_eq!(stored_as::<_, u64>(b, &r).await, 10, "{route:?}");
+        assert!(seen.lock().unwrap().is_empty(), "{route:?}: no watch fired");
+        b.open(&r, 0u64).await.reset(100).await.unwrap();
+        let spent = atom
+            .try_swap(|&n| n.checked_sub(50).ok_or(Refused(n, Box::new(0))))
+            .await;
+        assert!(matches!(spent.as_deref(), Ok(50)), "{route:?}: {spent:?}");
+        assert_eq!(stored_as::<_, u64>(b, &r).await, 50, "{route:?}");
+    }
+}
+
+/// The caller's own error for the async `try_swap` case.
+#[derive(Debug)]
+struct Refused(u64, Box<u64>);
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Self {
+        panic!("the atom failed: {e}")
+    }
+}
+
 /// A validator refuses an invalid `init` (nothing stored), invalid changes (nothing
 /// changes, no watch fires, the atom stays usable), and a validator the current value
 /// fails; values other writers stored are adopted whatever the validator.
