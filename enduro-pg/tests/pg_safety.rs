@@ -1,6 +1,6 @@
 //! PostgreSQL safety: table names that try to inject SQL, passwords kept out of errors and
 //! `Debug`, values with NUL, non-ASCII text and 64 MiB, the readable schema, and the
-//! blocking API inside a tokio runtime.
+//! blocking API inside a tokio runtime, and the upgrade of a table made by enduro 0.1.
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
@@ -335,4 +335,59 @@ fn missing_schema_and_unreachable_server_say_what_to_do() {
         .unwrap_err();
     assert!(e.to_string().contains("is PostgreSQL running"), "{e}");
     assert!(e.to_string().contains("u@127.0.0.1:1/db"), "{e}");
+}
+
+/// A table made by enduro 0.1 has no `incarnation` column: opening adds it (once), keeps
+/// the rows already there, and from then on a row released and made again is told apart
+/// from the old one by handles that knew the old one.
+#[test]
+fn a_table_of_enduro_0_1_gets_its_incarnation_column_and_keeps_its_rows() {
+    let Some(url) = database_url() else { return };
+    let table = unique_key("legacy");
+    let create = format!(
+        "CREATE TABLE \"{table}\" (key text PRIMARY KEY, value text NOT NULL, \
+         version bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO \"{table}\" (key, value, version) VALUES ('k', '41', 7)"
+    );
+    sql(&url, async move |store| {
+        let client = store.pool().get().await.unwrap();
+        client.batch_execute(&create).await.unwrap();
+    });
+    let old = PgAtom::builder(&url, &table).key("k").open(0u64).unwrap();
+    assert_eq!(*old.deref(), 41, "the row made before the upgrade is kept");
+    assert_eq!(*old.swap(|n| n + 1).unwrap(), 42);
+    let query = format!(
+        "SELECT count(*) FROM information_schema.columns \
+         WHERE table_name = '{table}' AND column_name = 'incarnation'"
+    );
+    let columns = sql(&url, async move |store| {
+        let client = store.pool().get().await.unwrap();
+        client
+            .query_one(&query, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    });
+    assert_eq!(columns, 1, "opening added the column");
+
+    // Released by another handle and made again: the old handle's row is gone.
+    PgAtom::builder(&url, &table)
+        .key("k")
+        .open(0u64)
+        .unwrap()
+        .release()
+        .unwrap();
+    let new = PgAtom::builder(&url, &table).key("k").open(5u64).unwrap();
+    assert!(matches!(old.swap(|n| n + 1), Err(Error::Released)));
+    assert!(old.is_released());
+    assert_eq!(
+        stored_text(&url, &format!("\"{table}\""), "k").as_deref(),
+        Some("5")
+    );
+    assert_eq!(*new.swap(|n| n + 1).unwrap(), 6);
+    let drop = format!("DROP TABLE \"{table}\"");
+    sql(&url, async move |store| {
+        let client = store.pool().get().await.unwrap();
+        client.batch_execute(&drop).await.unwrap();
+    });
 }
