@@ -17,12 +17,13 @@ use crate::store::{FileStore, FileStoreBuilder};
 /// regular file there (a directory, a FIFO, a device) is refused.
 ///
 /// ```
-/// let dir = tempfile::tempdir()?;
-/// let path = dir.path().join("nested/dirs/state.json");
+/// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+/// let path = dir.join("nested/dirs/state.json");
 /// let atom = enduro::file_atom(vec![1, 2], &path)?;
 /// drop(atom);
 /// let again = enduro::file_atom(Vec::<i32>::new(), &path)?;
 /// assert_eq!(*again.deref(), [1, 2]);
+/// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn file_atom<T: Value>(init: T, path: impl AsRef<Path>) -> Result<Atom<T>> {
@@ -36,14 +37,15 @@ pub fn file_atom<T: Value>(init: T, path: impl AsRef<Path>) -> Result<Atom<T>> {
 /// use std::time::Duration;
 /// use enduro::FileAtom;
 ///
-/// let dir = tempfile::tempdir()?;
-/// let atom = FileAtom::builder(dir.path().join("limits.json"))
+/// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+/// let atom = FileAtom::builder(dir.join("limits.json"))
 ///     .pretty(true)
 ///     .validator(|n: &u32| *n <= 100)
 ///     .lock_timeout(Duration::from_secs(5))
 ///     .open(10)?;
 /// assert!(atom.reset(1000).is_err());
-/// assert_eq!(std::fs::read_to_string(dir.path().join("limits.json"))?, "10\n");
+/// assert_eq!(std::fs::read_to_string(dir.join("limits.json"))?, "10\n");
+/// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct FileAtom<T> {
@@ -67,9 +69,10 @@ impl<T: Value> FileAtom<T> {
     /// commits, pending files beside the data file, no lock timeout.
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json")).open(7u8)?;
-    /// assert_eq!(std::fs::read_to_string(dir.path().join("n.json"))?, "7");
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let atom = enduro::FileAtom::builder(dir.join("n.json")).open(7u8)?;
+    /// assert_eq!(std::fs::read_to_string(dir.join("n.json"))?, "7");
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder(path: impl AsRef<Path>) -> Self {
@@ -85,11 +88,12 @@ impl<T: Value> FileAtom<T> {
     /// [`open`](FileAtom::open) fail.
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let atom = enduro::FileAtom::builder(dir.path().join("a.json"))
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let atom = enduro::FileAtom::builder(dir.join("a.json"))
     ///     .codec(enduro::Json::pretty())
     ///     .open(vec![1])?;
-    /// assert_eq!(std::fs::read_to_string(dir.path().join("a.json"))?, "[\n  1\n]\n");
+    /// assert_eq!(std::fs::read_to_string(dir.join("a.json"))?, "[\n  1\n]\n");
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn codec<C: Codec>(mut self, codec: C) -> Self {
@@ -107,12 +111,13 @@ impl<T: Value> FileAtom<T> {
     /// ```
     /// use enduro::{FileAtom, Json};
     ///
-    /// let dir = tempfile::tempdir()?;
-    /// let read = |name| std::fs::read_to_string(dir.path().join(name));
-    /// FileAtom::builder(dir.path().join("a.json")).pretty(true).codec(Json::compact()).open([1])?;
-    /// FileAtom::builder(dir.path().join("b.json")).codec(Json::compact()).pretty(true).open([1])?;
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let read = |name| std::fs::read_to_string(dir.join(name));
+    /// FileAtom::builder(dir.join("a.json")).pretty(true).codec(Json::compact()).open([1])?;
+    /// FileAtom::builder(dir.join("b.json")).codec(Json::compact()).pretty(true).open([1])?;
     /// assert_eq!(read("a.json")?, "[\n  1\n]\n");
     /// assert_eq!(read("a.json")?, read("b.json")?);
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pretty(mut self, pretty: bool) -> Self {
@@ -124,11 +129,12 @@ impl<T: Value> FileAtom<T> {
     /// value it refuses fails with [`Error::Invalid`].
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let atom = enduro::FileAtom::builder(dir.join("n.json"))
     ///     .validator(|n: &i32| *n >= 0)
     ///     .open(1)?;
     /// assert!(matches!(atom.reset(-1), Err(enduro::Error::Invalid { .. })));
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
@@ -141,10 +147,11 @@ impl<T: Value> FileAtom<T> {
     /// thread writes the latest value (see [`Atom::flush`]).
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let atom = enduro::FileAtom::builder(dir.join("n.json"))
     ///     .commit_mode(enduro::CommitMode::Durable)
     ///     .open(0u64)?;
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn commit_mode(mut self, mode: CommitMode) -> Self {
@@ -156,10 +163,11 @@ impl<T: Value> FileAtom<T> {
     /// [`FileStoreBuilder::pending_dir`].
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
-    ///     .pending_dir(dir.path().join("pending"))
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let atom = enduro::FileAtom::builder(dir.join("n.json"))
+    ///     .pending_dir(dir.join("pending"))
     ///     .open(0u64)?;
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pending_dir(mut self, dir: impl AsRef<Path>) -> Self {
@@ -173,10 +181,11 @@ impl<T: Value> FileAtom<T> {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let dir = tempfile::tempdir()?;
-    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json"))
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let atom = enduro::FileAtom::builder(dir.join("n.json"))
     ///     .lock_timeout(Duration::from_secs(2))
     ///     .open(0u64)?;
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
@@ -190,9 +199,10 @@ impl<T: Value> FileAtom<T> {
     /// [`pretty`]: FileAtom::pretty
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let atom = enduro::FileAtom::builder(dir.path().join("n.json")).open(1u8)?;
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let atom = enduro::FileAtom::builder(dir.join("n.json")).open(1u8)?;
     /// assert_eq!(*atom.deref(), 1);
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(self, init: T) -> Result<Atom<T>> {

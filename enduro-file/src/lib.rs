@@ -2,11 +2,12 @@
 //! shared safely by every process that opens the same path.
 //!
 //! ```
-//! let dir = tempfile::tempdir()?;
-//! let path = dir.path().join("count.json");
+//! # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+//! let path = dir.join("count.json");
 //! let atom = enduro::file_atom(0u64, &path)?;
 //! atom.swap(|n| n + 1)?;
 //! assert_eq!(std::fs::read_to_string(&path)?, "1");
+//! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -23,10 +23,11 @@ use crate::replace::Replace;
 /// ```
 /// use enduro::{Atom, FileStore, Options};
 ///
-/// let dir = tempfile::tempdir()?;
-/// let store = FileStore::open(dir.path().join("a.json"))?;
+/// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+/// let store = FileStore::open(dir.join("a.json"))?;
 /// let atom = Atom::open(store, "hi".to_string(), Options::new())?;
 /// assert!(atom.resource().starts_with("file `"));
+/// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct FileStore {
@@ -86,12 +87,13 @@ enum Seen {
 /// use std::time::Duration;
 /// use enduro::FileStore;
 ///
-/// let dir = tempfile::tempdir()?;
-/// let store = FileStore::builder(dir.path().join("a.json"))
-///     .pending_dir(dir.path().join("pending"))
+/// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+/// let store = FileStore::builder(dir.join("a.json"))
+///     .pending_dir(dir.join("pending"))
 ///     .lock_timeout(Duration::from_secs(5))
 ///     .open()?;
 /// assert!(store.path().ends_with("a.json"));
+/// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -112,11 +114,12 @@ impl FileStoreBuilder {
     /// says so.
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let store = enduro::FileStore::builder(dir.path().join("a.json"))
-    ///     .pending_dir(dir.path().join("pending"))
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::builder(dir.join("a.json"))
+    ///     .pending_dir(dir.join("pending"))
     ///     .open()?;
-    /// assert!(dir.path().join("pending").is_dir());
+    /// assert!(dir.join("pending").is_dir());
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pending_dir(mut self, dir: impl AsRef<Path>) -> Self {
@@ -134,10 +137,11 @@ impl FileStoreBuilder {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let dir = tempfile::tempdir()?;
-    /// let store = enduro::FileStore::builder(dir.path().join("a.json"))
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::builder(dir.join("a.json"))
     ///     .lock_timeout(Duration::from_millis(500))
     ///     .open()?;
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
@@ -148,9 +152,10 @@ impl FileStoreBuilder {
     /// Opens the store; see [`FileStore::open`].
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let store = enduro::FileStore::builder(dir.path().join("a.json")).open()?;
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::builder(dir.join("a.json")).open()?;
     /// assert!(store.lock_path().ends_with(".a.json.enduro-lock"));
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(self) -> Result<FileStore> {
@@ -167,9 +172,10 @@ impl FileStore {
     /// both.
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let store = enduro::FileStore::open(dir.path().join("a.json"))?;
-    /// assert_eq!(store.path(), dir.path().canonicalize()?.join("a.json"));
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::open(dir.join("a.json"))?;
+    /// assert_eq!(store.path(), dir.canonicalize()?.join("a.json"));
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -182,10 +188,11 @@ impl FileStore {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let dir = tempfile::tempdir()?;
-    /// let store = enduro::FileStore::builder(dir.path().join("a.json"))
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::builder(dir.join("a.json"))
     ///     .lock_timeout(Duration::from_secs(1))
     ///     .open()?;
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder(path: impl AsRef<Path>) -> FileStoreBuilder {
@@ -234,9 +241,10 @@ impl FileStore {
     /// The data file, with symlinks followed.
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let store = enduro::FileStore::open(dir.path().join("a.json"))?;
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::open(dir.join("a.json"))?;
     /// assert!(store.path().ends_with("a.json"));
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn path(&self) -> &Path {
@@ -246,9 +254,10 @@ impl FileStore {
     /// The sidecar lock file.
     ///
     /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let store = enduro::FileStore::open(dir.path().join("a.json"))?;
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::open(dir.join("a.json"))?;
     /// assert!(store.lock_path().ends_with(".a.json.enduro-lock"));
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock_path(&self) -> &Path {
@@ -261,11 +270,12 @@ impl FileStore {
     /// ```
     /// use enduro::{Atom, FileStore, Options};
     ///
-    /// let dir = tempfile::tempdir()?;
-    /// let path = dir.path().join("a.json");
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let path = dir.join("a.json");
     /// let atom = Atom::open(FileStore::open(&path)?, 0, Options::new())?;
     /// atom.swap(|n| n + 1)?;
     /// assert_eq!(FileStore::open(&path)?.generation()?, 2);
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn generation(&self) -> Result<u64> {

@@ -2,10 +2,11 @@
 //! every change, to a file, to PostgreSQL, or kept in memory for tests.
 //!
 //! ```
-//! let dir = tempfile::tempdir()?;
-//! let hits = enduro::file_atom(0u64, dir.path().join("hits.json"))?;
+//! # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+//! let hits = enduro::file_atom(0u64, dir.join("hits.json"))?;
 //! hits.swap(|n| n + 1)?;           // returns once the new value is on disk
 //! assert_eq!(*hits.deref(), 1);
+//! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
