@@ -6,14 +6,14 @@
 //! # use std::sync::Arc;
 //! # #[derive(Debug)]
 //! # struct MemBackend;
-//! # impl enduro_core::conformance::Backend for MemBackend {
-//! #     type Resource = Arc<enduro_mem::MemStore>;
-//! #     fn fresh(&self) -> Self::Resource { Arc::new(enduro_mem::MemStore::new()) }
-//! #     fn store(&self, r: &Self::Resource) -> enduro_core::Result<Box<dyn enduro_core::Store>> {
+//! # impl enduro::conformance::Backend for MemBackend {
+//! #     type Resource = Arc<enduro::MemStore>;
+//! #     fn fresh(&self) -> Self::Resource { Arc::new(enduro::MemStore::new()) }
+//! #     fn store(&self, r: &Self::Resource) -> enduro::Result<Box<dyn enduro::store::Store>> {
 //! #         Ok(Box::new(Arc::clone(r)))
 //! #     }
 //! # }
-//! enduro_core::conformance::blocking::watches_see_each_transition_in_order(&MemBackend);
+//! enduro::conformance::blocking::watches_see_each_transition_in_order(&MemBackend);
 //! ```
 
 use std::collections::BTreeMap;

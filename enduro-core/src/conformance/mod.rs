@@ -21,17 +21,18 @@
 //! // tests/conformance.rs of a backend crate
 //! use std::sync::Arc;
 //!
-//! use enduro_core::conformance::Backend;
-//! use enduro_core::{Result, Store};
+//! use enduro::conformance::Backend;
+//! use enduro::Result;
+//! use enduro::store::Store;
 //!
 //! /// Each resource is one shared memory cell.
 //! #[derive(Debug)]
 //! struct MemBackend;
 //!
 //! impl Backend for MemBackend {
-//!     type Resource = Arc<enduro_mem::MemStore>;
+//!     type Resource = Arc<enduro::MemStore>;
 //!     fn fresh(&self) -> Self::Resource {
-//!         Arc::new(enduro_mem::MemStore::new())
+//!         Arc::new(enduro::MemStore::new())
 //!     }
 //!     fn store(&self, resource: &Self::Resource) -> Result<Box<dyn Store>> {
 //!         Ok(Box::new(Arc::clone(resource)))
@@ -39,9 +40,9 @@
 //! }
 //!
 //! // In a test file, this line is all it takes (each case becomes a `#[test]`):
-//! // enduro_core::conformance!(MemBackend);
+//! // enduro::conformance!(MemBackend);
 //! // A case can also be run by hand:
-//! enduro_core::conformance::blocking::swap_and_friends_return_what_they_should(&MemBackend);
+//! enduro::conformance::blocking::swap_and_friends_return_what_they_should(&MemBackend);
 //! ```
 //!
 //! A known failure of a backend can be listed, with the reason in a comment, instead of
@@ -49,7 +50,7 @@
 //! the backend is fixed:
 //!
 //! ```text
-//! enduro_core::conformance!(MyBackend::new(), known_failures: [some_case_name]);
+//! enduro::conformance!(MyBackend::new(), known_failures: [some_case_name]);
 //! ```
 //!
 //! The cases are in [`blocking`] and (feature `async`) [`nonblocking`]; each states the
@@ -163,8 +164,8 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// `known_failures: [case, ...]` names cases that must (still) fail.
 ///
 /// ```text
-/// enduro_core::conformance!(MyBackend::new());
-/// enduro_core::conformance!(MyBackend::new(), known_failures: [some_case]);
+/// enduro::conformance!(MyBackend::new());
+/// enduro::conformance!(MyBackend::new(), known_failures: [some_case]);
 /// ```
 #[macro_export]
 macro_rules! conformance {
@@ -246,8 +247,8 @@ macro_rules! conformance {
 /// cases that must (still) fail.
 ///
 /// ```text
-/// enduro_core::async_conformance!(MyAsyncBackend::new());
-/// enduro_core::async_conformance!(enduro_core::conformance::InlineBackend(MyBackend::new()));
+/// enduro::async_conformance!(MyAsyncBackend::new());
+/// enduro::async_conformance!(enduro::conformance::InlineBackend(MyBackend::new()));
 /// ```
 #[cfg(feature = "async")]
 #[macro_export]

@@ -8,14 +8,14 @@
 //! # use std::sync::Arc;
 //! # #[derive(Debug)]
 //! # struct MemBackend;
-//! # impl enduro_core::conformance::Backend for MemBackend {
-//! #     type Resource = Arc<enduro_mem::MemStore>;
-//! #     fn fresh(&self) -> Self::Resource { Arc::new(enduro_mem::MemStore::new()) }
-//! #     fn store(&self, r: &Self::Resource) -> enduro_core::Result<Box<dyn enduro_core::Store>> {
+//! # impl enduro::conformance::Backend for MemBackend {
+//! #     type Resource = Arc<enduro::MemStore>;
+//! #     fn fresh(&self) -> Self::Resource { Arc::new(enduro::MemStore::new()) }
+//! #     fn store(&self, r: &Self::Resource) -> enduro::Result<Box<dyn enduro::store::Store>> {
 //! #         Ok(Box::new(Arc::clone(r)))
 //! #     }
 //! # }
-//! use enduro_core::conformance::{InlineBackend, block_on, nonblocking};
+//! use enduro::conformance::{InlineBackend, block_on, nonblocking};
 //!
 //! block_on(nonblocking::async_sixteen_tasks_times_two_hundred(&InlineBackend(MemBackend)));
 //! ```
@@ -101,7 +101,7 @@ pub trait AsyncBackend: Send + Sync + 'static {
 /// tests of memory and file stores).
 ///
 /// ```text
-/// enduro_core::async_conformance!(enduro_core::conformance::InlineBackend(FileBackend::new()));
+/// enduro::async_conformance!(enduro::conformance::InlineBackend(FileBackend::new()));
 /// ```
 #[derive(Debug)]
 pub struct InlineBackend<B>(pub B);
