@@ -26,12 +26,13 @@ use crate::store::{Committed, Encoder, Observed, Snapshot, Store, Version};
 /// use enduro::{Atom, Blocking, Error, Options, Result, Version};
 /// use std::sync::Mutex;
 ///
-/// /// An async store that keeps the value in memory (a real one would talk to a server).
+/// /// An async store that keeps the value in memory (a real one would talk to a server),
+/// /// with the last generation it gave out, never reset: versions never repeat.
 /// #[derive(Default)]
-/// struct Cell(Mutex<Option<Snapshot>>);
+/// struct Cell(Mutex<(Option<Snapshot>, u64)>);
 ///
 /// impl Cell {
-///     fn cell(&self) -> std::sync::MutexGuard<'_, Option<Snapshot>> {
+///     fn cell(&self) -> std::sync::MutexGuard<'_, (Option<Snapshot>, u64)> {
 ///         self.0.lock().unwrap_or_else(|e| e.into_inner())
 ///     }
 /// }
@@ -41,11 +42,11 @@ use crate::store::{Committed, Encoder, Observed, Snapshot, Store, Version};
 ///         "an async memory cell".into()
 ///     }
 ///     fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
-///         Box::pin(async move { Ok(self.cell().clone()) })
+///         Box::pin(async move { Ok(self.cell().0.clone()) })
 ///     }
 ///     fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
 ///         Box::pin(async move {
-///             Ok(match &*self.cell() {
+///             Ok(match &self.cell().0 {
 ///                 Some(s) if s.version == known => Observed::Unchanged,
 ///                 Some(s) => Observed::Changed(s.clone()),
 ///                 None => Observed::Missing,
@@ -55,18 +56,19 @@ use crate::store::{Committed, Encoder, Observed, Snapshot, Store, Version};
 ///     fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
 ///         Box::pin(async move {
 ///             let mut cell = self.cell();
-///             let current = cell.as_ref().map_or(Version::ABSENT, |s| s.version);
+///             let current = cell.0.as_ref().map_or(Version::ABSENT, |s| s.version);
 ///             if current != expected {
 ///                 return Ok(Committed::Conflict);
 ///             }
-///             let version = Version::new(current.generation + 1, 0);
-///             *cell = Some(Snapshot { bytes, version });
+///             cell.1 += 1;
+///             let version = Version::new(cell.1, 0);
+///             cell.0 = Some(Snapshot { bytes, version });
 ///             Ok(Committed::Done(version))
 ///         })
 ///     }
 ///     fn release(&self) -> BoxFuture<'_, Result<()>> {
 ///         Box::pin(async move {
-///             *self.cell() = None;
+///             self.cell().0 = None;
 ///             Ok(())
 ///         })
 ///     }
