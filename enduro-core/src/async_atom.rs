@@ -171,6 +171,7 @@ impl<T: Value> AsyncAtom<T> {
     /// [`Atom`](crate::Atom); asking for it here is an error.
     pub async fn open<S: AsyncStore>(store: S, init: T, options: Options<T>) -> Result<Self> {
         let resource = store.resource();
+        let options = options.resolved(&resource)?;
         if options.mode != crate::CommitMode::Durable {
             return Err(Error::Backend {
                 resource,

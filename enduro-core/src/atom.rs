@@ -75,6 +75,7 @@ impl<T: Value> Atom<T> {
     /// ```
     pub fn open<S: Store>(store: S, init: T, options: Options<T>) -> Result<Self> {
         let resource = store.resource();
+        let options = options.resolved(&resource)?;
         let (value, version) = loop {
             match Core::opening(&resource, &options, store.load()?)? {
                 Opening::Existing(value, version) => break (value, version),

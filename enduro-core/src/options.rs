@@ -1,5 +1,6 @@
 //! Options every atom takes, whatever its backend: the codec and a validator.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -92,6 +93,11 @@ pub(crate) fn validator<T, V: Validation>(
 /// ```
 pub struct Options<T> {
     pub(crate) codec: Arc<dyn TypedCodec<T>>,
+    /// The chosen codec, when it is [`Json`]: [`pretty`](Options::pretty) restyles it.
+    json: Option<Json>,
+    /// What `pretty` asked for, kept apart until the atom opens, so that `codec` and
+    /// `pretty` may come in either order.
+    pretty: Option<bool>,
     pub(crate) validator: Option<Validator<T>>,
     pub(crate) mode: CommitMode,
 }
@@ -101,6 +107,8 @@ impl<T: Value> Options<T> {
     pub fn new() -> Self {
         Options {
             codec: Arc::new(Typed(Json::default())),
+            json: Some(Json::default()),
+            pretty: None,
             validator: None,
             mode: CommitMode::Durable,
         }
@@ -108,8 +116,69 @@ impl<T: Value> Options<T> {
 
     /// Uses `codec` to turn values into bytes and back.
     pub fn codec<C: Codec>(mut self, codec: C) -> Self {
+        self.json = (&codec as &dyn Any).downcast_ref::<Json>().copied();
         self.codec = Arc::new(Typed(codec));
         self
+    }
+
+    /// Writes indented JSON (with `true`) or compact JSON (with `false`), whatever JSON
+    /// codec was chosen and in whichever order `codec` and `pretty` are called. Without
+    /// it, the codec decides (compact JSON by default). `pretty(false)` leaves a codec
+    /// other than JSON as it is; `pretty(true)` with one makes opening the atom fail, as
+    /// there is nothing to indent.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use enduro::store::Store;
+    /// use enduro::{Atom, Json, MemStore, Options};
+    ///
+    /// let cell = Arc::new(MemStore::new());
+    /// let options = Options::new().pretty(true).codec(Json::compact());
+    /// Atom::open(Arc::clone(&cell), [1], options)?;
+    /// assert_eq!(cell.load()?.unwrap().bytes, b"[\n  1\n]\n");
+    /// # Ok::<(), enduro::Error>(())
+    /// ```
+    pub fn pretty(mut self, pretty: bool) -> Self {
+        self.pretty = Some(pretty);
+        self
+    }
+
+    /// The options as the atom uses them: [`pretty`](Options::pretty) applied to the
+    /// codec, or why it cannot be (`pretty(true)` with a codec other than JSON; the error
+    /// names `resource`). [`Atom::open`](crate::Atom::open) does this; a builder calls it
+    /// first to fail before it touches its store.
+    ///
+    /// ```
+    /// let options = enduro::Options::<u8>::new().pretty(true).resolved("a cell")?;
+    /// assert_eq!(options.codec_name(), "JSON");
+    /// # Ok::<(), enduro::Error>(())
+    /// ```
+    pub fn resolved(mut self, resource: &str) -> crate::Result<Self> {
+        match (self.pretty, self.json) {
+            (None, _) | (Some(false), None) => {}
+            (Some(pretty), Some(_)) => {
+                let json = if pretty {
+                    Json::pretty()
+                } else {
+                    Json::compact()
+                };
+                self.codec = Arc::new(Typed(json));
+                self.json = Some(json);
+            }
+            (Some(true), None) => {
+                return Err(crate::Error::backend(
+                    resource,
+                    format!(
+                        "pretty(true) asks for indented JSON, but the codec chosen is {}; \
+                         nothing was opened: drop pretty(true), or choose the JSON codec",
+                        self.codec.name()
+                    ),
+                    None,
+                ));
+            }
+        }
+        self.pretty = None;
+        Ok(self)
     }
 
     /// Requires every value, the initial one included, to pass `validator`, which returns
@@ -157,6 +226,8 @@ impl<T> Clone for Options<T> {
     fn clone(&self) -> Self {
         Options {
             codec: Arc::clone(&self.codec),
+            json: self.json,
+            pretty: self.pretty,
             validator: self.validator.clone(),
             mode: self.mode,
         }
@@ -167,6 +238,7 @@ impl<T> fmt::Debug for Options<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
             .field("codec", &self.codec.name())
+            .field("pretty", &self.pretty)
             .field("validator", &self.validator.is_some())
             .field("mode", &self.mode)
             .finish()
@@ -197,6 +269,13 @@ macro_rules! option_setters {
         /// Uses `codec` instead of JSON.
         pub fn codec<C: $crate::Codec>(mut self, codec: C) -> Self {
             self.options = self.options.codec(codec);
+            self
+        }
+
+        /// Writes indented JSON (with `true`) or compact JSON (with `false`), in whichever
+        /// order it and `codec` are called; see [`Options::pretty`]($crate::Options::pretty).
+        pub fn pretty(mut self, pretty: bool) -> Self {
+            self.options = self.options.pretty(pretty);
             self
         }
 

@@ -33,6 +33,66 @@ fn options_setters_commute() {
     assert!(refused);
 }
 
+/// `pretty` and `codec` commute in `Options` itself (so in every builder): `pretty` styles
+/// a JSON codec whichever comes first, and `pretty(true)` with another codec fails at open
+/// naming both, writing nothing.
+#[test]
+fn pretty_and_codec_commute() {
+    type Pair = (Options<Vec<u32>>, Options<Vec<u32>>, &'static [u8]);
+    let pairs: [Pair; 2] = [
+        (
+            Options::new().pretty(true).codec(Json::compact()),
+            Options::new().codec(Json::compact()).pretty(true),
+            b"[\n  10\n]\n",
+        ),
+        (
+            Options::new().pretty(false).codec(Json::pretty()),
+            Options::new().codec(Json::pretty()).pretty(false),
+            b"[10]",
+        ),
+    ];
+    for (one, other, want) in pairs {
+        let (a, b) = (behaviour(one).0, behaviour(other).0);
+        assert_eq!(a, b);
+        assert_eq!(a, want);
+    }
+
+    /// A codec that is not JSON.
+    struct Other;
+    impl enduro::Codec for Other {
+        fn name(&self) -> &'static str {
+            "Other"
+        }
+        fn encode<V: serde::Serialize + ?Sized>(
+            &self,
+            value: &V,
+            out: &mut dyn std::io::Write,
+        ) -> Result<(), enduro::CodecError> {
+            Json::compact().encode(value, out)
+        }
+        fn decode<V: serde::de::DeserializeOwned>(
+            &self,
+            bytes: &[u8],
+        ) -> Result<V, enduro::CodecError> {
+            Json::compact().decode(bytes)
+        }
+    }
+    for options in [
+        Options::new().pretty(true).codec(Other),
+        Options::new().codec(Other).pretty(true),
+    ] {
+        let store = std::sync::Arc::new(MemStore::new());
+        let err = Atom::open(store.clone(), 1u8, options).unwrap_err();
+        assert!(
+            err.to_string().contains("pretty(true)") && err.to_string().contains("Other"),
+            "{err}"
+        );
+        assert_eq!(store.load().unwrap(), None, "nothing was written");
+    }
+    let kept = Options::<u8>::new().pretty(false).codec(Other);
+    assert_eq!(kept.resolved("a cell").unwrap().codec_name(), "Other");
+}
+
 #[test]
 fn mem_atom_setters_commute() {
     let small = |n: &u32| *n < 10;

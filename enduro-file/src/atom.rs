@@ -1,11 +1,10 @@
 //! [`file_atom`] and the [`FileAtom`] builder.
 
-use std::any::Any;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use enduro_core::{Atom, Codec, CommitMode, Error, Json, Options, Result, Value};
+use enduro_core::{Atom, Codec, CommitMode, Options, Result, Validation, Value};
 
 use crate::store::{FileStore, FileStoreBuilder};
 
@@ -50,7 +49,6 @@ pub fn file_atom<T: Value>(init: T, path: impl AsRef<Path>) -> Result<Atom<T>> {
 /// ```
 pub struct FileAtom<T> {
     store: FileStoreBuilder,
-    format: Format,
     options: Options<T>,
 }
 
@@ -58,7 +56,6 @@ impl<T> fmt::Debug for FileAtom<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileAtom")
             .field("store", &self.store)
-            .field("format", &self.format)
             .field("options", &self.options)
             .finish()
     }
@@ -78,7 +75,6 @@ impl<T: Value> FileAtom<T> {
     pub fn builder(path: impl AsRef<Path>) -> Self {
         FileAtom {
             store: FileStore::builder(path),
-            format: Format::default(),
             options: Options::new(),
         }
     }
@@ -97,7 +93,6 @@ impl<T: Value> FileAtom<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn codec<C: Codec>(mut self, codec: C) -> Self {
-        self.format.chose(&codec);
         self.options = self.options.codec(codec);
         self
     }
@@ -121,12 +116,13 @@ impl<T: Value> FileAtom<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pretty(mut self, pretty: bool) -> Self {
-        self.format.pretty = Some(pretty);
+        self.options = self.options.pretty(pretty);
         self
     }
 
     /// Requires `init` (or the stored value) and every new value to pass `validator`; a
-    /// value it refuses fails with [`Error::Invalid`].
+    /// value it refuses fails with [`Error::Invalid`](enduro_core::Error::Invalid) (with the
+    /// reason, if the validator returns `Err(reason)`; see [`Validation`]).
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
@@ -137,7 +133,10 @@ impl<T: Value> FileAtom<T> {
     /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+    pub fn validator<V: Validation>(
+        mut self,
+        validator: impl Fn(&T) -> V + Send + Sync + 'static,
+    ) -> Self {
         self.options = self.options.validator(validator);
         self
     }
@@ -206,47 +205,15 @@ impl<T: Value> FileAtom<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(self, init: T) -> Result<Atom<T>> {
-        let options = self
-            .format
-            .apply(self.options)
-            .map_err(|message| Error::backend(self.store.resource(), message, None))?;
+        let options = self.options.resolved(&self.store.resource())?;
         Atom::open(self.store.open()?, init, options)
-    }
-}
-
-/// The codec's style as chosen by `codec` and `pretty`, kept apart until `open` so that
-/// the order of the two calls does not matter.
-#[derive(Debug, Default, Clone, Copy)]
-struct Format {
-    /// The name of the chosen codec when it is not JSON.
-    other_codec: Option<&'static str>,
-    /// What `pretty` asked for, if it was called.
-    pretty: Option<bool>,
-}
-
-impl Format {
-    fn chose<C: Codec>(&mut self, codec: &C) {
-        let json = (codec as &dyn Any).is::<Json>();
-        self.other_codec = if json { None } else { Some(codec.name()) };
-    }
-
-    /// The options with the JSON style applied, or why the choices contradict each other.
-    fn apply<T: Value>(self, options: Options<T>) -> std::result::Result<Options<T>, String> {
-        match (self.pretty, self.other_codec) {
-            (None, _) | (Some(false), Some(_)) => Ok(options),
-            (Some(true), None) => Ok(options.codec(Json::pretty())),
-            (Some(false), None) => Ok(options.codec(Json::compact())),
-            (Some(true), Some(codec)) => Err(format!(
-                "pretty(true) asks for indented JSON, but the codec chosen is {codec}; \
-                 nothing was opened: drop pretty(true), or choose the JSON codec"
-            )),
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use enduro_core::Json;
 
     /// A codec that is not JSON (it writes JSON all the same, for the test).
     struct Other;

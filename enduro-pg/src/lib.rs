@@ -65,7 +65,6 @@
 
 mod conn;
 mod failure;
-mod format;
 mod ident;
 mod limits;
 mod query;
@@ -79,9 +78,7 @@ pub use store::{
 
 use std::fmt;
 
-use enduro_core::{AsyncAtom, Atom, Codec, CommitMode, Error, Options, Result, Value};
-
-use crate::format::Format;
+use enduro_core::{AsyncAtom, Atom, Codec, CommitMode, Options, Result, Validation, Value};
 
 /// Opens a blocking atom on the row [`DEFAULT_KEY`] of `table` in the database `db` (a
 /// connection string: `postgres://user:password@host:5432/dbname`, or
@@ -134,7 +131,6 @@ pub async fn postgresql_atom_async<T: Value>(
 /// ```
 pub struct PgAtom<T> {
     store: PgStoreBuilder,
-    format: Format,
     options: Options<T>,
 }
 
@@ -142,7 +138,6 @@ impl<T> fmt::Debug for PgAtom<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgAtom")
             .field("store", &self.store)
-            .field("format", &self.format)
             .field("options", &self.options)
             .finish()
     }
@@ -159,7 +154,6 @@ impl<T: Value> PgAtom<T> {
     pub fn builder(db: &str, table: &str) -> Self {
         PgAtom {
             store: PgStore::builder(db, table),
-            format: Format::default(),
             options: Options::new(),
         }
     }
@@ -174,7 +168,6 @@ impl<T: Value> PgAtom<T> {
     pub fn with_pool(pool: Pool, table: &str) -> Self {
         PgAtom {
             store: PgStore::builder_with_pool(pool, table),
-            format: Format::default(),
             options: Options::new(),
         }
     }
@@ -243,7 +236,6 @@ impl<T: Value> PgAtom<T> {
     /// assert!(format!("{b:?}").contains("JSON"));
     /// ```
     pub fn codec<C: Codec>(mut self, codec: C) -> Self {
-        self.format.chose(&codec);
         self.options = self.options.codec(codec);
         self
     }
@@ -258,7 +250,7 @@ impl<T: Value> PgAtom<T> {
     /// assert!(format!("{b:?}").contains("pretty: Some(true)"));
     /// ```
     pub fn pretty(mut self, pretty: bool) -> Self {
-        self.format.pretty = Some(pretty);
+        self.options = self.options.pretty(pretty);
         self
     }
 
@@ -268,7 +260,10 @@ impl<T: Value> PgAtom<T> {
     /// let b = enduro::PgAtom::builder("postgres://db/app", "t").validator(|n: &u64| *n < 10);
     /// assert!(format!("{b:?}").contains("validator: true"));
     /// ```
-    pub fn validator(mut self, validator: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+    pub fn validator<V: Validation>(
+        mut self,
+        validator: impl Fn(&T) -> V + Send + Sync + 'static,
+    ) -> Self {
         self.options = self.options.validator(validator);
         self
     }
@@ -320,9 +315,7 @@ impl<T: Value> PgAtom<T> {
 
     /// The options with the JSON style applied, checked before any connection is tried.
     fn options(&self) -> Result<Options<T>> {
-        self.format
-            .apply(self.options.clone())
-            .map_err(|message| Error::backend(self.store.resource(), message, None))
+        self.options.clone().resolved(&self.store.resource())
     }
 }
 
@@ -332,7 +325,7 @@ mod tests {
 
     use std::time::Duration;
 
-    use enduro_core::{Codec, CodecError, Json, Store};
+    use enduro_core::{Codec, CodecError, Error, Json, Store};
 
     use super::*;
 
