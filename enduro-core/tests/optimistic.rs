@@ -6,32 +6,11 @@
 
 use std::sync::Arc;
 
-use enduro_core::{Atom, Committed, Encoder, Observed, Options, Result, Snapshot, Store, Version};
+mod common;
+
+use common::Remote;
+use enduro_core::{Atom, Options};
 use enduro_mem::MemStore;
-
-/// A memory store that says its check is expensive, like a database's.
-struct Remote(Arc<MemStore>);
-
-impl Store for Remote {
-    fn resource(&self) -> String {
-        self.0.resource()
-    }
-    fn load(&self) -> Result<Option<Snapshot>> {
-        self.0.load()
-    }
-    fn check(&self, known: Version) -> Result<Observed> {
-        self.0.check(known)
-    }
-    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
-        self.0.commit(expected, encode)
-    }
-    fn release(&self) -> Result<()> {
-        self.0.release()
-    }
-    fn cheap_check(&self) -> bool {
-        false
-    }
-}
 
 fn pair() -> (Atom<u32>, Atom<u32>) {
     let cell = Arc::new(MemStore::new());

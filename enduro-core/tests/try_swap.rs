@@ -5,8 +5,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use enduro_core::Version;
-use enduro_core::{Atom, Committed, Encoder, Error, Observed, Options, Result, Snapshot, Store};
+mod common;
+
+use common::Remote;
+use enduro_core::{Atom, Error, Options, Store};
 use enduro_mem::MemStore;
 
 /// The caller's own error: neither `Display` nor `Clone`, so it cannot have been
@@ -20,30 +22,6 @@ enum Refusal {
 impl From<Error> for Refusal {
     fn from(e: Error) -> Self {
         Refusal::Atom(e)
-    }
-}
-
-/// A memory store that, like a database store, does not check before every swap.
-struct Remote(Arc<MemStore>);
-
-impl Store for Remote {
-    fn resource(&self) -> String {
-        self.0.resource()
-    }
-    fn load(&self) -> Result<Option<Snapshot>> {
-        self.0.load()
-    }
-    fn check(&self, known: Version) -> Result<Observed> {
-        self.0.check(known)
-    }
-    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
-        self.0.commit(expected, encode)
-    }
-    fn release(&self) -> Result<()> {
-        self.0.release()
-    }
-    fn cheap_check(&self) -> bool {
-        false
     }
 }
 

@@ -1,15 +1,18 @@
-//! What the async driver's tests share: an async store over a blocking one that pauses at
-//! every call, so that tasks really interleave and timeouts cut swaps at every await point
-//! of the driver (waiting for a batch, leading one, checking, committing, loading).
+//! What the core's tests share: an async store over a blocking one that pauses at every
+//! call, so that tasks really interleave and timeouts cut swaps at every await point of the
+//! driver (waiting for a batch, leading one, checking, committing, loading); and a memory
+//! store whose check counts as a round trip.
 // Each test binary that includes this module uses only some of it.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use enduro_core::{
-    AsyncStore, BoxFuture, Committed, Error, Observed, Result, Snapshot, Store, Version,
+    AsyncStore, BoxFuture, Committed, Encoder, Error, Observed, Result, Snapshot, Store, Version,
 };
+use enduro_mem::MemStore;
 
 /// How a [`Paced`] store pauses.
 pub enum Pace {
@@ -82,5 +85,29 @@ impl<S: Store> AsyncStore for Paced<S> {
     }
     fn cheap_check(&self) -> bool {
         self.cheap_check
+    }
+}
+
+/// A memory store that says its check is expensive, like a database's.
+pub struct Remote(pub Arc<MemStore>);
+
+impl Store for Remote {
+    fn resource(&self) -> String {
+        self.0.resource()
+    }
+    fn load(&self) -> Result<Option<Snapshot>> {
+        self.0.load()
+    }
+    fn check(&self, known: Version) -> Result<Observed> {
+        self.0.check(known)
+    }
+    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
+        self.0.commit(expected, encode)
+    }
+    fn release(&self) -> Result<()> {
+        self.0.release()
+    }
+    fn cheap_check(&self) -> bool {
+        false
     }
 }
