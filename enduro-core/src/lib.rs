@@ -36,6 +36,8 @@ mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+#[cfg(any(test, feature = "conformance"))]
+mod lazy_deep;
 mod options;
 mod protocol;
 mod reentry;

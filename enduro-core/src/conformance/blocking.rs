@@ -1345,49 +1345,7 @@ pub fn some_of_null_is_refused<B: Backend>(b: &B) {
     assert_eq!(b.stored(&r), None);
 }
 
-/// Defines `$name(depth)`, a value that serializes as `depth` levels of one shape around
-/// `0`, the level below being `$next(depth - 1)`. The levels are generated as they are
-/// serialized, so the test builds (and drops) nothing deep. One shape per type, as derived
-/// code has, so that the test's own stack frames stay realistic.
-macro_rules! lazy {
-    ($name:ident, $next:ident, |$serializer:ident, $inner:ident| $level:expr) => {
-        struct $name(usize);
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, $serializer: S) -> Result<S::Ok, S::Error> {
-                #[allow(unused_imports)]
-                use serde::ser::SerializeSeq;
-                let Some(depth) = self.0.checked_sub(1) else {
-                    return $serializer.serialize_u8(0);
-                };
-                let $inner = $next(depth);
-                $level
-            }
-        }
-    };
-}
-
-lazy!(Variants, Variants, |s, inner| s
-    .serialize_newtype_variant("Deep", 0, "V", &inner));
-lazy!(Seqs, Seqs, |s, inner| {
-    let mut seq = s.serialize_seq(Some(1))?;
-    seq.serialize_element(&inner)?;
-    seq.end()
-});
-lazy!(Newtypes, Newtypes, |s, inner| s
-    .serialize_newtype_struct("Deep", &inner));
-lazy!(Somes, Somes, |s, inner| s.serialize_some(&inner));
-// Some, newtype, variant and sequence in turn: levels with wrappers between them.
-lazy!(MixedSome, MixedNewtype, |s, inner| s.serialize_some(&inner));
-lazy!(MixedNewtype, MixedVariant, |s, inner| s
-    .serialize_newtype_struct("Deep", &inner));
-lazy!(MixedVariant, MixedSeq, |s, inner| s
-    .serialize_newtype_variant("Deep", 0, "V", &inner));
-lazy!(MixedSeq, MixedSome, |s, inner| {
-    let mut seq = s.serialize_seq(Some(1))?;
-    seq.serialize_element(&inner)?;
-    seq.end()
-});
+use crate::lazy_deep::{Maps, MixedSome, Newtypes, Seqs, Somes, Variants};
 
 /// An atom's value for the deep tests: `depth` levels of `shape`, generated lazily.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -1400,6 +1358,7 @@ struct Deep {
 enum Lazy {
     Variants,
     Seqs,
+    Maps,
     Newtypes,
     Somes,
     Mixed,
@@ -1412,6 +1371,7 @@ impl serde::Serialize for Deep {
             Lazy::Seqs => Seqs(self.depth).serialize(serializer),
             Lazy::Newtypes => Newtypes(self.depth).serialize(serializer),
             Lazy::Somes => Somes(self.depth).serialize(serializer),
+            Lazy::Maps => Maps(self.depth).serialize(serializer),
             Lazy::Mixed => MixedSome(self.depth).serialize(serializer),
         }
     }
@@ -1454,6 +1414,7 @@ pub fn a_hundred_thousand_levels_are_refused_on_a_small_stack<B: Backend>(b: &B)
         Lazy::Seqs,
         Lazy::Newtypes,
         Lazy::Somes,
+        Lazy::Maps,
         Lazy::Mixed,
     ];
     for shape in shapes {

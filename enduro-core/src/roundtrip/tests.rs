@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::lazy_deep::{Maps, MixedSome, Newtypes, Seqs, Somes, Variants};
+
 fn adapter<T: Serialize + ?Sized>(value: &T) -> RoundTrip<'_, 'static, T> {
     RoundTrip::new(value)
 }
@@ -331,55 +333,6 @@ fn some_of_what_json_writes_as_something_else_is_accepted() {
     round_trip(&Record { id: 2, note: None });
     round_trip(&Some(BTreeMap::from([("k".to_string(), ())])));
 }
-
-/// Defines `$name(depth)`, a value that serializes as `depth` levels of one shape around
-/// `0`, the level below being `$next(depth - 1)`. The levels are generated as they are
-/// serialized: nothing deep is built, so nothing deep has to be dropped. One shape per
-/// type, as derived code has, so that the test's own stack frames stay realistic.
-macro_rules! lazy {
-    ($name:ident, $next:ident, |$serializer:ident, $inner:ident| $level:expr) => {
-        struct $name(usize);
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, $serializer: S) -> Result<S::Ok, S::Error> {
-                #[allow(unused_imports)]
-                use serde::ser::{SerializeMap, SerializeSeq};
-                let Some(depth) = self.0.checked_sub(1) else {
-                    return $serializer.serialize_u8(0);
-                };
-                let $inner = $next(depth);
-                $level
-            }
-        }
-    };
-}
-
-lazy!(Variants, Variants, |s, inner| s
-    .serialize_newtype_variant("Deep", 0, "V", &inner));
-lazy!(Seqs, Seqs, |s, inner| {
-    let mut seq = s.serialize_seq(Some(1))?;
-    seq.serialize_element(&inner)?;
-    seq.end()
-});
-lazy!(Maps, Maps, |s, inner| {
-    let mut map = s.serialize_map(Some(1))?;
-    map.serialize_entry("k", &inner)?;
-    map.end()
-});
-lazy!(Newtypes, Newtypes, |s, inner| s
-    .serialize_newtype_struct("Deep", &inner));
-lazy!(Somes, Somes, |s, inner| s.serialize_some(&inner));
-// Some, newtype, variant and sequence in turn: levels with wrappers between them.
-lazy!(MixedSome, MixedNewtype, |s, inner| s.serialize_some(&inner));
-lazy!(MixedNewtype, MixedVariant, |s, inner| s
-    .serialize_newtype_struct("Deep", &inner));
-lazy!(MixedVariant, MixedSeq, |s, inner| s
-    .serialize_newtype_variant("Deep", 0, "V", &inner));
-lazy!(MixedSeq, MixedSome, |s, inner| {
-    let mut seq = s.serialize_seq(Some(1))?;
-    seq.serialize_element(&inner)?;
-    seq.end()
-});
 
 #[test]
 fn chains_of_some_and_newtypes_are_bounded() {
