@@ -309,3 +309,22 @@ macro_rules! __conformance_names {
         &[$(stringify!($name)),*]
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::run_case;
+
+    #[test]
+    fn a_known_failure_must_keep_failing() {
+        run_case("case", &["case"], || panic!("still broken"));
+        let passed = catch_unwind(AssertUnwindSafe(|| run_case("case", &["case"], || {})));
+        assert!(passed.is_err(), "a known failure that passes must say so");
+        let other = catch_unwind(AssertUnwindSafe(|| {
+            run_case("case", &["another"], || panic!("broken"))
+        }));
+        assert!(other.is_err(), "a case not on the list fails as usual");
+        run_case("case", &[], || {});
+    }
+}
