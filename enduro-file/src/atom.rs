@@ -174,7 +174,7 @@ impl<T: Value> FileAtom<T> {
         self
     }
 
-    /// Gives up with [`Error::LockTimeout`] after waiting `timeout` for another process's
+    /// Gives up with [`Error::LockTimeout`](enduro_core::Error::LockTimeout) after waiting `timeout` for another process's
     /// lock; see [`FileStoreBuilder::lock_timeout`].
     ///
     /// ```

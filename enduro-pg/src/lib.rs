@@ -42,10 +42,10 @@
 //!
 //! A commit that surely did not run (the server answered with an error, no connection
 //! could be had, the statement could not even be prepared) fails with
-//! [`Error::Backend`], and nothing was written. A commit whose
+//! [`Error::Backend`](enduro_core::Error::Backend), and nothing was written. A commit whose
 //! answer was lost after it was sent (the connection closed, a FATAL error from the
 //! server, which can come after the commit, or no answer within the statement timeout)
-//! fails with [`Error::Uncertain`]: it may have been stored.
+//! fails with [`Error::Uncertain`](enduro_core::Error::Uncertain): it may have been stored.
 //!
 //! Every statement waits at most [`DEFAULT_STATEMENT_TIMEOUT`] (30 s) for its answer,
 //! or what [`PgAtom::statement_timeout`] says: then a cancel request is sent and the
@@ -210,7 +210,7 @@ impl<T: Value> PgAtom<T> {
     /// [`DEFAULT_STATEMENT_TIMEOUT`]): a row locked by another session, or a server that
     /// stops answering, then fails the swap instead of blocking it forever. A swap whose
     /// commit got no answer in time fails with
-    /// [`Error::Uncertain`] (it may have been stored); see
+    /// [`Error::Uncertain`](enduro_core::Error::Uncertain) (it may have been stored); see
     /// [`PgStoreBuilder::statement_timeout`].
     ///
     /// ```
