@@ -124,6 +124,16 @@ fn injected(resource: String, what: &str) -> Error {
     )
 }
 
+/// The answer to a commit that reached the store, lost: what a store says when it cannot
+/// tell whether its commit happened.
+fn lost_answer(resource: String) -> Error {
+    Error::Uncertain {
+        resource,
+        message: "the answer to the commit was lost (fault injected by FaultyStore)".into(),
+        source: None,
+    }
+}
+
 /// Wraps a store and fails the calls that its [`Faults`] name.
 ///
 /// ```
@@ -222,12 +232,7 @@ impl<S: Store> Store for FaultyStore<S> {
             }),
             Some(FailPoint::AfterWrite) => {
                 self.inner.commit(expected, encode)?;
-                Err(Error::Uncertain {
-                    resource: self.inner.resource(),
-                    message: "the answer to the commit was lost (fault injected by FaultyStore)"
-                        .into(),
-                    source: None,
-                })
+                Err(lost_answer(self.inner.resource()))
             }
         }
     }
@@ -236,6 +241,59 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.release()
     }
 
+    fn cheap_check(&self) -> bool {
+        self.inner.cheap_check()
+    }
+}
+
+/// The async twin of [`FaultyStore`]: wraps an [`AsyncStore`](crate::AsyncStore) and fails
+/// the commits its [`Faults`] name, so that the atom's promises on a failed or unknown
+/// commit are checked on any async backend. The value arrives encoded, so
+/// [`FailPoint::MidWrite`] fails before anything reaches the store, like
+/// [`FailPoint::BeforeWrite`].
+#[cfg(feature = "async")]
+#[derive(Debug)]
+pub struct FaultyAsyncStore<S> {
+    inner: S,
+    faults: Faults,
+}
+
+#[cfg(feature = "async")]
+impl<S: crate::AsyncStore> FaultyAsyncStore<S> {
+    /// Wraps `inner`; nothing fails until `faults` says so.
+    pub fn new(inner: S, faults: Faults) -> Self {
+        FaultyAsyncStore { inner, faults }
+    }
+}
+
+#[cfg(feature = "async")]
+impl<S: crate::AsyncStore> crate::AsyncStore for FaultyAsyncStore<S> {
+    fn resource(&self) -> String {
+        self.inner.resource()
+    }
+    fn load(&self) -> crate::BoxFuture<'_, Result<Option<Snapshot>>> {
+        self.inner.load()
+    }
+    fn check(&self, known: Version) -> crate::BoxFuture<'_, Result<Observed>> {
+        self.inner.check(known)
+    }
+    fn commit(&self, expected: Version, bytes: Vec<u8>) -> crate::BoxFuture<'_, Result<Committed>> {
+        Box::pin(async move {
+            match self.faults.next_commit() {
+                None => self.inner.commit(expected, bytes).await,
+                Some(FailPoint::AfterWrite) => {
+                    self.inner.commit(expected, bytes).await?;
+                    Err(lost_answer(self.inner.resource()))
+                }
+                Some(FailPoint::BeforeWrite | FailPoint::MidWrite) => {
+                    Err(injected(self.inner.resource(), "commit"))
+                }
+            }
+        })
+    }
+    fn release(&self) -> crate::BoxFuture<'_, Result<()>> {
+        self.inner.release()
+    }
     fn cheap_check(&self) -> bool {
         self.inner.cheap_check()
     }

@@ -62,9 +62,7 @@ pub mod blocking;
 pub mod nonblocking;
 
 #[cfg(feature = "async")]
-pub use nonblocking::{
-    AsyncBackend, AsyncFaults, FaultyAsyncStore, Gate, GatedStore, InlineBackend,
-};
+pub use nonblocking::{AsyncBackend, Gate, GatedStore, InlineBackend};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

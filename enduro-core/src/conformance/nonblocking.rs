@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::Backend;
-use crate::testing::{FailPoint, Inline};
+use crate::testing::{FailPoint, Faults, FaultyAsyncStore, Inline};
 use crate::{
     AsyncAtom, AsyncStore, BoxFuture, Committed, Error, Observed, Options, Result, Snapshot, Store,
     Value, Version,
@@ -198,105 +198,6 @@ impl<S: AsyncStore> AsyncStore for GatedStore<S> {
             self.gate.started.fetch_add(1, Ordering::SeqCst);
             self.gate.permits.acquire().await.unwrap().forget();
             self.inner.commit(expected, bytes).await
-        })
-    }
-    fn release(&self) -> BoxFuture<'_, Result<()>> {
-        self.inner.release()
-    }
-    fn cheap_check(&self) -> bool {
-        self.inner.cheap_check()
-    }
-}
-
-/// Which commits of a [`FaultyAsyncStore`] fail next: shared between the store and the
-/// test, like [`Faults`](crate::testing::Faults) for blocking stores.
-#[derive(Debug, Clone, Default)]
-pub struct AsyncFaults {
-    plan: Arc<Mutex<AsyncPlan>>,
-}
-
-#[derive(Debug, Default)]
-struct AsyncPlan {
-    commits: u64,
-    faults: Vec<(u64, FailPoint)>,
-}
-
-impl AsyncFaults {
-    /// Makes the `n`-th commit from now (1: the next one) fail at `point`:
-    /// [`FailPoint::AfterWrite`] stores the value and then loses the answer
-    /// (`Error::Uncertain`); the other points fail before anything reaches the store.
-    pub fn fail_commit(&self, n: u64, point: FailPoint) {
-        let mut plan = self.plan.lock().unwrap();
-        let at = plan.commits + n;
-        plan.faults.push((at, point));
-    }
-
-    /// How many commits were attempted so far.
-    pub fn commits(&self) -> u64 {
-        self.plan.lock().unwrap().commits
-    }
-
-    fn next_commit(&self) -> Option<FailPoint> {
-        let mut plan = self.plan.lock().unwrap();
-        plan.commits += 1;
-        let now = plan.commits;
-        let fault = plan.faults.iter().position(|(at, _)| *at == now)?;
-        Some(plan.faults.swap_remove(fault).1)
-    }
-}
-
-/// An async store that fails the commits its [`AsyncFaults`] name, so that the atom's
-/// promises on a failed or unknown commit are checked on any async backend.
-#[derive(Debug)]
-pub struct FaultyAsyncStore<S> {
-    inner: S,
-    faults: AsyncFaults,
-}
-
-impl<S: AsyncStore> FaultyAsyncStore<S> {
-    /// Wraps `inner`; nothing fails until `faults` says so.
-    pub fn new(inner: S, faults: AsyncFaults) -> Self {
-        FaultyAsyncStore { inner, faults }
-    }
-}
-
-fn injected(resource: String, after_write: bool) -> Error {
-    if after_write {
-        Error::Uncertain {
-            resource,
-            message: "the answer to the commit was lost (fault injected by FaultyAsyncStore)"
-                .into(),
-            source: None,
-        }
-    } else {
-        Error::backend(
-            resource,
-            "cannot commit: fault injected by FaultyAsyncStore before writing",
-            Some(Box::new(std::io::Error::other("injected fault"))),
-        )
-    }
-}
-
-impl<S: AsyncStore> AsyncStore for FaultyAsyncStore<S> {
-    fn resource(&self) -> String {
-        self.inner.resource()
-    }
-    fn load(&self) -> BoxFuture<'_, Result<Option<Snapshot>>> {
-        self.inner.load()
-    }
-    fn check(&self, known: Version) -> BoxFuture<'_, Result<Observed>> {
-        self.inner.check(known)
-    }
-    fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
-        Box::pin(async move {
-            match self.faults.next_commit() {
-                None => self.inner.commit(expected, bytes).await,
-                Some(FailPoint::AfterWrite) => {
-                    self.inner.commit(expected, bytes).await?;
-                    Err(injected(self.inner.resource(), true))
-                }
-                Some(_) => Err(injected(self.inner.resource(), false)),
-            }
         })
     }
     fn release(&self) -> BoxFuture<'_, Result<()>> {
@@ -820,12 +721,9 @@ pub async fn async_refresh_picks_up_other_writers<B: AsyncBackend>(b: &B) {
 }
 
 /// Opens an atom on a fresh resource through a [`FaultyAsyncStore`].
-async fn faulty<B: AsyncBackend, T: Value>(
-    b: &B,
-    init: T,
-) -> (B::Resource, AsyncFaults, AsyncAtom<T>) {
+async fn faulty<B: AsyncBackend, T: Value>(b: &B, init: T) -> (B::Resource, Faults, AsyncAtom<T>) {
     let r = b.fresh();
-    let faults = AsyncFaults::default();
+    let faults = Faults::default();
     let store = FaultyAsyncStore::new(b.store(&r).await.unwrap(), faults.clone());
     let atom = AsyncAtom::open(store, init, Options::new()).await.unwrap();
     (r, faults, atom)
