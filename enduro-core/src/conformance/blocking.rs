@@ -1064,6 +1064,10 @@ fn call_everything_inside(atom: &Atom<u32>) -> Vec<(&'static str, Result<(), Err
         ("swap_vals", atom.swap_vals(|n| n + 1).map(drop)),
         ("reset", atom.reset(7).map(drop)),
         ("compare_and_set", atom.compare_and_set(&0, 7).map(drop)),
+        (
+            "try_swap",
+            atom.try_swap(|n| Ok::<_, Error>(n + 1)).map(drop),
+        ),
         ("refresh", atom.refresh().map(drop)),
         ("release", atom.release()),
     ]
