@@ -85,7 +85,24 @@ use crate::store::{Committed, Encoder, Observed, Snapshot, Store, Version};
 pub struct Blocking<S> {
     store: S,
     /// Always `Some` until dropped.
-    runtime: Option<Runtime>,
+    runtime: Option<Driver>,
+}
+
+/// The runtime a [`Blocking`] runs its calls on.
+enum Driver {
+    /// Its own, shut down when it is dropped.
+    Own(Runtime),
+    /// Someone else's (a backend's process-wide runtime, say), left running.
+    Shared(Handle),
+}
+
+impl Driver {
+    fn block_on<F: Future>(&self, work: F) -> F::Output {
+        match self {
+            Driver::Own(runtime) => runtime.block_on(work),
+            Driver::Shared(handle) => handle.block_on(work),
+        }
+    }
 }
 
 impl<S: AsyncStore + fmt::Debug> fmt::Debug for Blocking<S> {
@@ -122,8 +139,36 @@ impl<S: AsyncStore> Blocking<S> {
             })?;
         Ok(Blocking {
             store,
-            runtime: Some(runtime),
+            runtime: Some(Driver::Own(runtime)),
         })
+    }
+
+    /// Wraps `store`, running its calls on an existing runtime instead of a private one:
+    /// for a backend that keeps one runtime for all its stores (so that a thousand stores
+    /// do not start a thousand threads). The runtime must have its I/O and time drivers
+    /// enabled and must outlive the store's use; dropping the store leaves it running.
+    ///
+    /// ```
+    /// # use enduro::testing::Inline;
+    /// let runtime = tokio::runtime::Builder::new_multi_thread()
+    ///     .worker_threads(1)
+    ///     .enable_all()
+    ///     .build()
+    ///     .unwrap();
+    /// let a = enduro::Blocking::on(Inline(enduro::MemStore::new()), runtime.handle().clone());
+    /// let b = enduro::Blocking::on(Inline(enduro::MemStore::new()), runtime.handle().clone());
+    /// let (a, b) = (
+    ///     enduro::Atom::open(a, 1u8, enduro::Options::new())?,
+    ///     enduro::Atom::open(b, 2u8, enduro::Options::new())?,
+    /// );
+    /// assert_eq!(*a.swap(|n| n + 1)? + *b.swap(|n| n + 1)?, 5);
+    /// # Ok::<(), enduro::Error>(())
+    /// ```
+    pub fn on(store: S, runtime: Handle) -> Self {
+        Blocking {
+            store,
+            runtime: Some(Driver::Shared(runtime)),
+        }
     }
 
     /// The async store underneath.
@@ -179,7 +224,7 @@ impl<S: AsyncStore> Blocking<S> {
 impl<S> Drop for Blocking<S> {
     fn drop(&mut self) {
         // Never blocks, so dropping the store inside an async context cannot panic.
-        if let Some(runtime) = self.runtime.take() {
+        if let Some(Driver::Own(runtime)) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }
@@ -282,6 +327,34 @@ mod tests {
         let atom = crate::Atom::open(store, 1u32, crate::Options::new())?;
         assert_eq!(*atom.swap(|n| n + 1)?, 2);
         Ok(())
+    }
+
+    #[test]
+    fn shares_a_runtime_from_main_and_from_inside_another() -> Result<()> {
+        let shared = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::backend("test", e.to_string(), None))?;
+        let open = || {
+            crate::Atom::open(
+                Blocking::on(Sleepy::default(), shared.handle().clone()),
+                1u32,
+                crate::Options::new(),
+            )
+        };
+        let atom = open()?;
+        assert_eq!(*atom.swap(|n| n + 1)?, 2);
+        drop(atom);
+        // Dropping a store leaves the shared runtime running for the others.
+        let other = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| Error::backend("test", e.to_string(), None))?;
+        other.block_on(async {
+            let atom = open()?;
+            assert_eq!(*atom.swap(|n| n + 1)?, 2);
+            Ok(())
+        })
     }
 
     #[test]
