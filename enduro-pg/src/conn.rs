@@ -8,29 +8,151 @@ use tokio_postgres::config::Host;
 /// What a password is replaced with wherever a connection string is shown.
 pub(crate) const REDACTED: &str = "********";
 
-/// How long connecting may take unless the connection string says otherwise.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How to use TLS, as libpq's `sslmode` says (which tokio-postgres alone cannot take in
+/// full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, without checking its certificate (libpq's
+    /// default).
+    Prefer,
+    /// TLS or nothing; the certificate is checked only when `sslrootcert` is given.
+    Require,
+    /// TLS with a certificate signed by a trusted CA, whatever host name it names.
+    VerifyCa,
+    /// TLS with a certificate signed by a trusted CA for the host name connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(value: &str) -> Option<SslMode> {
+        Some(match value {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// The name in a connection string.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// The TLS parameters of a connection string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TlsParams {
+    pub(crate) mode: SslMode,
+    /// `sslrootcert`: a PEM file of trusted CA certificates, or `system` for the
+    /// platform's roots.
+    pub(crate) root_cert: Option<String>,
+    /// `sslcert` and `sslkey`: a client certificate (PEM chain) and its key (PEM).
+    pub(crate) client_cert: Option<String>,
+    pub(crate) client_key: Option<String>,
+}
+
+/// A connection string, understood: the tokio-postgres configuration and the TLS
+/// parameters enduro handles itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) tls: TlsParams,
+    /// `connect_timeout` as the string gives it (the default applies otherwise).
+    pub(crate) connect_timeout: Option<Duration>,
+}
+
+/// The TLS parameters enduro takes out of a connection string before tokio-postgres
+/// parses the rest (it knows `sslmode` only up to `require`, and no certificate files).
+const TLS_KEYS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword"];
 
 /// Parses `db` (a `postgres://` URL or `key=value` pairs). The error never contains the
 /// password: it shows the redacted string.
-pub(crate) fn parse(db: &str) -> Result<tokio_postgres::Config, String> {
-    match tokio_postgres::Config::from_str(db) {
-        Ok(mut config) => {
-            if config.get_connect_timeout().is_none() {
-                config.connect_timeout(CONNECT_TIMEOUT);
-            }
-            Ok(config)
-        }
-        Err(e) => Err(scrub(
+pub(crate) fn parse(db: &str) -> Result<Target, String> {
+    let fail = |why: String| {
+        scrub(
             &format!(
-                "invalid PostgreSQL connection string `{}`: {e} (expected a URL such as \
-                 postgres://user:password@host:5432/dbname or key=value pairs such as \
-                 `host=localhost user=app dbname=app`)",
+                "invalid PostgreSQL connection string `{}`: {why} (expected a URL such as \
+                 postgres://user:password@host:5432/dbname?sslmode=require or key=value pairs \
+                 such as `host=localhost user=app dbname=app`)",
                 redact(db)
             ),
             password_in(db).as_deref(),
-        )),
+        )
+    };
+    let mut taken: Vec<(String, String)> = Vec::new();
+    let rest = rewrite(db, &mut |param| {
+        if TLS_KEYS.contains(&param.key) {
+            taken.push((param.key.to_owned(), param.value.clone()));
+            Edit::Remove
+        } else {
+            Edit::Keep
+        }
+    });
+    let mut tls = TlsParams {
+        mode: SslMode::Prefer,
+        root_cert: None,
+        client_cert: None,
+        client_key: None,
+    };
+    for (key, value) in taken {
+        match key.as_str() {
+            "sslmode" => {
+                tls.mode = SslMode::parse(&value).ok_or_else(|| {
+                    fail(format!(
+                        "unknown sslmode `{value}` (one of disable, prefer, require, \
+                         verify-ca, verify-full)"
+                    ))
+                })?;
+            }
+            "sslrootcert" => tls.root_cert = Some(value),
+            "sslcert" => tls.client_cert = Some(value),
+            "sslkey" => tls.client_key = Some(value),
+            _ => {
+                return Err(fail(
+                    "sslpassword is not supported: give sslkey as an unencrypted PEM key \
+                     (readable only by the program's user)"
+                        .into(),
+                ));
+            }
+        }
     }
+    if tls.client_cert.is_some() != tls.client_key.is_some() {
+        return Err(fail(
+            "sslcert and sslkey go together: give both, or neither".into(),
+        ));
+    }
+    if tls.mode == SslMode::Disable && (tls.root_cert.is_some() || tls.client_cert.is_some()) {
+        return Err(fail(
+            "sslmode=disable with certificates (sslrootcert, sslcert): the certificates would \
+             never be used; choose sslmode=require, verify-ca or verify-full"
+                .into(),
+        ));
+    }
+    let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| fail(e.to_string()))?;
+    let connect_timeout = config.get_connect_timeout().copied();
+    config.ssl_mode(match tls.mode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    if config.get_application_name().is_none() {
+        config.application_name("enduro");
+    }
+    Ok(Target {
+        config,
+        tls,
+        connect_timeout,
+    })
 }
 
 /// `user@host:port/dbname`, for error messages and `Debug`; never the password.
@@ -73,26 +195,56 @@ pub(crate) fn scrub(message: &str, password: Option<&[u8]>) -> String {
 /// the string does not parse at all).
 fn password_in(db: &str) -> Option<Vec<u8>> {
     let mut found = None;
-    redact_with(db, &mut |p| found = Some(p.as_bytes().to_vec()));
+    rewrite(db, &mut |param| {
+        if param.key == "password" {
+            found = Some(param.value.as_bytes().to_vec());
+        }
+        Edit::Keep
+    });
     found
 }
 
 /// `db` with its password (in the URL's user info, a `password=` query parameter, or a
 /// `password=` pair) replaced by asterisks.
 pub(crate) fn redact(db: &str) -> String {
-    redact_with(db, &mut |_| {})
+    rewrite(db, &mut |param| {
+        if param.key == "password" {
+            Edit::Replace(REDACTED.to_owned())
+        } else {
+            Edit::Keep
+        }
+    })
 }
 
-fn redact_with(db: &str, seen: &mut dyn FnMut(&str)) -> String {
+/// One parameter of a connection string, as [`rewrite`] shows it.
+struct Param<'a> {
+    key: &'a str,
+    /// The value, decoded (percent-decoded in a URL, unquoted in a pair).
+    value: String,
+}
+
+/// What [`rewrite`] does with a parameter.
+enum Edit {
+    Keep,
+    /// Writes this text in place of the value, as it is.
+    Replace(String),
+    /// Leaves the parameter out (not possible for the password in a URL's user info,
+    /// which is then kept).
+    Remove,
+}
+
+/// `db` with each parameter kept, replaced or removed as `edit` says: the URL's user info
+/// password (as the key `password`) and query parameters, or the `key=value` pairs.
+fn rewrite(db: &str, edit: &mut dyn FnMut(&Param<'_>) -> Edit) -> String {
     let trimmed = db.trim_start();
     if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
-        redact_url(db, seen)
+        rewrite_url(db, edit)
     } else {
-        redact_pairs(db, seen)
+        rewrite_pairs(db, edit)
     }
 }
 
-fn redact_url(url: &str, seen: &mut dyn FnMut(&str)) -> String {
+fn rewrite_url(url: &str, edit: &mut dyn FnMut(&Param<'_>) -> Edit) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
@@ -105,10 +257,17 @@ fn redact_url(url: &str, seen: &mut dyn FnMut(&str)) -> String {
             let userinfo = &authority[..at];
             match userinfo.find(':') {
                 Some(colon) => {
-                    seen(&userinfo[colon + 1..]);
+                    let raw = &userinfo[colon + 1..];
                     out.push_str(&userinfo[..colon]);
                     out.push(':');
-                    out.push_str(REDACTED);
+                    let param = Param {
+                        key: "password",
+                        value: percent_decode(raw),
+                    };
+                    match edit(&param) {
+                        Edit::Replace(text) => out.push_str(&text),
+                        Edit::Keep | Edit::Remove => out.push_str(raw),
+                    }
                 }
                 None => out.push_str(userinfo),
             }
@@ -119,67 +278,122 @@ fn redact_url(url: &str, seen: &mut dyn FnMut(&str)) -> String {
     let tail = &rest[authority_end..];
     match tail.find('?') {
         Some(q) => {
-            out.push_str(&tail[..=q]);
-            let params: Vec<String> = tail[q + 1..]
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((key, value)) if key.eq_ignore_ascii_case("password") => {
-                        seen(value);
-                        format!("{key}={REDACTED}")
-                    }
-                    _ => param.to_owned(),
-                })
-                .collect();
-            out.push_str(&params.join("&"));
+            out.push_str(&tail[..q]);
+            let mut params = Vec::new();
+            for param in tail[q + 1..].split('&') {
+                let (key, raw) = param.split_once('=').unwrap_or((param, ""));
+                let decoded_key = percent_decode(key);
+                let seen = Param {
+                    key: &decoded_key,
+                    value: percent_decode(raw),
+                };
+                match edit(&seen) {
+                    Edit::Keep => params.push(param.to_owned()),
+                    Edit::Replace(text) => params.push(format!("{key}={text}")),
+                    Edit::Remove => {}
+                }
+            }
+            if !params.is_empty() {
+                out.push('?');
+                out.push_str(&params.join("&"));
+            }
         }
         None => out.push_str(tail),
     }
     out
 }
 
+/// `%XX` escapes decoded (and `+` left alone, as libpq does); invalid escapes are kept as
+/// they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `key=value` pairs separated by whitespace; values may be single-quoted with `\'` and
 /// `\\` escapes, and spaces may surround the `=`.
-fn redact_pairs(s: &str, seen: &mut dyn FnMut(&str)) -> String {
+fn rewrite_pairs(s: &str, edit: &mut dyn FnMut(&Param<'_>) -> Edit) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     loop {
         let start = rest.len() - rest.trim_start().len();
-        out.push_str(&rest[..start]);
+        let space = &rest[..start];
         rest = &rest[start..];
         if rest.is_empty() {
+            out.push_str(space);
             return out;
         }
         let key_end = rest
             .find(|c: char| c == '=' || c.is_whitespace())
             .unwrap_or(rest.len());
         let key = &rest[..key_end];
-        out.push_str(key);
-        rest = &rest[key_end..];
-        let spaces = rest.len() - rest.trim_start().len();
-        if !rest[spaces..].starts_with('=') {
+        let after_key = &rest[key_end..];
+        let spaces = after_key.len() - after_key.trim_start().len();
+        if !after_key[spaces..].starts_with('=') {
             // A bare word: not valid, but keep going so nothing after it leaks.
+            out.push_str(space);
+            out.push_str(key);
+            rest = after_key;
             continue;
         }
-        let after_eq = spaces + 1;
-        out.push_str(&rest[..after_eq]);
-        rest = &rest[after_eq..];
-        let spaces = rest.len() - rest.trim_start().len();
-        out.push_str(&rest[..spaces]);
-        rest = &rest[spaces..];
-        let value_end = value_end(rest);
-        let value = &rest[..value_end];
-        if key == "password" {
-            let unquoted = value
-                .strip_prefix('\'')
-                .and_then(|v| v.strip_suffix('\''))
-                .unwrap_or(value);
-            seen(unquoted);
-            out.push_str(REDACTED);
-        } else {
-            out.push_str(value);
+        let eq_and_spaces = {
+            let after_eq = &after_key[spaces + 1..];
+            spaces + 1 + (after_eq.len() - after_eq.trim_start().len())
+        };
+        let value_start = &after_key[eq_and_spaces..];
+        let value_len = value_end(value_start);
+        let raw = &value_start[..value_len];
+        let param = Param {
+            key,
+            value: unquote(raw),
+        };
+        match edit(&param) {
+            Edit::Keep => {
+                out.push_str(space);
+                out.push_str(&rest[..key_end + eq_and_spaces + value_len]);
+            }
+            Edit::Replace(text) => {
+                out.push_str(space);
+                out.push_str(&rest[..key_end + eq_and_spaces]);
+                out.push_str(&text);
+            }
+            Edit::Remove => {}
         }
-        rest = &rest[value_end..];
+        rest = &value_start[value_len..];
     }
+}
+
+/// A pair's value without its quotes and escapes.
+fn unquote(raw: &str) -> String {
+    let Some(quoted) = raw.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) else {
+        return raw.to_owned();
+    };
+    let mut out = String::with_capacity(quoted.len());
+    let mut escaped = false;
+    for c in quoted.chars() {
+        if escaped || c != '\\' {
+            out.push(c);
+            escaped = false;
+        } else {
+            escaped = true;
+        }
+    }
+    out
 }
 
 /// Where a `key=value` value starting at `s` ends.
@@ -245,8 +459,76 @@ mod tests {
     }
 
     #[test]
+    fn tls_parameters_are_taken_out_for_enduro() {
+        let target = parse(
+            "postgres://app:p%40ss@db.example/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(target.tls.mode, SslMode::VerifyFull);
+        assert_eq!(target.tls.root_cert.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(target.config.get_password(), Some(&b"p@ss"[..]));
+        assert_eq!(target.config.get_application_name(), Some("x"));
+        assert_eq!(
+            target.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+
+        let target = parse(
+            "host=db user=app sslmode=verify-ca sslrootcert='/a b/ca.pem' sslcert=/c.pem sslkey=/c.key",
+        )
+        .unwrap();
+        assert_eq!(target.tls.mode, SslMode::VerifyCa);
+        assert_eq!(target.tls.root_cert.as_deref(), Some("/a b/ca.pem"));
+        assert_eq!(target.tls.client_cert.as_deref(), Some("/c.pem"));
+        assert_eq!(target.tls.client_key.as_deref(), Some("/c.key"));
+        assert_eq!(target.config.get_user(), Some("app"));
+        assert_eq!(target.config.get_application_name(), Some("enduro"));
+
+        // libpq's default is prefer; disable means no TLS at all.
+        assert_eq!(parse("host=db").unwrap().tls.mode, SslMode::Prefer);
+        let plain = parse("postgres://db/app?sslmode=disable").unwrap();
+        assert_eq!(
+            plain.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
+    }
+
+    #[test]
+    fn bad_tls_parameters_are_refused_without_the_password() {
+        for (db, says) in [
+            (
+                "postgres://u:hunter2@db/app?sslmode=verify",
+                "unknown sslmode `verify`",
+            ),
+            (
+                "postgres://u:hunter2@db/app?sslcert=/c.pem",
+                "sslcert and sslkey go together",
+            ),
+            (
+                "host=db password=hunter2 sslmode=disable sslrootcert=/ca.pem",
+                "certificates would never be used",
+            ),
+            (
+                "host=db password=hunter2 sslpassword=x",
+                "sslpassword is not supported",
+            ),
+        ] {
+            let e = parse(db).unwrap_err();
+            assert!(e.contains(says), "{db}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_connect_timeout_of_the_string_is_kept() {
+        let target = parse("postgres://db/app?connect_timeout=3").unwrap();
+        assert_eq!(target.connect_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(parse("postgres://db/app").unwrap().connect_timeout, None);
+    }
+
+    #[test]
     fn describe_names_user_host_and_db() {
-        let config = parse("postgres://app:hunter2@db.example:5433/shop").unwrap();
-        assert_eq!(describe(&config), "app@db.example:5433/shop");
+        let target = parse("postgres://app:hunter2@db.example:5433/shop").unwrap();
+        assert_eq!(describe(&target.config), "app@db.example:5433/shop");
     }
 }

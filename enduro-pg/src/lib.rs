@@ -67,14 +67,23 @@ mod conn;
 mod failure;
 mod ident;
 mod limits;
+mod pools;
 mod query;
+mod runtime;
 mod store;
+mod tls;
 
+/// The connection pool crate, re-exported so that [`PgAtom::with_pool`] needs no
+/// dependency of its own: `enduro::deadpool_postgres::{Manager, Pool}`.
+pub use deadpool_postgres;
 pub use deadpool_postgres::Pool;
 pub use store::{
-    BlockingPgStore, DEFAULT_KEY, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgStore,
-    PgStoreBuilder,
+    BlockingPgStore, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEY,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgStore, PgStoreBuilder,
 };
+/// The PostgreSQL client crate, re-exported so that [`PgAtom::with_pool`] needs no
+/// dependency of its own: `enduro::tokio_postgres::{Config, NoTls}`.
+pub use tokio_postgres;
 
 use std::fmt;
 
@@ -158,11 +167,25 @@ impl<T: Value> PgAtom<T> {
         }
     }
 
-    /// Starts a builder for an atom in `table` that takes connections from `pool`.
+    /// Starts a builder for an atom in `table` that takes connections from `pool`, a
+    /// deadpool-postgres pool of your own (`enduro::deadpool_postgres` and
+    /// `enduro::tokio_postgres` are re-exported for making one). The pool keeps its own
+    /// size, TLS and timeouts; only the statement timeout applies. For TLS, timeouts and a
+    /// shared pool as enduro sets them up, give a connection string to
+    /// [`builder`](PgAtom::builder) instead.
     ///
     /// ```no_run
-    /// # async fn demo(pool: enduro::Pool) -> enduro::Result<()> {
-    /// let atom = enduro::PgAtom::with_pool(pool, "atoms").key("a").open_async(0).await?;
+    /// use enduro::deadpool_postgres::{Manager, Pool};
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config: enduro::tokio_postgres::Config = "host=localhost user=app".parse()?;
+    /// let pool = Pool::builder(Manager::new(config, enduro::tokio_postgres::NoTls))
+    ///     .max_size(4)
+    ///     .build()?;
+    /// let atom = enduro::PgAtom::with_pool(pool.clone(), "atoms").key("a").open_async(0).await?;
+    /// // The same pool serves queries of your own.
+    /// let client = pool.get().await?;
+    /// client.execute("SELECT 1", &[]).await?;
     /// # Ok(()) }
     /// ```
     pub fn with_pool(pool: Pool, table: &str) -> Self {
@@ -195,7 +218,9 @@ impl<T: Value> PgAtom<T> {
         self
     }
 
-    /// The most connections the pool opens (default [`DEFAULT_MAX_CONNECTIONS`]).
+    /// The most connections the pool of this connection string opens (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]); every atom of the process opened with the same
+    /// connection string shares that one pool. See [`PgStoreBuilder::max_connections`].
     ///
     /// ```
     /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t").max_connections(2);
@@ -222,6 +247,37 @@ impl<T: Value> PgAtom<T> {
     /// ```
     pub fn statement_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.store = self.store.statement_timeout(timeout);
+        self
+    }
+
+    /// How long opening one connection may take (default [`DEFAULT_CONNECT_TIMEOUT`], or
+    /// `connect_timeout` from the connection string): TCP, TLS, start-up and
+    /// authentication; see [`PgStoreBuilder::connect_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t")
+    ///     .connect_timeout(Duration::from_secs(2));
+    /// assert!(format!("{b:?}").contains("connect_timeout: 2s"));
+    /// ```
+    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.store = self.store.connect_timeout(timeout);
+        self
+    }
+
+    /// How long a pooled connection may sit unused before it is closed (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]); see [`PgStoreBuilder::idle_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t")
+    ///     .idle_timeout(Duration::from_secs(30));
+    /// assert!(format!("{b:?}").contains("idle_timeout: 30s"));
+    /// ```
+    pub fn idle_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.store = self.store.idle_timeout(timeout);
         self
     }
 
@@ -426,6 +482,8 @@ mod tests {
             .drop_table_on_release(true)
             .max_connections(3)
             .statement_timeout(Duration::from_secs(4))
+            .connect_timeout(Duration::from_secs(2))
+            .idle_timeout(Duration::from_secs(7))
             .validator(|v| v.len() < 5)
             .commit_mode(CommitMode::Durable)
             .pretty(true);
@@ -433,6 +491,8 @@ mod tests {
             .pretty(true)
             .commit_mode(CommitMode::Durable)
             .validator(|v| v.len() < 5)
+            .idle_timeout(Duration::from_secs(7))
+            .connect_timeout(Duration::from_secs(2))
             .statement_timeout(Duration::from_secs(4))
             .max_connections(3)
             .drop_table_on_release(true)

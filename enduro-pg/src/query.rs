@@ -5,11 +5,14 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::failure::Failure;
+use crate::failure::{self, Failure};
+use crate::pools::Shared;
 
 /// Statement parameters, as tokio-postgres takes them.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -18,12 +21,30 @@ pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// `timeout`.
 pub(crate) struct Runner {
     pool: Pool,
+    /// The shared pool the store made itself (`None` for a pool given by the caller):
+    /// where it connects, and its TLS for cancel requests.
+    shared: Option<Arc<Shared>>,
     timeout: Duration,
 }
 
 impl Runner {
+    /// A runner on a pool the caller gave.
     pub(crate) fn new(pool: Pool, timeout: Duration) -> Self {
-        Runner { pool, timeout }
+        Runner {
+            pool,
+            shared: None,
+            timeout,
+        }
+    }
+
+    /// A runner on a pool the store made (shared with the process's other stores of the
+    /// same connection string).
+    pub(crate) fn shared(shared: Arc<Shared>, timeout: Duration) -> Self {
+        Runner {
+            pool: shared.pool.clone(),
+            shared: Some(shared),
+            timeout,
+        }
     }
 
     pub(crate) fn pool(&self) -> &Pool {
@@ -31,7 +52,10 @@ impl Runner {
     }
 
     async fn connection(&self) -> Result<Object, Failure> {
-        self.pool.get().await.map_err(Failure::NoConnection)
+        self.pool.get().await.map_err(|e| {
+            let dest = self.shared.as_ref().map(|shared| &*shared.dest);
+            Failure::NoConnection(failure::no_connection(&e, dest, self.timeout), e)
+        })
     }
 
     /// `call`'s output, or `None` when it did not finish within the timeout.
@@ -40,16 +64,26 @@ impl Runner {
     }
 
     /// Gives up on `client`, whose call got no answer in time: sends a cancel request for
-    /// whatever it runs (in the background, best effort, itself bounded by the timeout)
-    /// and drops the connection, so that the pool never hands it out again.
+    /// whatever it runs (in the background on the process-wide runtime, best effort,
+    /// itself bounded by the timeout; over TLS when the connection used it) and drops the
+    /// connection, so that the pool never hands it out again.
     fn abandon(&self, client: Object, sent: bool) -> Failure {
         let cancel = client.cancel_token();
         // Taken out of the pool and dropped: its connection task ends, the socket closes.
         drop(Object::take(client));
         let timeout = self.timeout;
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(timeout, cancel.cancel_query(NoTls)).await;
-        });
+        let tls = self
+            .shared
+            .as_ref()
+            .map(|shared| shared.tls.tracked(Arc::default()));
+        if let Ok(runtime) = crate::runtime::handle() {
+            runtime.spawn(async move {
+                let _ = match tls {
+                    Some(tls) => tokio::time::timeout(timeout, cancel.cancel_query(tls)).await,
+                    None => tokio::time::timeout(timeout, cancel.cancel_query(NoTls)).await,
+                };
+            });
+        }
         Failure::TimedOut {
             after: self.timeout,
             sent,

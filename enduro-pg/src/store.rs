@@ -4,17 +4,17 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
 use enduro_core::{
     AsyncStore, Blocking, BoxFuture, Committed, Error, Observed, Result, Snapshot, Version,
 };
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
 
-use crate::conn;
+use crate::conn::{self, Target};
 use crate::failure::Failure;
 use crate::ident::Table;
-use crate::limits::ServerLimits;
+use crate::pools::{self, Settings};
 use crate::query::{Params, Runner};
 
 /// The key of the row an atom uses when none is given.
@@ -24,12 +24,32 @@ use crate::query::{Params, Runner};
 /// ```
 pub const DEFAULT_KEY: &str = "default";
 
-/// How many connections a pool made from a connection string holds at most.
+/// How many connections the pool of one connection string holds at most, unless
+/// [`max_connections`](PgStoreBuilder::max_connections) says otherwise. Every atom of a
+/// process opened with the same connection string shares that one pool.
 ///
 /// ```
-/// assert!(enduro::DEFAULT_MAX_CONNECTIONS >= 1);
+/// assert_eq!(enduro::DEFAULT_MAX_CONNECTIONS, 10);
 /// ```
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
+
+/// How long opening one connection may take (per host: the TCP connect, the TLS
+/// handshake, start-up and authentication) unless the connection string's
+/// `connect_timeout` or [`connect_timeout`](PgStoreBuilder::connect_timeout) says
+/// otherwise.
+///
+/// ```
+/// assert_eq!(enduro::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a pooled connection may sit unused before it is closed, unless
+/// [`idle_timeout`](PgStoreBuilder::idle_timeout) says otherwise.
+///
+/// ```
+/// assert_eq!(enduro::DEFAULT_IDLE_TIMEOUT, std::time::Duration::from_secs(300));
+/// ```
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long a statement may go without an answer unless
 /// [`statement_timeout`](PgStoreBuilder::statement_timeout) says otherwise.
@@ -67,14 +87,11 @@ enum Known {
     Row(Option<i64>),
 }
 
-/// How long to wait for a free connection in the pool before failing.
-const POOL_WAIT: Duration = Duration::from_secs(30);
-
 /// The PostgreSQL [`Store`](enduro_core::Store) for blocking code (`Atom`), in the manner of
-/// the `postgres` crate over `tokio-postgres`: a [`PgStore`] whose queries run on a private
-/// tokio runtime (one worker thread that keeps the pooled connections alive), through the
-/// core's [`Blocking`] adapter. [`inner`](Blocking::inner) gives the [`PgStore`] (its key,
-/// table and pool).
+/// the `postgres` crate over `tokio-postgres`: a [`PgStore`] whose queries run on the
+/// process-wide runtime that drives every PostgreSQL connection enduro opens (at most two
+/// threads, named `enduro-pg`, however many atoms), through the core's [`Blocking`]
+/// adapter. [`inner`](Blocking::inner) gives the [`PgStore`] (its key, table and pool).
 ///
 /// It works from plain `main`, with no runtime of your own. Called from inside a tokio
 /// runtime (where blocking on a future would panic), each call runs on a short-lived
@@ -96,14 +113,15 @@ pub type BlockingPgStore = Blocking<PgStore>;
 
 /// Where the connections come from.
 enum Source {
-    /// A connection string, parsed (or why it does not parse, password redacted).
-    Config(Box<std::result::Result<tokio_postgres::Config, String>>),
+    /// A connection string as given, and parsed (or why it does not parse, password
+    /// redacted).
+    Config(String, Box<std::result::Result<Target, String>>),
     /// A pool the caller made.
     Pool(Pool),
 }
 
 /// Builds a [`PgStore`] (async) or a [`BlockingPgStore`]: where to connect, which table,
-/// which row, and what `release` deletes.
+/// which row, what `release` deletes, and the pool's size and timeouts.
 ///
 /// ```
 /// use enduro::PgStore;
@@ -122,13 +140,20 @@ pub struct PgStoreBuilder {
     drop_table: bool,
     max_connections: usize,
     statement_timeout: Duration,
+    /// The builder's, over the connection string's.
+    connect_timeout: Option<Duration>,
+    idle_timeout: Duration,
 }
 
 impl fmt::Debug for PgStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let source = match &self.source {
-            Source::Config(config) => match &**config {
-                Ok(config) => conn::describe(config),
+            Source::Config(_, target) => match &**target {
+                Ok(target) => format!(
+                    "{} (sslmode={})",
+                    conn::describe(&target.config),
+                    target.tls.mode.name()
+                ),
                 Err(e) => e.clone(),
             },
             Source::Pool(_) => "an existing pool".to_owned(),
@@ -140,6 +165,8 @@ impl fmt::Debug for PgStoreBuilder {
             .field("drop_table", &self.drop_table)
             .field("max_connections", &self.max_connections)
             .field("statement_timeout", &self.statement_timeout)
+            .field("connect_timeout", &self.effective_connect_timeout())
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -153,7 +180,25 @@ impl PgStoreBuilder {
             drop_table: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            connect_timeout: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
+    }
+
+    /// The connect timeout in force: the builder's, the connection string's, or the
+    /// default.
+    fn effective_connect_timeout(&self) -> Duration {
+        let from_string = match &self.source {
+            Source::Config(_, target) => target
+                .as_ref()
+                .as_ref()
+                .ok()
+                .and_then(|t| t.connect_timeout),
+            Source::Pool(_) => None,
+        };
+        self.connect_timeout
+            .or(from_string)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
     }
 
     /// Names the store in errors raised before it is opened.
@@ -185,8 +230,10 @@ impl PgStoreBuilder {
         self
     }
 
-    /// The most connections the pool made from the connection string opens (default
-    /// [`DEFAULT_MAX_CONNECTIONS`]). Ignored for a pool given with
+    /// The most connections the pool of this connection string opens (default
+    /// [`DEFAULT_MAX_CONNECTIONS`], at least 1). Every store of the process opened with
+    /// the same connection string (and the same timeouts) shares one pool: it holds the
+    /// largest number any of them asked for. Ignored for a pool given with
     /// [`PgStore::builder_with_pool`].
     ///
     /// ```
@@ -224,6 +271,42 @@ impl PgStoreBuilder {
         self
     }
 
+    /// How long opening one connection may take (default [`DEFAULT_CONNECT_TIMEOUT`], or
+    /// the connection string's `connect_timeout`; at least one millisecond): the TCP
+    /// connect, the TLS handshake, start-up and authentication, per host. A server that
+    /// accepts the connection and never answers then fails the open (or the swap that
+    /// needed a new connection) with an error that says it timed out, where, and in which
+    /// phase. Ignored for a pool given with [`PgStore::builder_with_pool`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let b = enduro::PgStore::builder("postgres://db/app?connect_timeout=3", "t");
+    /// assert!(format!("{b:?}").contains("connect_timeout: 3s"));
+    /// let b = b.connect_timeout(Duration::from_millis(1500));
+    /// assert!(format!("{b:?}").contains("connect_timeout: 1.5s"));
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// How long a pooled connection may sit unused before it is closed (default
+    /// [`DEFAULT_IDLE_TIMEOUT`], at least a quarter of a second), so that a process that
+    /// stopped writing gives its connections back to the server. Ignored for a pool given
+    /// with [`PgStore::builder_with_pool`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let b = enduro::PgStore::builder("postgres://db/app", "t").idle_timeout(Duration::from_secs(60));
+    /// assert!(format!("{b:?}").contains("idle_timeout: 60s"));
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout.max(Duration::from_millis(250));
+        self
+    }
+
     /// Connects, creates the table if it is missing, and returns the async store.
     ///
     /// ```no_run
@@ -251,13 +334,16 @@ impl PgStoreBuilder {
     /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn open_blocking(self) -> Result<BlockingPgStore> {
-        let store = Blocking::new(self.prepare()?)?;
+        let store = self.prepare()?;
+        let runtime = crate::runtime::handle().map_err(|e| store.error(e, None))?;
+        let store = Blocking::on(store, runtime);
         store.run(store.inner().ensure_table())?;
         Ok(store)
     }
 
     /// Everything but the table check: parse and validate, build the pool.
     fn prepare(self) -> Result<PgStore> {
+        let connect_timeout = self.effective_connect_timeout();
         let table = Table::parse(&self.table).map_err(|m| backend("PostgreSQL", m))?;
         let key = self.key;
         if key.contains('\0') {
@@ -266,41 +352,29 @@ impl PgStoreBuilder {
                 format!("invalid row key {key:?}: PostgreSQL text cannot contain NUL"),
             ));
         }
-        let (pool, location, password) = match self.source {
-            Source::Pool(pool) => (pool, None, None),
-            Source::Config(config) => {
-                let config = (*config).map_err(|message| backend("PostgreSQL", message))?;
-                let location = conn::describe(&config);
-                let password = config.get_password().map(<[u8]>::to_vec);
-                let connect = config
-                    .get_connect_timeout()
-                    .copied()
-                    .unwrap_or(conn::CONNECT_TIMEOUT);
-                let manager = Manager::from_config(
-                    config,
-                    NoTls,
-                    ManagerConfig {
-                        recycling_method: RecyclingMethod::Fast,
-                    },
-                );
-                let pool = Pool::builder(manager)
-                    .max_size(self.max_connections)
-                    .runtime(Runtime::Tokio1)
-                    .wait_timeout(Some(POOL_WAIT))
-                    // The connect timeout bounds only the TCP connect; this bounds the
-                    // start-up and authentication too.
-                    .create_timeout(Some(connect.saturating_add(self.statement_timeout)))
-                    .post_create(
-                        ServerLimits::under(self.statement_timeout).hook(self.statement_timeout),
+        let (runner, location, password) = match self.source {
+            Source::Pool(pool) => (Runner::new(pool, self.statement_timeout), None, None),
+            Source::Config(db, target) => {
+                let target = (*target).map_err(|message| backend("PostgreSQL", message))?;
+                let location = conn::describe(&target.config);
+                let password = target.config.get_password().map(<[u8]>::to_vec);
+                let settings = Settings {
+                    max_connections: self.max_connections,
+                    connect_timeout,
+                    statement_timeout: self.statement_timeout,
+                    idle_timeout: self.idle_timeout,
+                };
+                let shared = pools::shared(&db, &target, &settings).map_err(|e| {
+                    backend(
+                        format!("PostgreSQL at {location}"),
+                        conn::scrub(&e, password.as_deref()),
                     )
-                    .build()
-                    .map_err(|e| {
-                        backend(
-                            format!("PostgreSQL at {location}"),
-                            format!("cannot build the connection pool: {e}"),
-                        )
-                    })?;
-                (pool, Some(location), password)
+                })?;
+                (
+                    Runner::shared(shared, self.statement_timeout),
+                    Some(location),
+                    password,
+                )
             }
         };
         let mut resource = format!("PostgreSQL table {} row {key:?}", table.quoted);
@@ -310,7 +384,7 @@ impl PgStoreBuilder {
         }
         Ok(PgStore {
             sql: Sql::new(&table),
-            runner: Runner::new(pool, self.statement_timeout),
+            runner,
             key,
             resource,
             password,
@@ -511,7 +585,10 @@ impl PgStore {
     /// assert!(bad.unwrap_err().to_string().contains("invalid table name"));
     /// ```
     pub fn builder(db: &str, table: &str) -> PgStoreBuilder {
-        PgStoreBuilder::new(Source::Config(Box::new(conn::parse(db))), table)
+        PgStoreBuilder::new(
+            Source::Config(db.to_owned(), Box::new(conn::parse(db))),
+            table,
+        )
     }
 
     /// A builder for a store on `table` that takes its connections from `pool`.
@@ -571,7 +648,7 @@ impl PgStore {
         self.runner.pool()
     }
 
-    fn error(
+    pub(crate) fn error(
         &self,
         message: String,
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -586,7 +663,11 @@ impl PgStore {
     /// A statement's failure as the error to return: [`Error::Uncertain`] for a commit
     /// that may have run, [`Error::Backend`] for everything else.
     fn failed(&self, action: Action, failure: Failure) -> Error {
-        let mut message = format!("cannot {}: {}", action.verb(), failure.describe());
+        let mut message = match failure {
+            // Says "cannot connect" itself: whatever the action was, it never started.
+            Failure::NoConnection(..) => failure.describe(),
+            _ => format!("cannot {}: {}", action.verb(), failure.describe()),
+        };
         if failure.may_have_run() {
             if action.commits() {
                 return Error::Uncertain {

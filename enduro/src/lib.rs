@@ -52,8 +52,9 @@ pub use enduro_file::{FileAtom, FileStore, FileStoreBuilder, file_atom};
 pub use enduro_mem::{MemAtom, MemStore, mem_atom};
 #[cfg(feature = "pg")]
 pub use enduro_pg::{
-    BlockingPgStore, DEFAULT_KEY, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgAtom,
-    PgStore, PgStoreBuilder, Pool, postgresql_atom, postgresql_atom_async,
+    BlockingPgStore, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEY,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgAtom, PgStore, PgStoreBuilder, Pool,
+    deadpool_postgres, postgresql_atom, postgresql_atom_async, tokio_postgres,
 };
 
 /// For writing a backend of your own: the [`Store`](store::Store) trait (and, with the

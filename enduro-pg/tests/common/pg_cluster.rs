@@ -46,9 +46,31 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// How a private cluster is set up, beyond the defaults (300 connections, no TLS, the
+/// superuser by password over TCP and trusted on the Unix socket).
+#[derive(Debug, Default, Clone)]
+pub struct Setup {
+    /// The server's `max_connections`.
+    pub max_connections: Option<u32>,
+    /// `ssl = on` with this certificate and key (PEM).
+    pub tls: Option<ServerTls>,
+    /// The whole `pg_hba.conf`, instead of initdb's.
+    pub hba: Option<String>,
+}
+
+/// A server certificate and its key, PEM, and the CA file clients verify it with
+/// (`ssl_ca_file`, for client certificates), if any.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: Option<String>,
+}
+
 /// A running private cluster. Dropping it stops the server and removes its files.
 #[derive(Debug)]
 pub struct PgCluster {
+    setup: Setup,
     base: PathBuf,
     data: PathBuf,
     bin: PathBuf,
@@ -125,6 +147,11 @@ impl PgCluster {
     /// Creates and starts a new cluster. Fails (with what to install) when the server
     /// binaries are missing.
     pub fn start() -> io::Result<PgCluster> {
+        Self::start_with(Setup::default())
+    }
+
+    /// Creates and starts a new cluster set up as `setup` says.
+    pub fn start_with(setup: Setup) -> io::Result<PgCluster> {
         let bin = server_bin_dir().ok_or_else(|| {
             other("no PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin, PG_BIN_DIR or PATH: install Debian's `postgresql` package, or set DATABASE_URL".into())
         })?;
@@ -151,6 +178,7 @@ impl PgCluster {
             std::os::unix::fs::chown(&base, Some(uid), Some(gid))?;
         }
         let mut cluster = PgCluster {
+            setup,
             data: base.join("data"),
             base,
             bin,
@@ -186,8 +214,38 @@ impl PgCluster {
             ],
         )?;
         let _ = fs::remove_file(&pwfile);
+        cluster.write_setup_files()?;
         cluster.start_server()?;
         Ok(cluster)
+    }
+
+    /// Writes the TLS files and `pg_hba.conf` of the setup into the base directory,
+    /// readable by the server's user only.
+    fn write_setup_files(&self) -> io::Result<()> {
+        let mut files: Vec<(&str, &str)> = Vec::new();
+        if let Some(tls) = &self.setup.tls {
+            files.push(("server.crt", &tls.cert_pem));
+            files.push(("server.key", &tls.key_pem));
+            if let Some(ca) = &tls.client_ca_pem {
+                files.push(("client-ca.crt", ca));
+            }
+        }
+        if let Some(hba) = &self.setup.hba {
+            files.push(("pg_hba.conf", hba));
+        }
+        for (name, content) in files {
+            let path = self.base.join(name);
+            fs::write(&path, content)?;
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            }
+            if let Some(user) = &self.run_as {
+                let (uid, gid) = ids_of(user)?;
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+            }
+        }
+        Ok(())
     }
 
     /// The watchdog: `sh` in its own process group (so a terminal's Ctrl-C does not reach
@@ -290,12 +348,32 @@ impl PgCluster {
     /// Starts the server (again, after [`stop`](PgCluster::stop)) and waits until it takes
     /// connections.
     pub fn start_server(&self) -> io::Result<()> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-             -c fsync=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB",
+             -c fsync=off -c full_page_writes=off -c max_connections={} -c shared_buffers=32MB",
             self.port,
-            self.base.display()
+            self.base.display(),
+            self.setup.max_connections.unwrap_or(300),
         );
+        if let Some(tls) = &self.setup.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                self.base.join("server.crt").display(),
+                self.base.join("server.key").display()
+            ));
+            if tls.client_ca_pem.is_some() {
+                options.push_str(&format!(
+                    " -c ssl_ca_file={}",
+                    self.base.join("client-ca.crt").display()
+                ));
+            }
+        }
+        if self.setup.hba.is_some() {
+            options.push_str(&format!(
+                " -c hba_file={}",
+                self.base.join("pg_hba.conf").display()
+            ));
+        }
         let log = self.base.join("server.log").to_string_lossy().into_owned();
         self.server_tool(
             "pg_ctl",
@@ -340,6 +418,21 @@ impl PgCluster {
         format!(
             "postgres://postgres:{}@127.0.0.1:{}/postgres",
             self.password.0, self.port
+        )
+    }
+
+    /// The superuser's password (for tests that build connection strings of their own).
+    pub fn password(&self) -> &str {
+        &self.password.0
+    }
+
+    /// A connection string for the superuser over the Unix socket, which initdb's (and
+    /// every test setup's) `pg_hba.conf` trusts: for setting a cluster up.
+    pub fn socket_url(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres sslmode=disable",
+            self.base.display(),
+            self.port
         )
     }
 
@@ -396,7 +489,7 @@ pub fn database_url() -> Option<String> {
     });
     match shared {
         Ok(url) => Some(url.clone()),
-        Err(e) => unavailable(e),
+        Err(e) => skip_or_panic(e),
     }
 }
 
@@ -405,11 +498,13 @@ pub fn database_url() -> Option<String> {
 pub fn private_cluster() -> Option<PgCluster> {
     match PgCluster::start() {
         Ok(cluster) => Some(cluster),
-        Err(e) => unavailable(&e.to_string()),
+        Err(e) => skip_or_panic(&e.to_string()),
     }
 }
 
-fn unavailable<T>(why: &str) -> Option<T> {
+/// `None` (the test skips, saying why) when PostgreSQL cannot be had, or a panic under
+/// `CI=true`, where PostgreSQL tests must not skip.
+pub fn skip_or_panic<T>(why: &str) -> Option<T> {
     let message = format!("no PostgreSQL for the tests: {why}");
     if in_ci() {
         panic!("{message} (CI=true: PostgreSQL tests must not skip)");

@@ -1,0 +1,36 @@
+//! The process-wide runtime that drives every PostgreSQL connection enduro opens: one
+//! small thread pool (threads named `enduro-pg`), whatever runtimes the callers use.
+//!
+//! A connection's task must outlive the runtime of the caller that happened to open it:
+//! a pool shared by atoms used from several runtimes (a `#[tokio::test]` each, say), or by
+//! blocking atoms, would otherwise hand out connections whose runtime is gone. Blocking
+//! stores run their calls on it too, so a thousand blocking atoms share these threads
+//! instead of starting a runtime each.
+
+use std::sync::OnceLock;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+/// At most this many worker threads (fewer on a one-core machine): they only move bytes
+/// between sockets and callers, and run TLS.
+const MAX_THREADS: usize = 2;
+
+/// The runtime's handle, starting it on first use.
+pub(crate) fn handle() -> Result<Handle, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let threads = std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_THREADS);
+            Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("enduro-pg")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime for PostgreSQL connections: {e}"))
+        })
+        .as_ref()
+        .map(|runtime| runtime.handle().clone())
+        .map_err(Clone::clone)
+}
