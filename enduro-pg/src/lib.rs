@@ -59,7 +59,38 @@
 //! ...`) is refused by the server without running; it is prepared again and run once
 //! more. So is a statement whose pooled connection the server had closed.
 //!
-//! Passwords never appear in errors or `Debug` output.
+//! Opening a connection (the TCP connect, the TLS handshake, start-up and authentication)
+//! takes at most [`DEFAULT_CONNECT_TIMEOUT`] (10 s) per host, or the connection string's
+//! `connect_timeout`, or [`PgAtom::connect_timeout`]: a server that accepts and never
+//! answers fails the open with an error saying how far the attempt got. Waiting for a free
+//! pooled connection is bounded by the statement timeout.
+//!
+//! Errors carry the server's own words (`password authentication failed for user "app"`,
+//! `database "app" does not exist`, `no pg_hba.conf entry ... no encryption`) with what
+//! to do about them. Passwords never appear in errors or `Debug` output.
+//!
+//! # TLS
+//!
+//! Through rustls (no OpenSSL), as libpq's parameters in the connection string say:
+//! `sslmode` `disable`, `prefer` (the default), `require`, `verify-ca` or `verify-full`;
+//! `sslrootcert=/path/ca.pem` for a private CA (the platform's CA store otherwise, or with
+//! `sslrootcert=system`); `sslcert` and `sslkey` for a client certificate.
+//!
+//! ```no_run
+//! let db = "postgres://app:secret@db.example.com/app?sslmode=verify-full&sslrootcert=/etc/db-ca.pem";
+//! let hits = enduro::postgresql_atom(0u64, db, "hits")?;
+//! # Ok::<(), enduro::Error>(())
+//! ```
+//!
+//! # Connections
+//!
+//! Every atom of a process opened with the same connection string (and timeouts) shares
+//! one pool of at most [`DEFAULT_MAX_CONNECTIONS`] connections ([`PgAtom::max_connections`];
+//! the largest size asked for wins), so a thousand atoms of one table take no more
+//! connections than one. Connections unused for [`DEFAULT_IDLE_TIMEOUT`] close. All are
+//! driven by one process-wide runtime of at most two threads (`enduro-pg`), so they
+//! outlive the runtime that first asked for them, and blocking atoms start no threads of
+//! their own. They carry `application_name=enduro` unless the string sets one.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 

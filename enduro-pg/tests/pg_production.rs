@@ -591,3 +591,35 @@ fn certificate_files_are_read_at_open() {
     let text = said(&e, "hunter2");
     assert!(text.contains("cannot read sslrootcert"), "{text}");
 }
+
+/// An async atom outlives the runtime that opened it: its pool's connections run on
+/// enduro's own runtime, not on the one that happened to ask for them first.
+#[test]
+fn an_atom_outlives_the_runtime_that_opened_it() {
+    let Some(db) = common::pg_cluster::database_url() else {
+        return;
+    };
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let key = common::unique_key("outlives");
+    let first = runtime();
+    let atom = first.block_on(async {
+        let atom = PgAtom::builder(&db, "outlives")
+            .key(key.as_str())
+            .max_connections(1)
+            .open_async(0u64)
+            .await
+            .unwrap();
+        atom.swap(|n| n + 1).await.unwrap();
+        atom
+    });
+    drop(first);
+    let second = runtime();
+    second.block_on(async {
+        assert_eq!(*atom.swap(|n| n + 1).await.unwrap(), 2);
+    });
+}

@@ -25,7 +25,23 @@ fn address(street: &str, city: &str) -> Address {
     }
 }
 
-fn main() -> Result<(), enduro::Error> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain: what enduro says, then each cause underneath.
+            eprintln!("error: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(e) = cause {
+                eprintln!("  caused by: {e}");
+                cause = e.source();
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), enduro::Error> {
     let path = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)

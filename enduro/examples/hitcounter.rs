@@ -8,7 +8,8 @@
 //! curl http://127.0.0.1:3000/      # Hits: 1
 //! ```
 //!
-//! Environment: `DATABASE_URL` (required), `PORT` (default 3000), `HOST` (default
+//! Environment: `DATABASE_URL` (required; with `?sslmode=verify-full&sslrootcert=...` for
+//! a managed database, see the README), `PORT` (default 3000), `HOST` (default
 //! 127.0.0.1), `HITS_TABLE` (default `hits`).
 
 use std::env;
@@ -29,7 +30,24 @@ async fn hit(State(hits): State<AsyncAtom<u64>>) -> Result<String, (StatusCode, 
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain: what enduro says (the server's own words included), then
+            // each cause underneath.
+            eprintln!("error: {e}");
+            let mut cause = e.source();
+            while let Some(e) = cause {
+                eprintln!("  caused by: {e}");
+                cause = e.source();
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let db = env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL, e.g. postgres://user:password@localhost/app")?;
     let port: u16 = env::var("PORT").unwrap_or_else(|_| "3000".into()).parse()?;
