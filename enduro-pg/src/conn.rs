@@ -140,7 +140,14 @@ pub(crate) fn parse(db: &str) -> Result<Target, String> {
     }
     let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| fail(e.to_string()))?;
     let connect_timeout = config.get_connect_timeout().copied();
+    let only_sockets = !config.get_hosts().is_empty()
+        && config
+            .get_hosts()
+            .iter()
+            .all(|host| matches!(host, Host::Unix(_)));
     config.ssl_mode(match tls.mode {
+        // As libpq: a Unix socket never carries TLS, whatever sslmode says.
+        _ if only_sockets => tokio_postgres::config::SslMode::Disable,
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
         SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
         _ => tokio_postgres::config::SslMode::Require,
@@ -490,6 +497,12 @@ mod tests {
         assert_eq!(
             plain.config.get_ssl_mode(),
             tokio_postgres::config::SslMode::Disable
+        );
+        let socket = parse("host=/run/postgresql sslmode=require").unwrap();
+        assert_eq!(
+            socket.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable,
+            "a Unix socket never carries TLS"
         );
     }
 

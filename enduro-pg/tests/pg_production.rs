@@ -334,6 +334,15 @@ fn the_servers_words_name_what_is_wrong_and_never_the_password() {
         "{text}"
     );
 
+    // As with libpq, sslmode does not apply to the Unix socket.
+    let socket = cluster
+        .socket_url()
+        .replace("sslmode=disable", "sslmode=require");
+    assert_eq!(
+        *counter(&socket, "socket").unwrap().swap(|n| n + 1).unwrap(),
+        1
+    );
+
     let nobody = cluster.socket_url().replace("user=postgres", "user=nobody");
     let text = counter(&nobody, "x").unwrap_err().to_string();
     assert!(text.contains(r#"role "nobody" does not exist"#), "{text}");
