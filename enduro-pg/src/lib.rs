@@ -69,6 +69,7 @@ mod ident;
 mod limits;
 mod query;
 mod store;
+mod text;
 
 pub use deadpool_postgres::Pool;
 pub use store::{
