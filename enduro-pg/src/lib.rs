@@ -102,6 +102,7 @@ mod pools;
 mod query;
 mod runtime;
 mod store;
+mod text;
 mod tls;
 
 /// The connection pool crate, re-exported so that [`PgAtom::with_pool`] needs no

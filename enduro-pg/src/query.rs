@@ -17,6 +17,9 @@ use crate::pools::Shared;
 /// Statement parameters, as tokio-postgres takes them.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
+/// Whether to close a connection after its answer instead of giving it back to the pool.
+pub(crate) type Close<'a> = &'a (dyn Fn(Option<&Row>) -> bool + Sync);
+
 /// Runs statements on connections from one pool, each call on a connection bounded by
 /// `timeout`.
 pub(crate) struct Runner {
@@ -116,17 +119,35 @@ impl Runner {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Option<Row>, Failure> {
-        match self.query_opt_once(sql, params).await {
+        self.query_opt_closing(sql, params, &|_| false).await
+    }
+
+    /// [`query_opt`](Runner::query_opt), but the connection is closed instead of going
+    /// back to the pool when `close` says so of the answer (`None`: no row, or an error).
+    /// tokio-postgres keeps its buffers as large as a connection ever needed them, so
+    /// this is for statements that moved a large value (see [`crate::text`]).
+    pub(crate) async fn query_opt_closing(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+        close: Close<'_>,
+    ) -> Result<Option<Row>, Failure> {
+        match self.query_opt_once(sql, params, close).await {
             Err(failure) if failure.is_stale_plan() => {
                 self.pool.manager().statement_caches.remove(sql, &[]);
-                self.query_opt_once(sql, params).await
+                self.query_opt_once(sql, params, close).await
             }
-            Err(failure) if failure.never_sent() => self.query_opt_once(sql, params).await,
+            Err(failure) if failure.never_sent() => self.query_opt_once(sql, params, close).await,
             result => result,
         }
     }
 
-    async fn query_opt_once(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, Failure> {
+    async fn query_opt_once(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+        close: Close<'_>,
+    ) -> Result<Option<Row>, Failure> {
         let client = self.connection().await?;
         let statement = match self.bounded(client.prepare_cached(sql)).await {
             Some(Ok(statement)) => statement,
@@ -137,7 +158,16 @@ impl Runner {
             return Err(Self::failed(client, Failure::Closed));
         }
         match self.bounded(client.query_opt(&statement, params)).await {
-            Some(Ok(row)) => Ok(row),
+            Some(Ok(row)) => {
+                if close(row.as_ref()) {
+                    drop(Object::take(client));
+                }
+                Ok(row)
+            }
+            Some(Err(e)) if close(None) => {
+                drop(Object::take(client));
+                Err(Failure::after_sending(e))
+            }
             Some(Err(e)) => Err(Self::failed(client, Failure::after_sending(e))),
             None => Err(self.abandon(client, true)),
         }

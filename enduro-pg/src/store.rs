@@ -16,6 +16,7 @@ use crate::failure::Failure;
 use crate::ident::Table;
 use crate::pools::{self, Settings};
 use crate::query::{Params, Runner};
+use crate::text::{self, Text};
 
 /// The key of the row an atom uses when none is given.
 ///
@@ -838,7 +839,12 @@ impl PgStore {
     }
 
     async fn load_row(&self) -> Result<Option<Snapshot>> {
-        let row = match self.runner.query_opt(&self.sql.load, &[&self.key]).await {
+        let large = |row: Option<&Row>| text::answer_is_large(row, 0);
+        let row = match self
+            .runner
+            .query_opt_closing(&self.sql.load, &[&self.key], &large)
+            .await
+        {
             Ok(row) => row,
             Err(e) if is_undefined_table(&e) => None,
             Err(e) => return Err(self.failed(Action::Load, e)),
@@ -851,11 +857,12 @@ impl PgStore {
             // Released and made again since this handle knew it: not this handle's row.
             return Ok(None);
         }
-        let value: String = row
+        // Borrowed from the row, and copied once, into the snapshot.
+        let value: &str = row
             .try_get(0)
             .map_err(|e| self.error(format!("cannot read the value column: {e}"), None))?;
         Ok(Some(Snapshot {
-            bytes: value.into_bytes(),
+            bytes: value.as_bytes().to_vec(),
             version,
         }))
     }
@@ -867,9 +874,10 @@ impl PgStore {
             Some((version, incarnation)) => (Some(version), incarnation),
             None => (None, None),
         };
+        let large = |row: Option<&Row>| text::answer_is_large(row, 2);
         let row = match self
             .runner
-            .query_opt(&self.sql.check, &[&self.key, &known_db, &mine])
+            .query_opt_closing(&self.sql.check, &[&self.key, &known_db, &mine], &large)
             .await
         {
             Ok(row) => row,
@@ -883,13 +891,13 @@ impl PgStore {
         if !self.is_mine(incarnation) {
             return Ok(Observed::Missing);
         }
-        let value: Option<String> = row
+        let value: Option<&str> = row
             .try_get(2)
             .map_err(|e| self.error(format!("cannot read the value column: {e}"), None))?;
         Ok(match value {
             None if version == known => Observed::Unchanged,
             Some(value) => Observed::Changed(Snapshot {
-                bytes: value.into_bytes(),
+                bytes: value.as_bytes().to_vec(),
                 version,
             }),
             // The version matched in SQL but not here: cannot happen, but a reload is
@@ -901,19 +909,26 @@ impl PgStore {
         })
     }
 
-    async fn commit_text(&self, expected: Version, text: String) -> Result<Committed> {
+    async fn commit_text(&self, expected: Version, text: Text) -> Result<Committed> {
+        let large = |_: Option<&Row>| text.is_large();
         if expected == Version::ABSENT {
             for attempt in 0..2 {
                 match self
                     .runner
-                    .query_opt(&self.sql.insert, &[&self.key, &text])
+                    .query_opt_closing(&self.sql.insert, &[&self.key, &text], &large)
                     .await
                 {
                     Ok(Some(row)) => return self.committed(&row, true),
                     Ok(None) => return Ok(Committed::Conflict),
+                    Err(_) if text.asked_again() => {
+                        return Err(self.not_resent(Action::Insert, &text));
+                    }
                     // The table was dropped (a release with `drop_table_on_release`).
                     Err(e) if attempt == 0 && is_undefined_table(&e) => {
                         self.ensure_table().await?;
+                        if text.spent() {
+                            return Err(self.not_resent(Action::Insert, &text));
+                        }
                     }
                     Err(e) => return Err(self.failed(Action::Insert, e)),
                 }
@@ -928,14 +943,16 @@ impl PgStore {
         };
         match self
             .runner
-            .query_opt(
+            .query_opt_closing(
                 &self.sql.update,
                 &[&text, &self.key, &expected, &incarnation],
+                &large,
             )
             .await
         {
             Ok(Some(row)) => self.committed(&row, false),
             Ok(None) => Ok(Committed::Conflict),
+            Err(_) if text.asked_again() => Err(self.not_resent(Action::Update, &text)),
             Err(e) if is_undefined_table(&e) => Ok(Committed::Conflict),
             Err(e) => Err(self.failed(Action::Update, e)),
         }
@@ -969,8 +986,19 @@ impl PgStore {
         expected: Version,
         bytes: Vec<u8>,
     ) -> Result<Committed> {
-        let text = self.text(bytes)?;
+        let text = Text::new(self.text(bytes)?);
         self.commit_text(expected, text).await
+    }
+
+    /// A commit whose statement PostgreSQL refused without running it, and that could not
+    /// be sent again because its large value had been handed over (see [`Text`]): by the
+    /// [`Runner`]'s rule, it retries only a statement that surely ran nothing, so nothing
+    /// was written.
+    fn not_resent(&self, action: Action, text: &Text) -> Error {
+        self.error(
+            format!("cannot {}: {}", action.verb(), text.not_sent_again()),
+            None,
+        )
     }
 
     async fn release_row(&self) -> Result<()> {

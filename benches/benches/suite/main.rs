@@ -95,6 +95,10 @@ fn main() {
     rows.extend(concurrent::file_small_8_threads(timing));
     rows.extend(per_op.other_file_rows());
     rows.push(memory::row());
+    #[cfg(feature = "pg")]
+    rows.push(pg::memory_row(&pg));
+    #[cfg(not(feature = "pg"))]
+    rows.push(memory::pg_not_run("built without the `pg` feature"));
     rows.extend(per_op.mem_rows());
     #[cfg(feature = "pg")]
     rows.extend(pg::rows(&per_op, &pg, timing));

@@ -1,7 +1,9 @@
 //! Peak resident memory while swapping a value of about 100 MiB, against the memory the
-//! value itself takes. Each measurement runs in a child process (this binary, started
-//! again with `ENDURO_BENCH_CHILD` set), so nothing else counts.
+//! value itself takes, through a file atom and (with the `pg` feature) a PostgreSQL atom.
+//! Each measurement runs in a child process (this binary, started again with
+//! `ENDURO_BENCH_CHILD` set), so nothing else counts.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -14,6 +16,12 @@ use crate::CHILD;
 
 /// The directory a child works in.
 const CHILD_DIR: &str = "ENDURO_BENCH_CHILD_DIR";
+/// The database a PostgreSQL child works in (a connection string).
+#[cfg(feature = "pg")]
+const CHILD_DB: &str = "ENDURO_BENCH_CHILD_DB";
+/// The table a PostgreSQL child works in.
+#[cfg(feature = "pg")]
+const CHILD_TABLE: &str = "ENDURO_BENCH_CHILD_TABLE";
 /// The value's nominal size.
 const VALUE_MIB: usize = 100;
 /// Swaps each child does.
@@ -23,6 +31,16 @@ const ID: &str = "file_memory_100mib";
 const SCENARIO: &str = "file, ~100 MiB Vec<String>: peak RSS above start while swapping";
 const BASELINE: &str = "the value's own resident size";
 
+/// The PostgreSQL row.
+pub const PG_ID: &str = "pg_memory_100mib";
+/// What the PostgreSQL row measures.
+pub const PG_SCENARIO: &str = "pg, ~100 MiB Vec<String>: peak RSS above start while swapping";
+/// The PostgreSQL row's target: at most three times the value.
+pub const PG_TARGET: Target = Target::AtMost {
+    times: 3.0,
+    plus: 16.0,
+};
+
 /// The memory row.
 pub fn row() -> Row {
     let target = Some(Target::AtMost {
@@ -31,7 +49,8 @@ pub fn row() -> Row {
     });
     let measured = (|| -> Result<(MemoryReport, MemoryReport), String> {
         let dir = scratch_dir("memory").map_err(|e| e.to_string())?;
-        Ok((spawn("enduro", dir.path())?, spawn("raw", dir.path())?))
+        let env = [(CHILD_DIR, dir.path().as_os_str())];
+        Ok((spawn("enduro", &env)?, spawn("raw", &env)?))
     })();
     match measured {
         Ok((enduro, raw)) => {
@@ -63,12 +82,69 @@ pub fn row() -> Row {
     }
 }
 
-/// Runs the child `which` in `dir` and reads its report (the last line it prints).
-fn spawn(which: &str, dir: &Path) -> Result<MemoryReport, String> {
+/// The PostgreSQL row: the same swaps through a PostgreSQL atom on `db` (a connection
+/// string, or why there is no database), in table `table`; the raw loop uses `raw_table`.
+#[cfg(feature = "pg")]
+pub fn pg_row(db: Result<&str, &str>, table: &str, raw_table: &str) -> Row {
+    let measured = db.map_err(str::to_owned).and_then(|db| {
+        let env = |table| [(CHILD_DB, OsStr::new(db)), (CHILD_TABLE, OsStr::new(table))];
+        Ok((
+            spawn("pg-enduro", &env(table))?,
+            spawn("pg-raw", &env(raw_table))?,
+        ))
+    });
+    let target = Some(PG_TARGET);
+    match measured {
+        Ok((enduro, raw)) => {
+            let mib = |kib: u64| kib as f64 / 1024.0;
+            Row::measured(
+                PG_ID,
+                PG_SCENARIO,
+                BASELINE,
+                Unit::MiB,
+                Measured {
+                    enduro: mib(enduro.peak_kib),
+                    baseline: mib(enduro.value_kib),
+                },
+                target,
+            )
+            .with_note(format!(
+                "Peak resident memory above the child's start over opening a blocking \
+                 PostgreSQL atom (which inserts the row) and {} swaps that clone the value and \
+                 change one string; the value itself took {:.0} MiB. The raw loop (clone, \
+                 serde_json::to_string, a prepared UPDATE … SET value = $1 on one \
+                 tokio-postgres connection) peaked at {:.0} MiB for a {:.0} MiB value. \
+                 tokio-postgres copies a parameter into its Bind message and that again into \
+                 the connection's write buffer, so a swap holds the old and the new value and \
+                 two copies of the text at its peak.",
+                enduro.swaps,
+                mib(enduro.value_kib),
+                mib(raw.peak_kib),
+                mib(raw.value_kib),
+            ))
+        }
+        Err(reason) => pg_not_run(&reason),
+    }
+}
+
+/// The PostgreSQL row when it cannot run, and why.
+pub fn pg_not_run(reason: &str) -> Row {
+    Row::not_run(
+        PG_ID,
+        PG_SCENARIO,
+        BASELINE,
+        Unit::MiB,
+        Some(PG_TARGET),
+        reason,
+    )
+}
+
+/// Runs the child `which` with `env` and reads its report (the last line it prints).
+fn spawn(which: &str, env: &[(&str, &OsStr)]) -> Result<MemoryReport, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let output = Command::new(exe)
         .env(CHILD, which)
-        .env(CHILD_DIR, dir)
+        .envs(env.iter().copied())
         .output()
         .map_err(|e| format!("cannot start the memory child: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -86,41 +162,11 @@ fn spawn(which: &str, dir: &Path) -> Result<MemoryReport, String> {
 
 /// In the child: measures `which` and prints the report as one JSON line. The exit code.
 pub fn child(which: &str) -> i32 {
-    let Some(dir) = std::env::var_os(CHILD_DIR) else {
-        eprintln!("{CHILD_DIR} is not set");
-        return 2;
-    };
-    let dir = Path::new(&dir);
-    let build = || values::big_strings(VALUE_MIB);
     let report = match which {
-        "enduro" => measure(build, |value| {
-            let atom =
-                enduro::file_atom(value, dir.join("big.json")).map_err(std::io::Error::other)?;
-            for i in 0..SWAPS {
-                atom.swap(|v| {
-                    let mut v = v.clone();
-                    v[i] = format!("changed {i}");
-                    v
-                })
-                .map_err(std::io::Error::other)?;
-            }
-            Ok(SWAPS as u32)
-        }),
-        "raw" => measure(build, |mut value| {
-            let raw = RawFile::new(dir, "raw-big.json")?;
-            raw.replace_json(&value)?;
-            for i in 0..SWAPS {
-                let mut next = value.clone();
-                next[i] = format!("changed {i}");
-                raw.replace_json(&next)?;
-                value = next;
-            }
-            Ok(SWAPS as u32)
-        }),
-        other => {
-            eprintln!("unknown memory child `{other}`");
-            return 2;
-        }
+        "enduro" | "raw" => file_child(which),
+        #[cfg(feature = "pg")]
+        "pg-enduro" | "pg-raw" => pg_child(which),
+        other => Err(format!("unknown memory child `{other}`")),
     };
     match report {
         Ok(report) => match serde_json::to_string(&report) {
@@ -138,4 +184,111 @@ pub fn child(which: &str) -> i32 {
             1
         }
     }
+}
+
+/// The value the children swap.
+fn build() -> Vec<String> {
+    values::big_strings(VALUE_MIB)
+}
+
+/// The file children.
+fn file_child(which: &str) -> Result<MemoryReport, String> {
+    let dir = std::env::var_os(CHILD_DIR).ok_or(format!("{CHILD_DIR} is not set"))?;
+    let dir = Path::new(&dir);
+    let report = if which == "enduro" {
+        measure(build, |value| {
+            let atom =
+                enduro::file_atom(value, dir.join("big.json")).map_err(std::io::Error::other)?;
+            for i in 0..SWAPS {
+                atom.swap(|v| {
+                    let mut v = v.clone();
+                    v[i] = format!("changed {i}");
+                    v
+                })
+                .map_err(std::io::Error::other)?;
+            }
+            Ok(SWAPS as u32)
+        })
+    } else {
+        measure(build, |mut value| {
+            let raw = RawFile::new(dir, "raw-big.json")?;
+            raw.replace_json(&value)?;
+            for i in 0..SWAPS {
+                let mut next = value.clone();
+                next[i] = format!("changed {i}");
+                raw.replace_json(&next)?;
+                value = next;
+            }
+            Ok(SWAPS as u32)
+        })
+    };
+    report.map_err(|e| e.to_string())
+}
+
+/// The PostgreSQL children: a blocking atom as users open it, or the raw loop.
+#[cfg(feature = "pg")]
+fn pg_child(which: &str) -> Result<MemoryReport, String> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let (db, table) = (var(CHILD_DB)?, var(CHILD_TABLE)?);
+    let report = if which == "pg-enduro" {
+        measure(build, |value| {
+            let atom =
+                enduro::postgresql_atom(value, &db, &table).map_err(std::io::Error::other)?;
+            for i in 0..SWAPS {
+                atom.swap(|v| {
+                    let mut v = v.clone();
+                    v[i] = format!("changed {i}");
+                    v
+                })
+                .map_err(std::io::Error::other)?;
+            }
+            Ok(SWAPS as u32)
+        })
+    } else {
+        measure(build, |value| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(raw_pg(value, &db, &table))
+                .map_err(std::io::Error::other)
+        })
+    };
+    report.map_err(|e| e.to_string())
+}
+
+/// The raw PostgreSQL loop: the value as JSON text in one row, replaced by a prepared
+/// `UPDATE` on one connection.
+#[cfg(feature = "pg")]
+async fn raw_pg(mut value: Vec<String>, db: &str, table: &str) -> Result<u32, String> {
+    let (client, connection) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let json = serde_json::to_string(&value).map_err(|e| e.to_string())?;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{table}\" (id int PRIMARY KEY, value text NOT NULL)"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .execute(&format!("INSERT INTO \"{table}\" VALUES (1, $1)"), &[&json])
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(json);
+    let update = client
+        .prepare(&format!("UPDATE \"{table}\" SET value = $1 WHERE id = 1"))
+        .await
+        .map_err(|e| e.to_string())?;
+    for i in 0..SWAPS {
+        let mut next = value.clone();
+        next[i] = format!("changed {i}");
+        let json = serde_json::to_string(&next).map_err(|e| e.to_string())?;
+        client
+            .execute(&update, &[&json])
+            .await
+            .map_err(|e| e.to_string())?;
+        value = next;
+    }
+    Ok(SWAPS as u32)
 }

@@ -109,7 +109,7 @@ impl Drop for Cluster {
             let prefix = self.table_prefix.clone();
             let _ = self.rt.block_on(async {
                 let client = connect(url).await?;
-                for name in ["enduro_1", "enduro_16", "raw"] {
+                for name in ["enduro_1", "enduro_16", "raw", "memory", "memory_raw"] {
                     client
                         .batch_execute(&format!("DROP TABLE IF EXISTS \"{prefix}_{name}\""))
                         .await
@@ -253,6 +253,16 @@ pub fn run_per_op(c: &mut Criterion, results: &mut Results, pg: &Cluster, passes
         },
     );
     group.finish();
+}
+
+/// The memory row: peak memory while swapping a large value through a PostgreSQL atom,
+/// measured in child processes (see [`crate::memory::pg_row`]).
+pub fn memory_row(pg: &Cluster) -> Row {
+    crate::memory::pg_row(
+        pg.url.as_deref().map_err(String::as_str),
+        &pg.table("memory"),
+        &pg.table("memory_raw"),
+    )
 }
 
 /// Both pg rows.
