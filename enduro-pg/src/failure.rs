@@ -30,6 +30,10 @@ pub(crate) enum Failure {
     /// closed, an I/O error, or a FATAL error ending the session (which can come after the
     /// commit). The statement may have run.
     Lost(tokio_postgres::Error),
+    /// A transaction failed before its COMMIT was sent (the server answered with an
+    /// error, the connection failed, or no answer came in time and the connection was
+    /// dropped): the server rolls it back, so nothing it did was written.
+    Uncommitted(Box<Failure>),
     /// No answer within the timeout; a cancel request was sent and the connection
     /// dropped. With `sent`, the statement itself had been sent and may have run (or may
     /// still run: a cancel request is only a request).
@@ -77,6 +81,7 @@ impl Failure {
     pub(crate) fn code(&self) -> Option<&SqlState> {
         match self {
             Failure::Refused(e) => e.code(),
+            Failure::Uncommitted(inner) => inner.code(),
             _ => None,
         }
     }
@@ -118,6 +123,18 @@ impl Failure {
                  connection dropped; the next call takes a new one (raise statement_timeout if \
                  statements legitimately take this long)"
             ),
+            Failure::Uncommitted(inner) => match &**inner {
+                Failure::TimedOut { after, .. } => format!(
+                    "no answer from PostgreSQL within {after:?} (the statement timeout) before \
+                     the transaction's COMMIT was sent; the connection was dropped, so the \
+                     server rolls the transaction back; the server may be overloaded or stuck, \
+                     or the network down"
+                ),
+                other => format!(
+                    "{} (before the transaction's COMMIT was sent: the server rolls it back)",
+                    other.describe()
+                ),
+            },
             Failure::TimedOut { after, sent: false } => format!(
                 "no answer from PostgreSQL within {after:?} (the statement timeout) while \
                  preparing the statement, which was therefore never sent; the server may be \
@@ -132,6 +149,7 @@ impl Failure {
         match self {
             Failure::NoConnection(_, e) => Some(Box::new(e)),
             Failure::NotSent(e) | Failure::Refused(e) | Failure::Lost(e) => Some(Box::new(e)),
+            Failure::Uncommitted(inner) => inner.into_source(),
             Failure::Closed | Failure::TimedOut { .. } => None,
         }
     }

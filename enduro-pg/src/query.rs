@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use deadpool_postgres::{Object, Pool};
+use futures_util::SinkExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::failure::{self, Failure};
 use crate::pools::Shared;
+use crate::text;
 
 /// Statement parameters, as tokio-postgres takes them.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -74,6 +77,12 @@ impl Runner {
         let cancel = client.cancel_token();
         // Taken out of the pool and dropped: its connection task ends, the socket closes.
         drop(Object::take(client));
+        self.give_up(cancel, sent)
+    }
+
+    /// Sends a cancel request with `cancel` (see [`abandon`](Runner::abandon)), for a
+    /// connection already out of the pool and dropped.
+    fn give_up(&self, cancel: tokio_postgres::CancelToken, sent: bool) -> Failure {
         let timeout = self.timeout;
         let tls = self
             .shared
@@ -171,6 +180,88 @@ impl Runner {
             Some(Err(e)) => Err(Self::failed(client, Failure::after_sending(e))),
             None => Err(self.abandon(client, true)),
         }
+    }
+
+    /// Runs `sql` after streaming `value` into a temporary table `pg_temp.enduro_upload`
+    /// (one `text` column, one row) that the transaction makes and drops, from which
+    /// `sql` (an INSERT or UPDATE ... RETURNING of at most one row) reads it: for
+    /// [`LARGE`](crate::text::LARGE) values, which go to the server in chunks by COPY, so
+    /// the driver never buffers them whole (see [`crate::text`]). Without a row back the
+    /// transaction is rolled back.
+    ///
+    /// Anything that fails before the COMMIT is sent is [`Failure::Uncommitted`]: nothing
+    /// was written (a role without the right to make temporary tables gets SQL state
+    /// 42501 here). The connection is closed afterwards, whatever happened. Like
+    /// [`query_opt`](Runner::query_opt), it runs once more on another connection when the
+    /// first surely sent nothing.
+    pub(crate) async fn query_opt_staged(
+        &self,
+        value: &[u8],
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, Failure> {
+        match self.staged_once(value, sql, params).await {
+            Err(failure) if failure.never_sent() => self.staged_once(value, sql, params).await,
+            result => result,
+        }
+    }
+
+    async fn staged_once(
+        &self,
+        value: &[u8],
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, Failure> {
+        // The store refuses values over PostgreSQL's 1 GiB before they get here.
+        let len = i32::try_from(value.len()).unwrap_or(i32::MAX);
+        let client = self.connection().await?;
+        if client.is_closed() {
+            return Err(Self::failed(client, Failure::Closed));
+        }
+        // Out of the pool from the start: it carries a large value, so its buffers would
+        // stay that large, and if this call is dropped half-way it must not go back with a
+        // transaction under way.
+        let mut client = Object::take(client);
+        let cancel = client.cancel_token();
+        let committing = std::sync::atomic::AtomicBool::new(false);
+        let work = async {
+            let transaction = client.transaction().await?;
+            transaction
+                .batch_execute(
+                    "CREATE TEMPORARY TABLE enduro_upload (value text NOT NULL) ON COMMIT DROP",
+                )
+                .await?;
+            let sink = transaction
+                .copy_in("COPY pg_temp.enduro_upload (value) FROM STDIN (FORMAT binary)")
+                .await?;
+            let mut sink = std::pin::pin!(sink);
+            sink.feed(text::copy_head(len)).await?;
+            for chunk in value.chunks(text::CHUNK) {
+                sink.feed(Bytes::copy_from_slice(chunk)).await?;
+            }
+            sink.feed(text::copy_tail()).await?;
+            sink.as_mut().finish().await?;
+            let row = transaction.query_opt(sql, params).await?;
+            if row.is_some() {
+                committing.store(true, std::sync::atomic::Ordering::Relaxed);
+                transaction.commit().await?;
+            }
+            // Without a row, dropping the transaction rolls it back.
+            Ok::<_, tokio_postgres::Error>(row)
+        };
+        let outcome = self.bounded(work).await;
+        drop(client);
+        let committing = committing.load(std::sync::atomic::Ordering::Relaxed);
+        let failure = match outcome {
+            Some(Ok(row)) => return Ok(row),
+            Some(Err(e)) => Failure::after_sending(e),
+            None => self.give_up(cancel, committing),
+        };
+        Err(if committing {
+            failure
+        } else {
+            Failure::Uncommitted(Box::new(failure))
+        })
     }
 
     /// Runs `sql` unprepared (for statements run once), returning the number of rows it

@@ -1,6 +1,7 @@
 //! [`PgStore`]: one row of one table, moved with optimistic versions.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::failure::Failure;
 use crate::ident::Table;
 use crate::pools::{self, Settings};
 use crate::query::{Params, Runner};
-use crate::text::{self, Text};
+use crate::text;
 
 /// The key of the row an atom uses when none is given.
 ///
@@ -89,9 +90,9 @@ enum Known {
 }
 
 /// The PostgreSQL [`Store`](enduro_core::Store) for blocking code (`Atom`), in the manner of
-/// the `postgres` crate over `tokio-postgres`: a [`PgStore`] whose queries run on the
-/// process-wide runtime that drives every PostgreSQL connection enduro opens (at most two
-/// threads, named `enduro-pg`, however many atoms), through the core's [`Blocking`]
+/// the `postgres` crate over `tokio-postgres`: a [`PgStore`] whose queries run on a
+/// process-wide runtime shared by every blocking PostgreSQL store (at most two threads,
+/// named `enduro-pg`, however many atoms), through the core's [`Blocking`]
 /// adapter. [`inner`](Blocking::inner) gives the [`PgStore`] (its key, table and pool).
 ///
 /// It works from plain `main`, with no runtime of your own. Called from inside a tokio
@@ -391,9 +392,14 @@ impl PgStoreBuilder {
             password,
             drop_table: self.drop_table,
             known: Mutex::new(Known::Nothing),
+            no_staging: AtomicBool::new(false),
         })
     }
 }
+
+/// The value as staged statements read it: from the temporary table the transaction
+/// streamed it into (see [`Runner::query_opt_staged`]).
+const STAGED: &str = "(SELECT u.value FROM pg_temp.enduro_upload AS u)";
 
 /// The statements, with the quoted table name pasted in once.
 struct Sql {
@@ -404,6 +410,11 @@ struct Sql {
     check: String,
     insert: String,
     update: String,
+    /// `insert` and `update` reading the value from the transaction's temporary table
+    /// (large values, see [`Runner::query_opt_staged`]); their parameters are the others
+    /// of `insert` and `update`, in order.
+    insert_staged: String,
+    update_staged: String,
     delete: String,
     drop: String,
 }
@@ -411,6 +422,35 @@ struct Sql {
 impl Sql {
     fn new(table: &Table) -> Self {
         let t = &table.quoted;
+        // A new row's version starts at the time in microseconds, and so does its
+        // incarnation: a row deleted and made again is told apart from the old one by
+        // every handle that knew the old one. `$1` is the key; `value` the value's
+        // expression.
+        let insert = |value: &str| {
+            format!(
+                "INSERT INTO {t} (key, value, version, incarnation, updated_at) \
+                 SELECT $1, {value}, now_us, now_us, now() \
+                 FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us) AS t \
+                 ON CONFLICT (key) DO NOTHING RETURNING version, incarnation"
+            )
+        };
+        // At i64::MAX the version wraps to i64::MIN instead of failing every commit with
+        // "bigint out of range": versions start at the insert time in microseconds, so
+        // counting up from i64::MIN cannot reach one in use. The key, the expected version
+        // and incarnation are the parameters from `$first` on.
+        let update = |value: &str, first: usize| {
+            format!(
+                "UPDATE {t} SET value = {value}, \
+                 version = CASE WHEN version = {max} THEN '{min}'::bigint ELSE version + 1 END, \
+                 updated_at = now() \
+                 WHERE key = ${first} AND version = ${} AND incarnation IS NOT DISTINCT FROM ${} \
+                 RETURNING version, incarnation",
+                first + 1,
+                first + 2,
+                max = i64::MAX,
+                min = i64::MIN,
+            )
+        };
         Sql {
             table: t.clone(),
             create: format!(
@@ -431,27 +471,10 @@ impl Sql {
                  ELSE value END \
                  FROM {t} WHERE key = $1"
             ),
-            // A new row's version starts at the time in microseconds, and so does its
-            // incarnation: a row deleted and made again is told apart from the old one by
-            // every handle that knew the old one.
-            insert: format!(
-                "INSERT INTO {t} (key, value, version, incarnation, updated_at) \
-                 SELECT $1, $2, now_us, now_us, now() \
-                 FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us) AS t \
-                 ON CONFLICT (key) DO NOTHING RETURNING version, incarnation"
-            ),
-            // At i64::MAX the version wraps to i64::MIN instead of failing every commit
-            // with "bigint out of range": versions start at the insert time in
-            // microseconds, so counting up from i64::MIN cannot reach one in use.
-            update: format!(
-                "UPDATE {t} SET value = $1, \
-                 version = CASE WHEN version = {max} THEN '{min}'::bigint ELSE version + 1 END, \
-                 updated_at = now() \
-                 WHERE key = $2 AND version = $3 AND incarnation IS NOT DISTINCT FROM $4 \
-                 RETURNING version, incarnation",
-                max = i64::MAX,
-                min = i64::MIN,
-            ),
+            insert: insert("$2"),
+            insert_staged: insert(STAGED),
+            update: update("$1", 2),
+            update_staged: update(STAGED, 1),
             delete: format!("DELETE FROM {t} WHERE key = $1"),
             drop: format!("DROP TABLE IF EXISTS {t}"),
         }
@@ -469,6 +492,10 @@ impl Sql {
 ///   trip, and no row means someone else committed first ([`Committed::Conflict`]); a new
 ///   row is `INSERT ... ON CONFLICT (key) DO NOTHING`, so two processes opening at once
 ///   agree
+/// - a value of 8 MiB or more is streamed with `COPY ... FROM STDIN (FORMAT binary)` into a
+///   temporary table of the commit's transaction, from which the same `UPDATE` (or
+///   `INSERT`) reads it, so the driver never buffers it whole; a role that may not make
+///   temporary tables sends it as a parameter
 /// - release: `DELETE ... WHERE key = $1` (or `DROP TABLE`, if the builder says so)
 ///
 /// A new row's `version` and `incarnation` both start at the time of its insert, in
@@ -505,6 +532,9 @@ pub struct PgStore {
     drop_table: bool,
     /// The row's incarnation this handle works on.
     known: Mutex<Known>,
+    /// Large values go as parameters instead of through a temporary table: the role may
+    /// not make one.
+    no_staging: AtomicBool,
 }
 
 impl fmt::Debug for PgStore {
@@ -816,6 +846,18 @@ impl PgStore {
 
     /// The encoded value as text for the `value` column, or a clear error.
     fn text(&self, bytes: Vec<u8>) -> Result<String> {
+        // PostgreSQL's largest field, and so its largest text value.
+        const MAX: usize = (1 << 30) - 1;
+        if bytes.len() > MAX {
+            return Err(self.error(
+                format!(
+                    "cannot store the value: its encoding is {} bytes, more than the 1 GiB a \
+                     PostgreSQL text value can hold; nothing was written",
+                    bytes.len()
+                ),
+                None,
+            ));
+        }
         if let Some(at) = bytes.iter().position(|&b| b == 0) {
             return Err(self.error(
                 format!(
@@ -909,26 +951,22 @@ impl PgStore {
         })
     }
 
-    async fn commit_text(&self, expected: Version, text: Text) -> Result<Committed> {
-        let large = |_: Option<&Row>| text.is_large();
+    async fn commit_text(&self, expected: Version, text: String) -> Result<Committed> {
         if expected == Version::ABSENT {
             for attempt in 0..2 {
-                match self
-                    .runner
-                    .query_opt_closing(&self.sql.insert, &[&self.key, &text], &large)
-                    .await
-                {
+                let inserted = self
+                    .write(
+                        &text,
+                        (&self.sql.insert_staged, &[&self.key]),
+                        (&self.sql.insert, &[&self.key, &text]),
+                    )
+                    .await;
+                match inserted {
                     Ok(Some(row)) => return self.committed(&row, true),
                     Ok(None) => return Ok(Committed::Conflict),
-                    Err(_) if text.asked_again() => {
-                        return Err(self.not_resent(Action::Insert, &text));
-                    }
                     // The table was dropped (a release with `drop_table_on_release`).
                     Err(e) if attempt == 0 && is_undefined_table(&e) => {
                         self.ensure_table().await?;
-                        if text.spent() {
-                            return Err(self.not_resent(Action::Insert, &text));
-                        }
                     }
                     Err(e) => return Err(self.failed(Action::Insert, e)),
                 }
@@ -941,21 +979,56 @@ impl PgStore {
         let Some((expected, incarnation)) = self.to_db(expected) else {
             return Ok(Committed::Conflict);
         };
-        match self
-            .runner
-            .query_opt_closing(
-                &self.sql.update,
-                &[&text, &self.key, &expected, &incarnation],
-                &large,
+        let updated = self
+            .write(
+                &text,
+                (
+                    &self.sql.update_staged,
+                    &[&self.key, &expected, &incarnation],
+                ),
+                (
+                    &self.sql.update,
+                    &[&text, &self.key, &expected, &incarnation],
+                ),
             )
-            .await
-        {
+            .await;
+        match updated {
             Ok(Some(row)) => self.committed(&row, false),
             Ok(None) => Ok(Committed::Conflict),
-            Err(_) if text.asked_again() => Err(self.not_resent(Action::Update, &text)),
             Err(e) if is_undefined_table(&e) => Ok(Committed::Conflict),
             Err(e) => Err(self.failed(Action::Update, e)),
         }
+    }
+
+    /// Runs a commit's statement: `staged` (reading the value from the transaction's
+    /// temporary table, see [`Runner::query_opt_staged`]) for a large value, `plain` (the
+    /// value as a parameter) otherwise. A role that may not make temporary tables (SQL
+    /// state 42501 before the commit) turns staging off for this store, and the value
+    /// goes as a parameter.
+    async fn write(
+        &self,
+        text: &str,
+        staged: (&str, Params<'_>),
+        plain: (&str, Params<'_>),
+    ) -> std::result::Result<Option<Row>, Failure> {
+        let large = text.len() >= text::LARGE;
+        if large && !self.no_staging.load(Ordering::Relaxed) {
+            match self
+                .runner
+                .query_opt_staged(text.as_bytes(), staged.0, staged.1)
+                .await
+            {
+                Err(Failure::Uncommitted(inner))
+                    if inner.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) =>
+                {
+                    self.no_staging.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        self.runner
+            .query_opt_closing(plain.0, plain.1, &|_| large)
+            .await
     }
 
     /// The new version a commit returned (`created`: by an insert, which makes the new
@@ -986,19 +1059,8 @@ impl PgStore {
         expected: Version,
         bytes: Vec<u8>,
     ) -> Result<Committed> {
-        let text = Text::new(self.text(bytes)?);
+        let text = self.text(bytes)?;
         self.commit_text(expected, text).await
-    }
-
-    /// A commit whose statement PostgreSQL refused without running it, and that could not
-    /// be sent again because its large value had been handed over (see [`Text`]): by the
-    /// [`Runner`]'s rule, it retries only a statement that surely ran nothing, so nothing
-    /// was written.
-    fn not_resent(&self, action: Action, text: &Text) -> Error {
-        self.error(
-            format!("cannot {}: {}", action.verb(), text.not_sent_again()),
-            None,
-        )
     }
 
     async fn release_row(&self) -> Result<()> {

@@ -1,9 +1,9 @@
 //! Large values (8 MiB and more): they round-trip through every statement (insert, update,
-//! load, check), the connection that carried one is closed instead of going back to the
-//! pool (the driver would keep buffers that large for as long as it lives), and a
-//! statement PostgreSQL refuses without running it, which would need the value sent a
-//! second time, fails with a definite error instead: a large value is handed to the driver
-//! once only (see `enduro-pg/src/text.rs`).
+//! load, check), streamed with COPY through a temporary table (or, for a role that may not
+//! make one, as a parameter), the connection that carried one is closed instead of going
+//! back to the pool (the driver would keep buffers that large for as long as it lives), and
+//! the commits that PostgreSQL refuses without running them are tried again as for small
+//! values (see `enduro-pg/src/text.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -18,6 +18,11 @@ const BIG: usize = 9 << 20;
 
 /// Runs `sql` (no parameters) on a connection of its own.
 fn admin(url: &str, sql: &str) {
+    try_sql(url, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Runs `sql` (no parameters) on a connection of its own, or says why it failed.
+fn try_sql(url: &str, sql: &str) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,13 +32,21 @@ fn admin(url: &str, sql: &str) {
             .await
             .unwrap();
         let driver = tokio::spawn(connection);
-        client
+        let result = client
             .batch_execute(sql)
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            .map_err(|e| format!("{e:?}"));
         drop(client);
         let _ = driver.await;
-    });
+        result
+    })
+}
+
+/// `url` named so that it gets a pool of its own: stores of one process share the pool of
+/// a connection string, and these tests count the connections in theirs.
+fn own_pool(url: &str, name: &str) -> String {
+    let glue = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{glue}application_name={name}")
 }
 
 fn commit(
@@ -61,6 +74,7 @@ fn a_large_value_round_trips_and_its_connections_are_closed() {
     let key = unique_key("large");
     // Escapes and non-ASCII text too, so that the text is checked, not only its length.
     let big = format!("é\"\\\n\u{1F600}{}", "x".repeat(BIG));
+    let url = own_pool(&url, "enduro-large");
     let store = PgStore::builder(&url, &table)
         .key(key.as_str())
         .max_connections(4)
@@ -102,35 +116,25 @@ fn a_large_value_round_trips_and_its_connections_are_closed() {
 }
 
 #[test]
-fn a_large_value_is_not_sent_twice_when_a_cached_statement_went_stale() {
+fn a_large_commit_refused_without_running_is_tried_again() {
     let Some(url) = database_url() else { return };
     let table = format!("enduro_large_stale_{}", std::process::id());
     let domain = format!("{table}_version");
     // One connection, so that the statements cached by a small commit are the ones the
-    // large commit after it uses.
+    // large commit after it would use.
     let store = PgStore::builder(&url, &table)
         .max_connections(1)
         .open_blocking()
         .unwrap();
     let big = format!("\"{}\"", "y".repeat(BIG));
 
-    // The table dropped under a cached INSERT: PostgreSQL refuses the statement once it
-    // has read the value, so the insert cannot be tried again once the table is back.
+    // The table dropped under a cached INSERT: the insert makes it again and succeeds.
     done(commit(&store, Version::ABSENT, "1"));
     admin(&url, &format!("DROP TABLE \"{table}\""));
-    let e = commit(&store, Version::ABSENT, &big).unwrap_err();
-    assert!(matches!(e, Error::Backend { .. }), "{e:?}");
-    let message = e.to_string();
-    assert!(message.contains("cannot insert the row"), "{message}");
-    assert!(message.contains("not sent again"), "{message}");
-    assert!(message.contains("nothing was written"), "{message}");
-    assert_eq!(store.load().unwrap(), None, "nothing was written");
-    // The next try works.
     let version = done(commit(&store, Version::ABSENT, &big));
     assert_eq!(store.load().unwrap().unwrap().bytes, big.as_bytes());
 
-    // A cached UPDATE whose result type changed: the runner prepares it again and asks
-    // for the value a second time.
+    // A cached UPDATE whose result type changed: the large commit does not depend on it.
     let version = done(commit(&store, version, "2"));
     admin(
         &url,
@@ -139,19 +143,72 @@ fn a_large_value_is_not_sent_twice_when_a_cached_statement_went_stale() {
              ALTER TABLE \"{table}\" ALTER COLUMN version TYPE \"{domain}\""
         ),
     );
-    let e = commit(&store, version, &big).unwrap_err();
-    assert!(matches!(e, Error::Backend { .. }), "{e:?}");
-    let message = e.to_string();
-    assert!(message.contains("cannot update the row"), "{message}");
-    assert!(message.contains("not sent again"), "{message}");
-    let stored = store.load().unwrap().unwrap();
-    assert_eq!(stored.bytes, b"2", "nothing was written");
-    assert_eq!(stored.version, version);
     done(commit(&store, version, &big));
     assert_eq!(store.load().unwrap().unwrap().bytes, big.as_bytes());
+    // And a stale expected version is a conflict, with nothing written.
+    assert!(matches!(
+        commit(&store, version, "3"),
+        Ok(Committed::Conflict)
+    ));
+    assert!(matches!(
+        commit(&store, version, &big),
+        Ok(Committed::Conflict)
+    ));
 
     admin(
         &url,
         &format!("DROP TABLE \"{table}\"; DROP DOMAIN \"{domain}\""),
     );
+}
+
+/// A role that may not make temporary tables (`REVOKE TEMPORARY ... FROM PUBLIC`) still
+/// stores large values: as a parameter, with the same guarantees.
+#[test]
+fn a_role_without_temporary_tables_sends_large_values_as_parameters() {
+    let Some(url) = database_url() else { return };
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let id = std::process::id();
+    let (db, role) = (format!("enduro_notemp_{id}"), format!("enduro_notemp_{id}"));
+    admin(&url, &format!("CREATE DATABASE {db}"));
+    admin(
+        &url,
+        &format!(
+            "REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC; \
+             CREATE ROLE {role} LOGIN PASSWORD 'notemp-{id}'"
+        ),
+    );
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let superuser_here = format!(
+        "host={host} port={port} user={} password={} dbname={db}",
+        config.get_user().unwrap_or("postgres"),
+        String::from_utf8_lossy(config.get_password().unwrap_or_default())
+    );
+    admin(
+        &superuser_here,
+        &format!("GRANT CREATE, USAGE ON SCHEMA public TO {role}"),
+    );
+    let mine = format!("host={host} port={port} user={role} password=notemp-{id} dbname={db}");
+
+    let denied = try_sql(&mine, "CREATE TEMPORARY TABLE t (a int)").unwrap_err();
+    assert!(
+        denied.contains("42501"),
+        "the role may not make temporary tables: {denied}"
+    );
+
+    let big = "z".repeat(BIG);
+    let store = PgStore::builder(&mine, "large").open_blocking().unwrap();
+    let pool = store.inner().pool().clone();
+    let atom = Atom::open(store, big.clone(), Options::new()).unwrap();
+    let changed = atom.swap(|v| format!("{v}!")).unwrap();
+    assert_eq!(changed.len(), BIG + 1);
+    assert_eq!(pool.status().size, 0, "its connections were closed");
+    let other = PgAtom::builder(&mine, "large").open(String::new()).unwrap();
+    assert_eq!(*other.deref(), *changed);
+    drop((atom, other, pool));
+    admin(&url, &format!("DROP DATABASE {db} WITH (FORCE)"));
+    admin(&url, &format!("DROP ROLE {role}"));
 }
