@@ -1,11 +1,12 @@
-//! The process-wide runtime that drives every PostgreSQL connection enduro opens: one
-//! small thread pool (threads named `enduro-pg`), whatever runtimes the callers use.
+//! The process-wide runtime that drives the PostgreSQL connections opened outside a
+//! multi-thread runtime: one small thread pool (threads named `enduro-pg`).
 //!
-//! A connection's task must outlive the runtime of the caller that happened to open it:
-//! a pool shared by atoms used from several runtimes (a `#[tokio::test]` each, say), or by
-//! blocking atoms, would otherwise hand out connections whose runtime is gone. Blocking
-//! stores run their calls on it too, so a thousand blocking atoms share these threads
-//! instead of starting a runtime each.
+//! A connection's task should outlive the runtime of the caller that happened to open it:
+//! a pool shared by atoms used from several current-thread runtimes (a `#[tokio::test]`
+//! each, say), or by blocking atoms, would otherwise hand out connections whose runtime is
+//! gone. Blocking stores run their calls on it too, so a thousand blocking atoms share
+//! these threads instead of starting a runtime each. Cancel requests and the closing of
+//! idle connections run here as well.
 
 use std::sync::OnceLock;
 

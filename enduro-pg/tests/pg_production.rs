@@ -118,8 +118,8 @@ fn tls_cluster() -> Option<&'static PgCluster> {
         .as_ref()
 }
 
-/// Runs `batch` as the superuser over the cluster's Unix socket.
-fn sql(cluster: &PgCluster, batch: &str) {
+/// Runs `work` with a client of the superuser over the cluster's Unix socket.
+fn as_superuser<R>(cluster: &PgCluster, work: impl AsyncFnOnce(&tokio_postgres::Client) -> R) -> R {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -130,22 +130,20 @@ fn sql(cluster: &PgCluster, batch: &str) {
                 .await
                 .unwrap();
         tokio::spawn(connection);
-        client.batch_execute(batch).await.unwrap();
+        work(&client).await
+    })
+}
+
+/// Runs `batch` as the superuser.
+fn sql(cluster: &PgCluster, batch: &str) {
+    as_superuser(cluster, async |client| {
+        client.batch_execute(batch).await.unwrap()
     });
 }
 
 /// The number of connections to `cluster` named `application_name`.
 fn connections(cluster: &PgCluster, application_name: &str) -> i64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) =
-            tokio_postgres::connect(&cluster.socket_url(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(connection);
+    as_superuser(cluster, async |client| {
         client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
@@ -601,34 +599,50 @@ fn certificate_files_are_read_at_open() {
     assert!(text.contains("cannot read sslrootcert"), "{text}");
 }
 
-/// An async atom outlives the runtime that opened it: its pool's connections run on
-/// enduro's own runtime, not on the one that happened to ask for them first.
+/// An async atom outlives the runtime that opened it: connections a current-thread
+/// runtime asked for run on enduro's own runtime, and those of a multi-thread runtime that
+/// ended are found closed and replaced.
 #[test]
 fn an_atom_outlives_the_runtime_that_opened_it() {
     let Some(db) = common::pg_cluster::database_url() else {
         return;
     };
-    let runtime = || {
+    let current_thread = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
     };
-    let key = common::unique_key("outlives");
-    let first = runtime();
-    let atom = first.block_on(async {
-        let atom = PgAtom::builder(&db, "outlives")
-            .key(key.as_str())
-            .max_connections(1)
-            .open_async(0u64)
-            .await
-            .unwrap();
-        atom.swap(|n| n + 1).await.unwrap();
-        atom
-    });
-    drop(first);
-    let second = runtime();
-    second.block_on(async {
-        assert_eq!(*atom.swap(|n| n + 1).await.unwrap(), 2);
-    });
+    let multi_thread = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    type Make = fn() -> tokio::runtime::Runtime;
+    let kinds: [(Make, Make); 2] = [
+        (current_thread, current_thread),
+        (multi_thread, multi_thread),
+    ];
+    for (first, second) in kinds {
+        let key = common::unique_key("outlives");
+        let first = first();
+        let atom = first.block_on(async {
+            let atom = PgAtom::builder(&db, "outlives")
+                .key(key.as_str())
+                .max_connections(1)
+                .open_async(0u64)
+                .await
+                .unwrap();
+            atom.swap(|n| n + 1).await.unwrap();
+            atom
+        });
+        drop(first);
+        let second = second();
+        second.block_on(async {
+            assert_eq!(*atom.swap(|n| n + 1).await.unwrap(), 2);
+            assert_eq!(*atom.swap(|n| n + 1).await.unwrap(), 3);
+        });
+    }
 }
