@@ -53,33 +53,39 @@ pub fn row() -> Row {
         Ok((spawn("enduro", &env)?, spawn("raw", &env)?))
     })();
     match measured {
-        Ok((enduro, raw)) => {
-            let mib = |kib: u64| kib as f64 / 1024.0;
-            Row::measured(
-                ID,
-                SCENARIO,
-                BASELINE,
-                Unit::MiB,
-                Measured {
-                    enduro: mib(enduro.peak_kib),
-                    baseline: mib(enduro.value_kib),
-                },
-                target,
-            )
-            .with_note(format!(
-                "Peak resident memory above the child's start (VmHWM − VmRSS before) over \
+        Ok((enduro, raw)) => peak_row(ID, SCENARIO, target, &enduro).with_note(format!(
+            "Peak resident memory above the child's start (VmHWM − VmRSS before) over \
                  opening the atom and {} swaps that clone the value and change one string; the \
                  value itself took {:.0} MiB (VmRSS delta). The raw loop (clone, serde_json to a \
                  buffered temp file, fsync, rename, dir fsync) peaked at {:.0} MiB for a {:.0} \
                  MiB value.",
-                enduro.swaps,
-                mib(enduro.value_kib),
-                mib(raw.peak_kib),
-                mib(raw.value_kib),
-            ))
-        }
+            enduro.swaps,
+            mib(enduro.value_kib),
+            mib(raw.peak_kib),
+            mib(raw.value_kib),
+        )),
         Err(reason) => Row::not_run(ID, SCENARIO, BASELINE, Unit::MiB, target, reason),
     }
+}
+
+/// KiB as MiB.
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// A row of `enduro`'s peak against the value's own size (the note says the rest).
+fn peak_row(id: &str, scenario: &str, target: Option<Target>, enduro: &MemoryReport) -> Row {
+    Row::measured(
+        id,
+        scenario,
+        BASELINE,
+        Unit::MiB,
+        Measured {
+            enduro: mib(enduro.peak_kib),
+            baseline: mib(enduro.value_kib),
+        },
+        target,
+    )
 }
 
 /// The PostgreSQL row: the same swaps through a PostgreSQL atom on `db` (a connection
@@ -95,34 +101,22 @@ pub fn pg_row(db: Result<&str, &str>, table: &str, raw_table: &str) -> Row {
     });
     let target = Some(PG_TARGET);
     match measured {
-        Ok((enduro, raw)) => {
-            let mib = |kib: u64| kib as f64 / 1024.0;
-            Row::measured(
-                PG_ID,
-                PG_SCENARIO,
-                BASELINE,
-                Unit::MiB,
-                Measured {
-                    enduro: mib(enduro.peak_kib),
-                    baseline: mib(enduro.value_kib),
-                },
-                target,
-            )
-            .with_note(format!(
-                "Peak resident memory above the child's start over opening a blocking \
+        Ok((enduro, raw)) => peak_row(PG_ID, PG_SCENARIO, target, &enduro).with_note(format!(
+            "Peak resident memory above the child's start over opening a blocking \
                  PostgreSQL atom (which inserts the row) and {} swaps that clone the value and \
                  change one string; the value itself took {:.0} MiB. The raw loop (clone, \
                  serde_json::to_string, a prepared UPDATE … SET value = $1 on one \
                  tokio-postgres connection) peaked at {:.0} MiB for a {:.0} MiB value. \
                  tokio-postgres copies a parameter into its Bind message and that again into \
-                 the connection's write buffer, so a swap holds the old and the new value and \
-                 two copies of the text at its peak.",
-                enduro.swaps,
-                mib(enduro.value_kib),
-                mib(raw.peak_kib),
-                mib(raw.value_kib),
-            ))
-        }
+                 the connection's write buffer, so the raw swap holds the old and the new value \
+                 and two copies of the text at its peak; enduro streams a value this large \
+                 with COPY into a temporary table of the commit's transaction, and holds the \
+                 two values and one copy of the text.",
+            enduro.swaps,
+            mib(enduro.value_kib),
+            mib(raw.peak_kib),
+            mib(raw.value_kib),
+        )),
         Err(reason) => pg_not_run(&reason),
     }
 }
