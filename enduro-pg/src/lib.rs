@@ -87,11 +87,10 @@
 //! Every atom of a process opened with the same connection string (and timeouts) shares
 //! one pool of at most [`DEFAULT_MAX_CONNECTIONS`] connections ([`PgAtom::max_connections`];
 //! the largest size asked for wins), so a thousand atoms of one table take no more
-//! connections than one. Connections unused for [`DEFAULT_IDLE_TIMEOUT`] close. Those
-//! opened from a multi-thread tokio runtime are driven there; those opened by blocking
-//! atoms or from a current-thread runtime, by one process-wide runtime of at most two
-//! threads (`enduro-pg`), so blocking atoms start no threads of their own. They carry
-//! `application_name=enduro` unless the string sets one.
+//! connections than one. Connections unused for [`DEFAULT_IDLE_TIMEOUT`] close. All are
+//! driven by one process-wide runtime of at most two threads (`enduro-pg`), so they
+//! outlive the runtime that first asked for them, and blocking atoms start no threads of
+//! their own. They carry `application_name=enduro` unless the string sets one.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 

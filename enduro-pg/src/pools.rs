@@ -2,12 +2,11 @@
 //! string: connections scale with processes, not atoms.
 //!
 //! Each pool's connections are opened with TLS as the string says, and driven on the
-//! caller's runtime when it is a multi-thread one (a service's: no hop between threads
-//! per statement), or else on the process-wide runtime ([`crate::runtime`]): for blocking
-//! callers, and for current-thread runtimes (a test's), which may end long before the
-//! pool. A connection whose runtime ended is found closed and replaced. Connections idle
-//! for longer than the idle timeout are closed by a task that wakes a few times per idle
-//! timeout and ends with the pool.
+//! process-wide runtime ([`crate::runtime`]), never on the caller's: a pool is shared by
+//! every runtime of the process, and a connection driven by one that ends (a test's, a
+//! short-lived one of a tool) would fail under whichever caller holds it at that moment.
+//! Connections idle for longer than the idle timeout are closed by a task that wakes a
+//! few times per idle timeout and ends with the pool.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use deadpool_postgres::{Connect, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Config};
 
@@ -178,9 +177,9 @@ async fn close_idle(pool: deadpool_postgres::WeakPool, idle: Duration) {
     }
 }
 
-/// Opens connections on the caller's multi-thread runtime, or else on the process-wide
-/// one (so that they outlive a short-lived current-thread runtime), noting how far each
-/// attempt gets.
+/// Opens connections on the process-wide runtime, so that they outlive whichever runtime
+/// asked for them (a pooled connection may be in use by another runtime's task when the
+/// first one ends), noting how far each attempt gets.
 struct Connector {
     tls: Tls,
     runtime: Handle,
@@ -202,22 +201,6 @@ impl Connect for Connector {
         *self.dest.progress.lock().unwrap_or_else(|e| e.into_inner()) = progress.clone();
         let tls = self.tls.tracked(progress);
         let config = config.clone();
-        // On a multi-thread runtime (a service's, which lives as long as the process), the
-        // connection is opened and driven right there, next to its callers. Otherwise (no
-        // runtime: a blocking call; or a current-thread one, such as a test's, which may
-        // end long before the pool) on the process-wide runtime.
-        if Handle::try_current()
-            .is_ok_and(|current| current.runtime_flavor() == RuntimeFlavor::MultiThread)
-        {
-            return Box::pin(async move {
-                let (client, connection) = config.connect(tls).await?;
-                let driver = tokio::spawn(async move {
-                    // Its errors reach the client's calls, which report them.
-                    let _ = connection.await;
-                });
-                Ok((client, driver))
-            });
-        }
         let attempt = self.runtime.spawn(async move {
             let (client, connection) = config.connect(tls).await?;
             let driver = tokio::spawn(async move {

@@ -1,12 +1,12 @@
-//! The process-wide runtime that drives the PostgreSQL connections opened outside a
-//! multi-thread runtime: one small thread pool (threads named `enduro-pg`).
+//! The process-wide runtime that drives every PostgreSQL connection enduro opens: one
+//! small thread pool (threads named `enduro-pg`), whatever runtimes the callers use.
 //!
-//! A connection's task should outlive the runtime of the caller that happened to open it:
-//! a pool shared by atoms used from several current-thread runtimes (a `#[tokio::test]`
-//! each, say), or by blocking atoms, would otherwise hand out connections whose runtime is
-//! gone. Blocking stores run their calls on it too, so a thousand blocking atoms share
-//! these threads instead of starting a runtime each. Cancel requests and the closing of
-//! idle connections run here as well.
+//! A connection's task must outlive the runtime of the caller that happened to open it:
+//! a pool is shared by atoms used from several runtimes (a `#[tokio::test]` each, say, or
+//! blocking atoms), and a connection driven by a runtime that ends would fail under
+//! whichever caller holds it then. Blocking stores run their calls on it too, so a
+//! thousand blocking atoms share these threads instead of starting a runtime each. Cancel
+//! requests and the closing of idle connections run here as well.
 
 use std::sync::OnceLock;
 

@@ -599,9 +599,9 @@ fn certificate_files_are_read_at_open() {
     assert!(text.contains("cannot read sslrootcert"), "{text}");
 }
 
-/// An async atom outlives the runtime that opened it: connections a current-thread
-/// runtime asked for run on enduro's own runtime, and those of a multi-thread runtime that
-/// ended are found closed and replaced.
+/// An async atom outlives the runtime that opened it, whichever its flavour: its pool's
+/// connections run on enduro's own runtime. And a connection that one runtime opened
+/// keeps working for another runtime's task that holds it when the first one ends.
 #[test]
 fn an_atom_outlives_the_runtime_that_opened_it() {
     let Some(db) = common::pg_cluster::database_url() else {
@@ -645,4 +645,27 @@ fn an_atom_outlives_the_runtime_that_opened_it() {
             assert_eq!(*atom.swap(|n| n + 1).await.unwrap(), 3);
         });
     }
+
+    // One pool, one connection: opened under `first`, held by a task of `second` while
+    // `first` ends.
+    let db = format!(
+        "{db}{}application_name=enduro-held",
+        if db.contains('?') { "&" } else { "?" }
+    );
+    let first = multi_thread();
+    let pool = first.block_on(async {
+        let store = PgStore::builder(&db, "outlives")
+            .max_connections(1)
+            .open()
+            .await
+            .unwrap();
+        store.pool().clone()
+    });
+    let second = multi_thread();
+    let held = second.block_on(async { pool.get().await.unwrap() });
+    drop(first);
+    second.block_on(async {
+        let row = held.query_one("SELECT 41 + 1", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 42);
+    });
 }
