@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::pg_cluster::{database_url, private_cluster};
-use common::{assert_no_secret, password_of, unique_key};
+use common::{assert_no_secret, commit, password_of, unique_key};
 use enduro_core::{Committed, Error, Store, Version};
 use enduro_pg::{BlockingPgStore, PgAtom, PgStore};
 
@@ -346,18 +346,6 @@ fn a_commit_whose_backend_is_terminated_may_have_been_stored() {
     let stored = store.load().unwrap().unwrap();
     assert_eq!(stored.bytes, bytes("1"));
     assert_eq!(stored.version, version);
-}
-
-/// Commits `text` over `expected` through a blocking store.
-fn commit(
-    store: &BlockingPgStore,
-    expected: Version,
-    text: &str,
-) -> enduro_core::Result<Committed> {
-    store.commit(expected, &mut |w: &mut dyn std::io::Write| {
-        w.write_all(text.as_bytes())
-            .map_err(|e| Error::backend(store.resource(), "cannot write", Some(Box::new(e))))
-    })
 }
 
 // ---------------------------------------------------------------------------------------

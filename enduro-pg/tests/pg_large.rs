@@ -9,9 +9,9 @@
 mod common;
 
 use common::pg_cluster::database_url;
-use common::unique_key;
-use enduro_core::{Atom, Committed, Error, Options, Store, Version};
-use enduro_pg::{BlockingPgStore, PgAtom, PgStore};
+use common::{commit, unique_key};
+use enduro_core::{Atom, Committed, Options, Store, Version};
+use enduro_pg::{PgAtom, PgStore};
 
 /// Comfortably above the size from which a value counts as large (8 MiB).
 const BIG: usize = 9 << 20;
@@ -47,17 +47,6 @@ fn try_sql(url: &str, sql: &str) -> Result<(), String> {
 fn own_pool(url: &str, name: &str) -> String {
     let glue = if url.contains('?') { '&' } else { '?' };
     format!("{url}{glue}application_name={name}")
-}
-
-fn commit(
-    store: &BlockingPgStore,
-    expected: Version,
-    text: &str,
-) -> enduro_core::Result<Committed> {
-    store.commit(expected, &mut |w: &mut dyn std::io::Write| {
-        w.write_all(text.as_bytes())
-            .map_err(|e| Error::backend(store.resource(), "cannot write", Some(Box::new(e))))
-    })
 }
 
 fn done(committed: enduro_core::Result<Committed>) -> Version {

@@ -193,15 +193,7 @@ fn file_child(which: &str) -> Result<MemoryReport, String> {
         measure(build, |value| {
             let atom =
                 enduro::file_atom(value, dir.join("big.json")).map_err(std::io::Error::other)?;
-            for i in 0..SWAPS {
-                atom.swap(|v| {
-                    let mut v = v.clone();
-                    v[i] = format!("changed {i}");
-                    v
-                })
-                .map_err(std::io::Error::other)?;
-            }
-            Ok(SWAPS as u32)
+            swaps(&atom)
         })
     } else {
         measure(build, |mut value| {
@@ -219,6 +211,19 @@ fn file_child(which: &str) -> Result<MemoryReport, String> {
     report.map_err(|e| e.to_string())
 }
 
+/// The swaps every enduro child does: clone the value, change one string.
+fn swaps(atom: &enduro::Atom<Vec<String>>) -> std::io::Result<u32> {
+    for i in 0..SWAPS {
+        atom.swap(|v| {
+            let mut v = v.clone();
+            v[i] = format!("changed {i}");
+            v
+        })
+        .map_err(std::io::Error::other)?;
+    }
+    Ok(SWAPS as u32)
+}
+
 /// The PostgreSQL children: a blocking atom as users open it, or the raw loop.
 #[cfg(feature = "pg")]
 fn pg_child(which: &str) -> Result<MemoryReport, String> {
@@ -228,15 +233,7 @@ fn pg_child(which: &str) -> Result<MemoryReport, String> {
         measure(build, |value| {
             let atom =
                 enduro::postgresql_atom(value, &db, &table).map_err(std::io::Error::other)?;
-            for i in 0..SWAPS {
-                atom.swap(|v| {
-                    let mut v = v.clone();
-                    v[i] = format!("changed {i}");
-                    v
-                })
-                .map_err(std::io::Error::other)?;
-            }
-            Ok(SWAPS as u32)
+            swaps(&atom)
         })
     } else {
         measure(build, |value| {

@@ -109,3 +109,16 @@ pub fn assert_no_secret(e: &enduro_core::Error, secret: &str) {
     }
     assert!(!text.contains(secret), "the password leaked: {text}");
 }
+
+/// Commits `text` over `expected` through a blocking store.
+pub fn commit(
+    store: &enduro_pg::BlockingPgStore,
+    expected: enduro_core::Version,
+    text: &str,
+) -> Result<enduro_core::Committed> {
+    store.commit(expected, &mut |w: &mut dyn std::io::Write| {
+        w.write_all(text.as_bytes()).map_err(|e| {
+            enduro_core::Error::backend(store.resource(), "cannot write", Some(Box::new(e)))
+        })
+    })
+}
