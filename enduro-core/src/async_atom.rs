@@ -14,7 +14,7 @@ use crate::options::{self, Options, Validation};
 use crate::protocol::{
     After, Answer, Call, Exclusive, Group, Input, Mode, Next, Step, StoreCalls, Stored, Txn,
 };
-use crate::state::{Core, Opening, Outcome, encode, lock, panic_message, validate_with};
+use crate::state::{Core, Opening, Outcome, Refusal, encode, lock, panic_message, validate_with};
 use crate::store::{Committed, Observed, Snapshot, Version};
 use crate::value::Value;
 
@@ -282,23 +282,11 @@ impl<T: Value> AsyncAtom<T> {
         &self,
         mut f: impl FnMut(&T) -> std::result::Result<T, E> + Send,
     ) -> std::result::Result<(Arc<T>, Arc<T>), E> {
-        let mut refused = None;
+        let mut refusal = Refusal::new();
         let outcome = self
-            .transact("try_swap", false, |current| match f(current) {
-                Ok(new) => {
-                    refused = None;
-                    Some(Arc::new(new))
-                }
-                Err(e) => {
-                    refused = Some(e);
-                    None
-                }
-            })
+            .transact("try_swap", false, |current| refusal.decide(f(current)))
             .await?;
-        match refused {
-            Some(e) => Err(e),
-            None => Ok((outcome.old, outcome.new)),
-        }
+        refusal.into_result(outcome)
     }
 
     /// Sets the value; see [`Atom::reset`](crate::Atom::reset).

@@ -7,7 +7,7 @@ use crate::background::Background;
 use crate::error::{Error, Result};
 use crate::options::{self, CommitMode, Options, Validation};
 use crate::protocol::{Exclusive, Group, Input, Mode, Step, Txn, call_blocking};
-use crate::state::{Core, Opening, Outcome, encode, lock, validate_with};
+use crate::state::{Core, Opening, Outcome, Refusal, encode, lock, validate_with};
 use crate::store::{Committed, Store, Version};
 use crate::value::Value;
 
@@ -212,21 +212,9 @@ impl<T: Value> Atom<T> {
         &self,
         mut f: impl FnMut(&T) -> std::result::Result<T, E>,
     ) -> std::result::Result<(Arc<T>, Arc<T>), E> {
-        let mut refused = None;
-        let outcome = self.transact("try_swap", false, |current| match f(current) {
-            Ok(new) => {
-                refused = None;
-                Some(Arc::new(new))
-            }
-            Err(e) => {
-                refused = Some(e);
-                None
-            }
-        })?;
-        match refused {
-            Some(e) => Err(e),
-            None => Ok((outcome.old, outcome.new)),
-        }
+        let mut refusal = Refusal::new();
+        let outcome = self.transact("try_swap", false, |current| refusal.decide(f(current)))?;
+        refusal.into_result(outcome)
     }
 
     /// Sets the value to `value` (validated and durable first) and returns it.

@@ -50,6 +50,43 @@ pub(crate) struct Outcome<T> {
     pub(crate) new: Arc<T>,
 }
 
+/// What a `try_swap` keeps of its update function's refusal: the one of the last run
+/// (a run that succeeds after a refused one, on a value another writer changed,
+/// forgets it), for the blocking and the async atom alike.
+pub(crate) struct Refusal<E>(Option<E>);
+
+impl<E> Refusal<E> {
+    pub(crate) fn new() -> Self {
+        Refusal(None)
+    }
+
+    /// The protocol's decision for one run of the update function: the new value, or
+    /// none (nothing to commit) when it refused.
+    pub(crate) fn decide<T>(&mut self, result: std::result::Result<T, E>) -> Option<Arc<T>> {
+        match result {
+            Ok(new) => {
+                self.0 = None;
+                Some(Arc::new(new))
+            }
+            Err(e) => {
+                self.0 = Some(e);
+                None
+            }
+        }
+    }
+
+    /// The transaction's result: the refusal, as it was, or `(old, new)`.
+    pub(crate) fn into_result<T>(
+        self,
+        outcome: Outcome<T>,
+    ) -> std::result::Result<(Arc<T>, Arc<T>), E> {
+        match self.0 {
+            Some(e) => Err(e),
+            None => Ok((outcome.old, outcome.new)),
+        }
+    }
+}
+
 pub(crate) struct Core<T> {
     resource: String,
     codec: Arc<dyn TypedCodec<T>>,
