@@ -167,13 +167,18 @@ fn ends_session(db: &DbError) -> bool {
 /// Why the pool gave no connection, in words: the server's own (a wrong password, a
 /// missing database), the TLS handshake's, or which timeout expired and where.
 /// `dest` is where the store's own pool connects (`None` for a pool given by the caller),
-/// `wait` how long a caller waits for a free connection.
-pub(crate) fn no_connection(e: &PoolError, dest: Option<&Dest>, wait: Duration) -> String {
+/// `wait` how long the caller waited for a free connection (`None`: as long as the
+/// caller's pool lets it).
+pub(crate) fn no_connection(e: &PoolError, dest: Option<&Dest>, wait: Option<Duration>) -> String {
     match e {
         PoolError::Timeout(TimeoutType::Wait) => format!(
-            "no free database connection within {wait:?}: every connection of the pool stayed \
+            "no free database connection within {}: every connection of the pool stayed \
              busy (raise max_connections on the builder, within what the server allows, or \
-             look for slow statements)"
+             look for slow statements)",
+            match wait {
+                Some(wait) => format!("{wait:?}"),
+                None => "the pool's wait timeout".to_owned(),
+            }
         ),
         PoolError::Timeout(TimeoutType::Create) => match dest {
             Some(d) => {

@@ -202,7 +202,8 @@ impl<T: Value> PgAtom<T> {
     /// Starts a builder for an atom in `table` that takes connections from `pool`, a
     /// deadpool-postgres pool of your own (`enduro::deadpool_postgres` and
     /// `enduro::tokio_postgres` are re-exported for making one). The pool keeps its own
-    /// size, TLS and timeouts; only the statement timeout applies. For TLS, timeouts and a
+    /// size, TLS and timeouts; the statement timeout bounds each statement and the wait
+    /// for a free connection too. For TLS, timeouts and a
     /// shared pool as enduro sets them up, give a connection string to
     /// [`builder`](PgAtom::builder) instead.
     ///

@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use deadpool_postgres::{Object, Pool};
+use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
 use futures_util::SinkExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -57,10 +57,23 @@ impl Runner {
         &self.pool
     }
 
+    /// A connection from the pool, waiting at most the timeout for one: the store's own
+    /// pool is built with that wait timeout; a caller's pool may have none (or no runtime
+    /// to time one with), so the wait for it is bounded here.
     async fn connection(&self) -> Result<Object, Failure> {
-        self.pool.get().await.map_err(|e| {
+        let (got, wait) = match &self.shared {
+            Some(_) => (self.pool.get().await, Some(self.timeout)),
+            None => match self.bounded(self.pool.get()).await {
+                Some(got) => (got, None),
+                None => (
+                    Err(PoolError::Timeout(TimeoutType::Wait)),
+                    Some(self.timeout),
+                ),
+            },
+        };
+        got.map_err(|e| {
             let dest = self.shared.as_ref().map(|shared| &*shared.dest);
-            Failure::NoConnection(failure::no_connection(&e, dest, self.timeout), e)
+            Failure::NoConnection(failure::no_connection(&e, dest, wait), e)
         })
     }
 

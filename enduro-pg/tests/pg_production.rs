@@ -492,6 +492,39 @@ fn waiting_for_a_busy_pool_is_bounded_too() {
     assert_eq!(*atom.swap(|n| n + 1).unwrap(), 1);
 }
 
+/// A pool of the caller's own, without a wait timeout: waiting for its one busy connection
+/// is bounded by the statement timeout all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_busy_pool_of_ones_own_is_bounded_too() {
+    use enduro::deadpool_postgres::{Manager, Pool};
+
+    let Some(db) = common::pg_cluster::database_url() else {
+        return;
+    };
+    let config: enduro::tokio_postgres::Config = db.parse().unwrap();
+    let pool = Pool::builder(Manager::new(config, enduro::tokio_postgres::NoTls))
+        .max_size(1)
+        .build()
+        .unwrap();
+    let atom = PgAtom::with_pool(pool.clone(), "busy_own")
+        .key(common::unique_key("own"))
+        .statement_timeout(Duration::from_millis(700))
+        .open_async(0u64)
+        .await
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    let started = Instant::now();
+    let swap = tokio::time::timeout(Duration::from_secs(10), atom.swap(|n| n + 1)).await;
+    let e = swap
+        .expect("the swap waited for the busy pool past 10 s")
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(e.to_string().contains("no free database connection"), "{e}");
+    assert_eq!(*atom.deref(), 0);
+    drop(held);
+    assert_eq!(*atom.swap(|n| n + 1).await.unwrap(), 1);
+}
+
 /// 1,000 atoms of one table in one process, against a server that takes 20 connections:
 /// they share one pool, so the server never sees more than its size.
 #[test]
