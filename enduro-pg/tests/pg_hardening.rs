@@ -157,6 +157,24 @@ fn within<R: Send + 'static>(bound: Duration, f: impl FnOnce() -> R + Send + 'st
     rx.recv_timeout(bound).ok()
 }
 
+/// `n` swaps of `+1`, each on a thread of its own, and their results, if they all end
+/// within `bound`.
+fn swaps_within(
+    atom: &enduro::Atom<u64>,
+    n: usize,
+    bound: Duration,
+) -> Option<Vec<enduro::Result<Arc<u64>>>> {
+    let swaps: Vec<_> = (0..n)
+        .map(|_| {
+            let atom = atom.clone();
+            thread::spawn(move || atom.swap(|n| n + 1))
+        })
+        .collect();
+    within(bound, move || {
+        swaps.into_iter().map(|swap| swap.join().unwrap()).collect()
+    })
+}
+
 /// Polls `done` until it holds or `bound` passes; whether it held.
 fn eventually(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -371,18 +389,7 @@ fn a_locked_row_ends_the_swap_with_a_clear_error_instead_of_hanging() {
         "BEGIN; SELECT 1 FROM {table} WHERE key = 'default' FOR UPDATE"
     ));
     // A swap, and swaps queued behind it.
-    let swaps: Vec<_> = (0..3)
-        .map(|_| {
-            let atom = atom.clone();
-            thread::spawn(move || atom.swap(|n| n + 1))
-        })
-        .collect();
-    let results = within(TIMEOUT * 3 * 3, move || {
-        swaps
-            .into_iter()
-            .map(|swap| swap.join().unwrap())
-            .collect::<Vec<_>>()
-    });
+    let results = swaps_within(&atom, 3, TIMEOUT * 3 * 3);
     locker.execute("COMMIT");
     let results = results.expect("swaps still waited for the locked row after 9 timeouts");
     for result in results {
@@ -565,19 +572,8 @@ fn swaps_queued_behind_a_stopped_backend_return() {
     let pids = admin.pids(name);
     assert_eq!(pids.len(), 1, "{pids:?}");
     let stopped = Stopped::new(pids[0]);
-    let swaps: Vec<_> = (0..4)
-        .map(|_| {
-            let atom = atom.clone();
-            thread::spawn(move || atom.swap(|n| n + 1))
-        })
-        .collect();
-    let results = within(TIMEOUT * 3 * 4, move || {
-        swaps
-            .into_iter()
-            .map(|swap| swap.join().unwrap())
-            .collect::<Vec<_>>()
-    })
-    .expect("swaps still waited for the stopped backend after 12 timeouts");
+    let results = swaps_within(&atom, 4, TIMEOUT * 3 * 4)
+        .expect("swaps still waited for the stopped backend after 12 timeouts");
     let acknowledged = results.iter().filter(|r| r.is_ok()).count() as u64;
     for result in &results {
         if let Err(e) = result {
