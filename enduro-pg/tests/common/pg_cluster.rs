@@ -251,17 +251,7 @@ impl PgCluster {
     /// The watchdog: `sh` in its own process group (so a terminal's Ctrl-C does not reach
     /// it), waiting for EOF on its stdin, then stopping the server and removing the files.
     fn start_watchdog(&mut self) -> io::Result<()> {
-        let stop = self.command_line(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data.to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
+        let stop = self.command_line("pg_ctl", &self.stop_args().each_ref().map(String::as_str));
         let script = format!(
             "trap '' INT HUP TERM; cat >/dev/null; \
              if [ -f {pid} ]; then {stop} >/dev/null 2>&1; fi; rm -rf {base}",
@@ -395,17 +385,20 @@ impl PgCluster {
     /// Stops the server like a crash (`-m immediate`: no checkpoint, connections cut, WAL
     /// replayed at the next start). What was committed survives, since the WAL was written.
     pub fn stop(&self) -> io::Result<()> {
-        self.server_tool(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data.to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        )
+        self.server_tool("pg_ctl", &self.stop_args().each_ref().map(String::as_str))
+    }
+
+    /// `pg_ctl`'s arguments for stopping the server like a crash, waiting until it is down.
+    fn stop_args(&self) -> [String; 6] {
+        let data = self.data.to_string_lossy().into_owned();
+        [
+            "-D".into(),
+            data,
+            "-m".into(),
+            "immediate".into(),
+            "-w".into(),
+            "stop".into(),
+        ]
     }
 
     /// The port the server listens on, on 127.0.0.1.
