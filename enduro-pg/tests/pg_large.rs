@@ -201,3 +201,93 @@ fn a_role_without_temporary_tables_sends_large_values_as_parameters() {
     admin(&url, &format!("DROP DATABASE {db} WITH (FORCE)"));
     admin(&url, &format!("DROP ROLE {role}"));
 }
+
+/// A large async swap dropped at any point of its streamed commit (before, during or after
+/// the COPY) leaves the row with the old value or the new one, never a transaction under
+/// way on a pooled connection, and the atom working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_swap_dropped_half_way_leaves_old_or_new() {
+    let Some(url) = database_url() else { return };
+    let url = own_pool(&url, "enduro-large-dropped");
+    let key = unique_key("dropped");
+    let atom = PgAtom::builder(&url, "enduro_large_dropped")
+        .key(key.as_str())
+        .open_async("a".repeat(BIG))
+        .await
+        .unwrap();
+    let pool = atom_pool(&url).await;
+    for (round, delay_ms) in [0u64, 1, 3, 10, 30, 100, 300].into_iter().enumerate() {
+        let before = atom.refresh().await.unwrap();
+        let next = format!("{}{round}", &before[..BIG]);
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_millis(delay_ms),
+            atom.swap(|_| next.clone()),
+        )
+        .await;
+        // Whatever happened, the row holds one of the two values.
+        let now = atom.refresh().await.unwrap();
+        assert!(
+            *now == *before || *now == next,
+            "round {round} ({delay_ms} ms, {}): the row holds neither value",
+            if dropped.is_ok() {
+                "finished"
+            } else {
+                "dropped"
+            }
+        );
+        // No transaction was left under way: a small query on every pooled connection
+        // works, and the next swap does too.
+        let client = pool.get().await.unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+        drop(client);
+        let after = atom
+            .swap(|v| format!("{}-{round}", &v[..BIG]))
+            .await
+            .unwrap();
+        assert!(after.ends_with(&format!("-{round}")));
+    }
+    atom.release().await.unwrap();
+
+    // The store's own commit future, dropped at each point too (the atom may drive a
+    // dropped swap's commit on in the background; a store call is simply dropped).
+    use enduro_core::AsyncStore;
+    let store = PgStore::builder(&url, "enduro_large_dropped")
+        .key(unique_key("dropped-store"))
+        .open()
+        .await
+        .unwrap();
+    let first = format!("\"{}\"", "b".repeat(BIG));
+    assert!(matches!(
+        store
+            .commit(Version::ABSENT, first.clone().into_bytes())
+            .await,
+        Ok(Committed::Done(_))
+    ));
+    for (round, delay_ms) in [0u64, 1, 3, 10, 30, 100, 300].into_iter().enumerate() {
+        let before = store.load().await.unwrap().unwrap();
+        let next = format!("\"{}{round}\"", "c".repeat(BIG));
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(delay_ms),
+            store.commit(before.version, next.clone().into_bytes()),
+        )
+        .await;
+        let now = store.load().await.unwrap().unwrap();
+        assert!(
+            now.bytes == before.bytes || now.bytes == next.as_bytes(),
+            "round {round} ({delay_ms} ms): the row holds neither value"
+        );
+        let client = pool.get().await.unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+    }
+    store.release().await.unwrap();
+}
+
+/// The pool the stores of `url` share in this process (a store of its own opens it).
+async fn atom_pool(url: &str) -> enduro_pg::Pool {
+    PgStore::builder(url, "enduro_large_dropped")
+        .open()
+        .await
+        .unwrap()
+        .pool()
+        .clone()
+}
