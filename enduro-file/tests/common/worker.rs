@@ -94,20 +94,45 @@ pub fn exe() -> std::path::PathBuf {
     std::env::current_exe().expect("the test binary's own path")
 }
 
+/// The environment variable that names the program, with its options separated by
+/// spaces, that runs this test binary when the binary cannot run by itself: an emulator,
+/// as cargo's `target.<triple>.runner` (`cargo xtask pi` sets both to `qemu-aarch64` or
+/// `qemu-arm`). Workers are then started through it, since the kernel cannot run the
+/// binary directly. Unset or empty: the binary runs directly.
+pub const RUNNER_VAR: &str = "ENDURO_TEST_RUNNER";
+
+/// The runner from [`RUNNER_VAR`], split on whitespace; empty when there is none.
+fn runner() -> Vec<String> {
+    std::env::var(RUNNER_VAR)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Makes `command` (a bare program, or `strace` with its options) run the worker with
-/// `args`: appends this test binary and the arguments that select its `worker` test, and
-/// passes `args` in [`ARGS_VAR`]. Each test file that uses it has
-/// `#[test] fn worker() { common::worker::entry() }`.
+/// `args`: appends the runner (see [`RUNNER_VAR`]), this test binary and the arguments
+/// that select its `worker` test, and passes `args` in [`ARGS_VAR`]. Each test file that
+/// uses it has `#[test] fn worker() { common::worker::entry() }`.
 pub fn run_under<'a>(command: &'a mut Command, args: &[&str]) -> &'a mut Command {
     command
+        .args(runner())
         .arg(exe())
         .args(HARNESS_ARGS)
         .env(ARGS_VAR, args.join("\n"))
 }
 
-/// A command that runs the worker with `args`.
+/// A command that runs the worker with `args` (through the runner, if there is one).
 pub fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(exe());
+    let runner = runner();
+    let mut command = match runner.split_first() {
+        Some((program, options)) => {
+            let mut command = Command::new(program);
+            command.args(options).arg(exe());
+            command
+        }
+        None => Command::new(exe()),
+    };
     command.args(HARNESS_ARGS).env(ARGS_VAR, args.join("\n"));
     command
 }
