@@ -558,9 +558,16 @@ fn traced_worker(dir: &Path, args: &[&str], kill_at: Option<(&str, usize)>) -> S
 /// strace's `inject=syscall:when=n` (n counted in the calling thread), and its place among
 /// the trace's calls.
 fn locate(trace: &str, point: &CrashPoint) -> (String, usize, usize) {
+    // Calls only: not strace's `--- SIGNAL ---` and `+++ exited +++` lines, nor the second
+    // halves of calls it split (`<... write resumed>`). Matched at the start of the call,
+    // since a call's arguments may hold anything (under qemu-user, the emulated
+    // /proc/self/maps that it writes, `---p` included).
     let calls: Vec<&str> = trace
         .lines()
-        .filter(|l| !l.contains("+++") && !l.contains("---") && !l.contains("resumed>"))
+        .filter(|l| {
+            let call = l.split_once(' ').map_or("", |(_, call)| call.trim_start());
+            !call.starts_with("+++") && !call.starts_with("---") && !call.starts_with("<...")
+        })
         .collect();
     let start = calls
         .iter()

@@ -53,32 +53,104 @@ fn ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files() {
     );
 }
 
+/// A system call to fail: the `nth` call of `syscalls` (strace's names, comma-separated:
+/// one of them is made) after the worker said "ready", failing with `error`.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    syscalls: &'static str,
+    error: &'static str,
+    nth: usize,
+}
+
 /// Runs the worker's `swap-twice` on `path` (a counter at 10) under strace, injecting
-/// `fault` (`SYSCALL:error=ERRNO:when=N`); returns its two report lines.
-fn swap_twice_with(path: &Path, fault: &str) -> Vec<String> {
-    let syscall = fault.split(':').next().unwrap();
+/// `fault`; returns its two report lines.
+fn swap_twice_with(path: &Path, fault: Fault) -> Vec<String> {
+    // strace counts calls from the start of the thread: learn how many come before
+    // "ready" from an undisturbed run, since a process's start makes calls of its own
+    // (under qemu-user, dozens of writes of the /proc/self/maps it emulates).
+    let scratch = tempfile::tempdir().unwrap();
+    let before = calls_until_ready(&counter_at_ten(scratch.path()), fault.syscalls);
+    let inject = format!(
+        "inject={}:error={}:when={}",
+        fault.syscalls,
+        fault.error,
+        before + fault.nth
+    );
     let mut strace = Command::new("strace");
     strace
         .args(["-f", "-o", "/dev/null", "-e"])
-        .arg(format!("trace={syscall}"))
+        .arg(format!("trace={}", fault.syscalls))
         .arg("-e")
-        .arg(format!("inject={fault}"));
-    let mut child = worker::run_under(&mut strace, &["swap-twice", path.to_str().unwrap()])
+        .arg(&inject);
+    let out = run_swap_twice(&mut strace, path);
+    assert!(
+        out.status.success(),
+        "{fault:?} ({inject}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = worker::lines(&out.stdout);
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("ready"),
+        "{fault:?}"
+    );
+    lines[1..].to_vec()
+}
+
+/// How many calls of `syscalls` the worker's main thread makes up to its "ready" (that
+/// line's own write included), in an undisturbed `swap-twice` on `path`.
+fn calls_until_ready(path: &Path, syscalls: &str) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("strace.out");
+    let mut strace = Command::new("strace");
+    strace
+        .args(["-f", "-o"])
+        .arg(&trace)
+        .arg("-e")
+        .arg(format!("trace=write,{syscalls}"));
+    let out = run_swap_twice(&mut strace, path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    // Lines are `TID call(...) = result`; the first is the main thread's.
+    let main = text.split_whitespace().next().unwrap_or("").to_owned();
+    let names: Vec<&str> = syscalls.split(',').collect();
+    let mut calls = 0;
+    for line in text.lines() {
+        let Some((tid, call)) = line.split_once(' ') else {
+            continue;
+        };
+        let call = call.trim_start();
+        if tid != main {
+            continue;
+        }
+        if names
+            .iter()
+            .any(|name| call.starts_with(&format!("{name}(")))
+        {
+            calls += 1;
+        }
+        if call.starts_with("write(1, \"ready\\n\"") {
+            return calls;
+        }
+    }
+    panic!("the worker never said ready:\n{text}");
+}
+
+/// Runs the worker's `swap-twice` on `path` under `strace` (with its options), telling it
+/// to go at once; returns its output.
+fn run_swap_twice(strace: &mut Command, path: &Path) -> std::process::Output {
+    let mut child = worker::run_under(strace, &["swap-twice", path.to_str().unwrap()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{fault}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines = worker::lines(&out.stdout);
-    assert_eq!(lines.first().map(String::as_str), Some("ready"), "{fault}");
-    lines[1..].to_vec()
+    child.wait_with_output().unwrap()
 }
 
 fn counter_at_ten(dir: &Path) -> std::path::PathBuf {
@@ -98,7 +170,14 @@ fn a_failed_directory_fsync_after_the_rename_is_reported_as_uncertain() {
     let dir = tempfile::tempdir().unwrap();
     let path = counter_at_ten(dir.path());
     // A commit fsyncs the pending file, then the directory: the second fsync fails.
-    let lines = swap_twice_with(&path, "fsync:error=EIO:when=2");
+    let lines = swap_twice_with(
+        &path,
+        Fault {
+            syscalls: "fsync",
+            error: "EIO",
+            nth: 2,
+        },
+    );
     assert_eq!(lines, ["uncertain 11", "ok 12"]);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "12");
 }
@@ -109,27 +188,33 @@ fn failures_before_the_rename_change_nothing() {
     if !have_strace() {
         return;
     }
+    let fault = |syscalls, error| Fault {
+        syscalls,
+        error,
+        nth: 1,
+    };
     for fault in [
-        // Writing the pending file's bytes (the first write is the worker's "ready").
-        "write:error=EIO:when=2",
+        // Writing the pending file's bytes.
+        fault("write", "EIO"),
         // Flushing the pending file.
-        "fsync:error=EIO:when=1",
+        fault("fsync", "EIO"),
         // Counting the commit in the lock file (just before the rename).
-        "pwrite64:error=ENOSPC:when=1",
-        // The rename itself.
-        "rename:error=EIO:when=1",
+        fault("pwrite64", "ENOSPC"),
+        // The rename itself (a `renameat` where the C library has no `rename` call to
+        // make: on aarch64, which qemu-user then makes on the host).
+        fault("rename,renameat,renameat2", "EIO"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = counter_at_ten(dir.path());
         let lines = swap_twice_with(&path, fault);
-        assert!(lines[0].starts_with("failed 10: "), "{fault}: {lines:?}");
-        assert_eq!(lines[1], "ok 11", "{fault}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "11", "{fault}");
+        assert!(lines[0].starts_with("failed 10: "), "{fault:?}: {lines:?}");
+        assert_eq!(lines[1], "ok 11", "{fault:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "11", "{fault:?}");
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| n.ends_with(".enduro-pending"))
             .collect();
-        assert!(left.is_empty(), "{fault}: pending files left: {left:?}");
+        assert!(left.is_empty(), "{fault:?}: pending files left: {left:?}");
     }
 }
