@@ -7,11 +7,7 @@
 //! a disk: fsync on tmpfs is free. The PostgreSQL rows use `DATABASE_URL` when set,
 //! otherwise a private throwaway cluster; `--no-pg` leaves them out.
 
-use std::env;
-use std::path::PathBuf;
-use std::process::Command;
-
-use crate::{Result, root, run};
+use crate::{Result, cargo_command, run, target_dir};
 
 /// Runs the benchmarks with the task's arguments (after `bench`).
 pub(crate) fn bench(args: &[String]) -> Result {
@@ -26,7 +22,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
         }
     }
     let out = target_dir().join("bench");
-    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cmd = cargo_command();
     cmd.args(["bench", "-p", "enduro-benches", "--bench", "suite"]);
     if pg {
         cmd.args(["--features", "pg"]);
@@ -44,10 +40,3 @@ pub(crate) fn bench(args: &[String]) -> Result {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [--no-pg] [-- CRITERION ARGS]";
-
-/// Cargo's target dir: `CARGO_TARGET_DIR`, or `target` in the workspace root.
-fn target_dir() -> PathBuf {
-    env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-}

@@ -7,6 +7,8 @@
 //! - `pg`: starts a private PostgreSQL cluster for manual use and prints its URL.
 //! - `torture [KILLS]`: the crash torture of the file backend, for longer runs.
 //! - `bench`: the benchmarks, with ratios against raw baselines.
+//! - `pi`: the file-only build on the Raspberry Pi's targets (aarch64, armv7), its example
+//!   and enduro-file's tests run under qemu-user.
 
 use std::env;
 use std::path::PathBuf;
@@ -14,6 +16,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod pg;
+mod pi;
 mod slim;
 mod torture;
 
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("slim") => slim::check(),
         Some("bench") => bench::bench(&args[1..]),
         Some("pg") => pg::run(),
+        Some("pi") => pi::run(),
         Some("torture") => torture::run_torture(&args[1..]),
         Some(other) => Err(format!("unknown task `{other}`\n{USAGE}")),
         None => Err(USAGE.to_owned()),
@@ -39,7 +43,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <ci | slim | pg | torture [KILLS] | bench>";
+const USAGE: &str = "usage: cargo xtask <ci | slim | pg | pi | torture [KILLS] | bench>";
 
 /// The workspace root (the parent of this crate's directory).
 pub(crate) fn root() -> PathBuf {
@@ -47,9 +51,21 @@ pub(crate) fn root() -> PathBuf {
     here.parent().map(PathBuf::from).unwrap_or(here)
 }
 
+/// Cargo's target dir: `CARGO_TARGET_DIR`, or `target` in the workspace root.
+pub(crate) fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// A `cargo` command: the cargo that runs this task.
+pub(crate) fn cargo_command() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
 /// Runs `cargo` with `args` in the workspace root; fails if it fails.
 pub(crate) fn cargo(args: &[&str]) -> Result {
-    run(Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args))
+    run(cargo_command().args(args))
 }
 
 pub(crate) fn run(cmd: &mut Command) -> Result {
@@ -77,17 +93,16 @@ fn ci() -> Result {
         "warnings",
     ])?;
     cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"])?;
-    run(
-        Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["doc", "--workspace", "--all-features", "--no-deps"])
-            // Broken intra-doc links are named on their own so that they stay denied even
-            // if the warnings above are ever relaxed.
-            .env(
-                "RUSTDOCFLAGS",
-                "-D warnings -D rustdoc::broken_intra_doc_links",
-            ),
-    )?;
+    run(cargo_command()
+        .args(["doc", "--workspace", "--all-features", "--no-deps"])
+        // Broken intra-doc links are named on their own so that they stay denied even
+        // if the warnings above are ever relaxed.
+        .env(
+            "RUSTDOCFLAGS",
+            "-D warnings -D rustdoc::broken_intra_doc_links",
+        ))?;
     slim::check()?;
+    pi::in_ci()?;
     eprintln!("xtask: ci passed");
     Ok(())
 }

@@ -1,10 +1,8 @@
 //! The slim-build check: `enduro` with only the `file` feature must not pull in any
-//! async runtime, database driver or network crate.
+//! async runtime, database driver or network crate. `cargo xtask pi` runs it for the
+//! Raspberry Pi's targets too, whose platform-specific dependencies differ.
 
-use std::env;
-use std::process::Command;
-
-use crate::{Result, root};
+use crate::{Result, cargo_command, root};
 
 /// Crates that must not appear in the file-only build's normal dependency tree.
 const FORBIDDEN: &[&str] = &[
@@ -31,8 +29,16 @@ const FORBIDDEN: &[&str] = &[
     "reqwest",
 ];
 
+/// The check for the host.
 pub(crate) fn check() -> Result {
-    let args = [
+    check_target(None).map(|_| ())
+}
+
+/// The check for `target` (a target triple; `None`: the host), whose platform-specific
+/// dependencies differ; returns how many crates the build has.
+pub(crate) fn check_target(target: Option<&str>) -> Result<usize> {
+    let mut cmd = cargo_command();
+    cmd.args([
         "tree",
         "-p",
         "enduro",
@@ -45,15 +51,18 @@ pub(crate) fn check() -> Result {
         "none",
         "--format",
         "{p}",
-    ];
-    let output = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
+    ]);
+    if let Some(target) = target {
+        cmd.args(["--target", target]);
+    }
+    let on = target.unwrap_or("the host");
+    let output = cmd
         .current_dir(root())
         .output()
         .map_err(|e| format!("cannot run cargo tree: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "cargo tree failed: {}",
+            "cargo tree for {on} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         ));
     }
@@ -62,16 +71,16 @@ pub(crate) fn check() -> Result {
     let found = forbidden(&crates);
     if !found.is_empty() {
         return Err(format!(
-            "the file-only build pulls in {}: keep async, database and network crates behind the `async` and `pg` features",
+            "the file-only build for {on} pulls in {}: keep async, database and network crates behind the `async` and `pg` features",
             found.join(", ")
         ));
     }
     eprintln!(
-        "xtask: slim build ok: the file-only build has {} crates: {}",
+        "xtask: slim build ok for {on}: the file-only build has {} crates: {}",
         crates.len(),
         crates.join(" ")
     );
-    Ok(())
+    Ok(crates.len())
 }
 
 /// The distinct crate names in `cargo tree --prefix none --format {p}` output.

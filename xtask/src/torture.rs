@@ -5,10 +5,7 @@
 //! `ENDURO_TORTURE_SEED`, when set, is passed on and replays the kill moments of an
 //! earlier run (every run prints its seed).
 
-use std::env;
-use std::process::Command;
-
-use crate::{Result, run};
+use crate::{Result, cargo_command, run};
 
 /// Kills when none are given: a few minutes on a small machine.
 const DEFAULT_KILLS: u64 = 2000;
@@ -24,17 +21,15 @@ pub(crate) fn run_torture(args: &[String]) -> Result {
     if kills == 0 {
         return Err("KILLS must be at least 1".into());
     }
-    run(
-        Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "test",
-                "--package",
-                "enduro-file",
-                "--test",
-                "crash_torture",
-                "--",
-                "--nocapture",
-            ])
-            .env("ENDURO_TORTURE_KILLS", kills.to_string()),
-    )
+    run(cargo_command()
+        .args([
+            "test",
+            "--package",
+            "enduro-file",
+            "--test",
+            "crash_torture",
+            "--",
+            "--nocapture",
+        ])
+        .env("ENDURO_TORTURE_KILLS", kills.to_string()))
 }
