@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
 
-use common::{Piped, have_strace, names, spawn_piped, worker};
+use common::{Piped, call_of, have_strace, names, spawn_piped, syscall_of, tracee_of, worker};
 use enduro_core::Atom;
 use enduro_file::FileAtom;
 
@@ -502,19 +502,6 @@ struct CrashPoint {
     nth: usize,
 }
 
-/// The tracee (thread id) of an strace line `PID name(args) = ret`.
-fn tracee_of(line: &str) -> &str {
-    line.split_once(' ').map_or("", |(pid, _)| pid)
-}
-
-/// The syscall's name in an strace line `PID name(args) = ret`.
-fn syscall_of(line: &str) -> &str {
-    let call = line
-        .split_once(' ')
-        .map_or(line, |(_, rest)| rest.trim_start());
-    call.split('(').next().unwrap_or("")
-}
-
 /// Whether strace is there; if not, says so (and fails when CI=true).
 const TRACED: &str = "trace=openat,write,fsync,fdatasync,rename,renameat,renameat2,pwrite64,\
                       flock,unlink,unlinkat";
@@ -565,7 +552,7 @@ fn locate(trace: &str, point: &CrashPoint) -> (String, usize, usize) {
     let calls: Vec<&str> = trace
         .lines()
         .filter(|l| {
-            let call = l.split_once(' ').map_or("", |(_, call)| call.trim_start());
+            let call = call_of(l);
             !call.starts_with("+++") && !call.starts_with("---") && !call.starts_with("<...")
         })
         .collect();

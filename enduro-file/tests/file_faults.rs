@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 mod common;
 
-use common::{have_strace, worker};
+use common::{call_of, have_strace, syscall_of, tracee_of, worker};
 
 /// Runs the tests, or acts as the worker these tests start (this test binary, run again:
 /// see `common::worker`), on the main thread (see `common::harness`).
@@ -115,25 +115,15 @@ fn calls_until_ready(path: &Path, syscalls: &str) -> usize {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&trace).unwrap();
-    // Lines are `TID call(...) = result`; the first is the main thread's.
-    let main = text.split_whitespace().next().unwrap_or("").to_owned();
+    // The first line is the main thread's.
+    let main = text.lines().next().map_or("", tracee_of);
     let names: Vec<&str> = syscalls.split(',').collect();
     let mut calls = 0;
-    for line in text.lines() {
-        let Some((tid, call)) = line.split_once(' ') else {
-            continue;
-        };
-        let call = call.trim_start();
-        if tid != main {
-            continue;
-        }
-        if names
-            .iter()
-            .any(|name| call.starts_with(&format!("{name}(")))
-        {
+    for line in text.lines().filter(|line| tracee_of(line) == main) {
+        if names.contains(&syscall_of(line)) {
             calls += 1;
         }
-        if call.starts_with("write(1, \"ready\\n\"") {
+        if call_of(line).starts_with("write(1, \"ready\\n\"") {
             return calls;
         }
     }

@@ -117,6 +117,23 @@ pub fn names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The tracee (thread id) of a line of `strace -f -o FILE`: `TID name(args) = ret`.
+pub fn tracee_of(line: &str) -> &str {
+    line.split_once(' ').map_or("", |(tid, _)| tid)
+}
+
+/// What follows the tracee in such a line: the call (`name(args) = ret`), or one of
+/// strace's own `--- SIGNAL ---`, `+++ exited +++` and `<... name resumed>`.
+pub fn call_of(line: &str) -> &str {
+    line.split_once(' ')
+        .map_or(line, |(_, rest)| rest.trim_start())
+}
+
+/// The syscall's name in such a line.
+pub fn syscall_of(line: &str) -> &str {
+    call_of(line).split('(').next().unwrap_or("")
+}
+
 /// Whether strace can be run. Without it, the tests that need it say why and pass, except
 /// under `CI=true`, where that is a failure: CI never skips.
 pub fn have_strace() -> bool {
