@@ -60,7 +60,25 @@ const INSTALL: &str = "rustup target add aarch64-unknown-linux-gnu armv7-unknown
 
 /// `cargo xtask pi`: fails if a tool is missing.
 pub(crate) fn run() -> Result {
+    check_all(&missing())
+}
+
+/// The Pi step of `cargo xtask ci`: as [`run`], but where a tool is missing it says so and
+/// passes, except under `CI=true`, where that is a failure (CI never skips).
+pub(crate) fn in_ci() -> Result {
     let missing = missing();
+    if missing.is_empty() || env::var("CI").is_ok_and(|v| v == "true") {
+        return check_all(&missing);
+    }
+    eprintln!(
+        "xtask: pi skipped: {} (install them with: {INSTALL}; CI=true makes this a failure)",
+        missing.join("; ")
+    );
+    Ok(())
+}
+
+/// Checks both targets, given what [`missing`] found; fails if anything is missing.
+fn check_all(missing: &[String]) -> Result {
     if !missing.is_empty() {
         return Err(format!(
             "cannot build for the Raspberry Pi: {}\ninstall them with: {INSTALL}",
@@ -72,20 +90,6 @@ pub(crate) fn run() -> Result {
         report.push_str(&target.check()?);
     }
     eprintln!("xtask: pi passed\n{report}");
-    Ok(())
-}
-
-/// The Pi step of `cargo xtask ci`: as [`run`], but where a tool is missing it says so and
-/// passes, except under `CI=true`, where that is a failure (CI never skips).
-pub(crate) fn in_ci() -> Result {
-    let missing = missing();
-    if missing.is_empty() || env::var("CI").is_ok_and(|v| v == "true") {
-        return run();
-    }
-    eprintln!(
-        "xtask: pi skipped: {} (install them with: {INSTALL}; CI=true makes this a failure)",
-        missing.join("; ")
-    );
     Ok(())
 }
 
@@ -111,10 +115,11 @@ fn missing() -> Vec<String> {
             }
         }
         // The C library for linking (libc6-dev-*-cross), not only the runtime one.
-        if !target.libraries().join("lib/libc.so").is_file() {
+        let libc = target.libraries().join("lib/libc.so");
+        if !libc.is_file() {
             missing.push(format!(
                 "{} (the C library to link for {})",
-                target.libraries().join("lib/libc.so").display(),
+                libc.display(),
                 target.triple
             ));
         }
@@ -172,11 +177,12 @@ impl Target {
     fn check(&self) -> Result<String> {
         eprintln!("xtask: pi: {} ({})", self.triple, self.what);
         let slim = slim::check_target(Some(self.triple))?;
-        let (size, example) = self.example()?;
+        let size = self.example()?;
         let tests = self.tests()?;
         let mut report = format!(
             "{} ({}), under {}:\n  slim build: {} crates, none async, database or network\n  \
-             example `addresses`: {example}\n  stripped release example binary: {} bytes ({} KiB)\n",
+             example `addresses`: ran twice on one file; the second run reopened the first \
+             one's 2 entries\n  stripped release example binary: {} bytes ({} KiB)\n",
             self.triple,
             self.what,
             self.qemu_version(),
@@ -200,8 +206,9 @@ impl Target {
     }
 
     /// Builds the address-book example in release mode, strips a copy, and runs it twice
-    /// under qemu on a fresh file; returns the stripped size and what the runs showed.
-    fn example(&self) -> Result<(u64, String)> {
+    /// under qemu on a fresh file (the second run must find the first one's entries);
+    /// returns the stripped size.
+    fn example(&self) -> Result<u64> {
         crate::run(self.cargo().args([
             "build",
             "--release",
@@ -228,15 +235,16 @@ impl Target {
             .map_err(|e| format!("cannot read {}: {e}", stripped.display()))?
             .len();
 
-        let book = release.join("pi-addresses.json");
-        for leftover in [book.clone(), release.join(".pi-addresses.json.enduro-lock")] {
-            match std::fs::remove_file(&leftover) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(format!("cannot remove {}: {e}", leftover.display()));
-                }
-                _ => {}
+        // A fresh directory, so that nothing of an earlier run (the file, its sidecars) is
+        // found.
+        let dir = release.join("pi-example");
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot remove {}: {e}", dir.display()));
             }
+            _ => {}
         }
+        let book = dir.join("addresses.json");
         for (run, expected) in [(1, "(0 entries on opening)"), (2, "(2 entries on opening)")] {
             let out = Command::new(self.qemu)
                 .env("QEMU_LD_PREFIX", self.libraries())
@@ -254,10 +262,7 @@ impl Target {
                 ));
             }
         }
-        Ok((
-            size,
-            "ran twice on one file; the second run reopened the first one's 2 entries".into(),
-        ))
+        Ok(size)
     }
 
     /// Runs enduro-file's unit and integration tests (not the doctests) for this target;
