@@ -117,6 +117,33 @@ pub fn names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The lines of `strace -f -o FILE` output with each call that strace split in two (`TID
+/// name(args <unfinished ...>`, then, after other threads' lines, `TID <... name
+/// resumed>rest`) joined into one line at the place where it started. Under qemu-user the
+/// emulator's own threads split calls often, and a call killed by an injected signal may
+/// show up only as such a pair.
+pub fn unsplit(trace: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut open: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for line in trace.lines() {
+        let tracee = tracee_of(line);
+        let call = call_of(line);
+        if let Some(start) = line.strip_suffix(" <unfinished ...>") {
+            open.insert(tracee.to_owned(), lines.len());
+            lines.push(start.to_owned());
+        } else if let Some(rest) = call.strip_prefix("<... ") {
+            let rest = rest.split_once(" resumed>").map_or(rest, |(_, rest)| rest);
+            match open.remove(tracee) {
+                Some(at) => lines[at].push_str(rest),
+                None => lines.push(line.to_owned()),
+            }
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    lines
+}
+
 /// The tracee (thread id) of a line of `strace -f -o FILE`: `TID name(args) = ret`.
 pub fn tracee_of(line: &str) -> &str {
     line.split_once(' ').map_or("", |(tid, _)| tid)
