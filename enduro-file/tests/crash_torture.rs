@@ -562,21 +562,25 @@ fn calls_that_strace_split_between_threads_are_joined() {
     );
 }
 
-/// Finds in a trace which call of which syscall `point` is: `(syscall, n, line)`, for
-/// strace's `inject=syscall:when=n` (n counted in the calling thread), and its place among
-/// the trace's calls.
-fn locate(trace: &str, point: &CrashPoint) -> (String, usize, usize) {
-    // Calls only (the trace has split calls joined): not strace's `--- SIGNAL ---` and
-    // `+++ exited +++` lines. Matched at the start of the call, since a call's arguments may
-    // hold anything (under qemu-user, the emulated /proc/self/maps that it writes, `---p`
-    // included).
-    let calls: Vec<&str> = trace
+/// The calls of a trace (whose split calls [`traced_worker`] joined): not strace's own
+/// `--- SIGNAL ---` and `+++ exited +++` lines. Matched at the start of the call, since a
+/// call's arguments may hold anything (under qemu-user, the emulated /proc/self/maps that
+/// it writes, `---p` included).
+fn calls(trace: &str) -> Vec<&str> {
+    trace
         .lines()
         .filter(|l| {
             let call = call_of(l);
             !call.starts_with("+++") && !call.starts_with("---")
         })
-        .collect();
+        .collect()
+}
+
+/// Finds in a trace which call of which syscall `point` is: `(syscall, n, line)`, for
+/// strace's `inject=syscall:when=n` (n counted in the calling thread), and its place among
+/// the trace's calls.
+fn locate(trace: &str, point: &CrashPoint) -> (String, usize, usize) {
+    let calls = calls(trace);
     let start = calls
         .iter()
         .position(|l| (point.starts)(l))
@@ -720,10 +724,7 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
             let killed = traced_worker(dir.path(), &worker_args, Some((&syscall, n)));
             // The call the signal cut short ends in `= ?`, as do the calls other threads
             // (qemu-user's own) were blocked in; it must be the last call of its thread.
-            let calls: Vec<&str> = killed
-                .lines()
-                .filter(|l| !call_of(l).starts_with("+++") && !call_of(l).starts_with("---"))
-                .collect();
+            let calls = calls(&killed);
             let hit = calls.iter().enumerate().any(|(i, l)| {
                 syscall_of(l) == syscall
                     && (point.pick)(l)

@@ -40,6 +40,7 @@
 //! Every mode stops by itself: the loops are bounded and a closed pipe ends the torture.
 //! The exit code is 0 on success, 1 with a message on stderr otherwise.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::process::Command;
@@ -101,12 +102,15 @@ pub fn exe() -> std::path::PathBuf {
 /// binary directly. Unset or empty: the binary runs directly.
 pub const RUNNER_VAR: &str = "ENDURO_TEST_RUNNER";
 
-/// The runner from [`RUNNER_VAR`], split on whitespace; empty when there is none.
-fn runner() -> Vec<String> {
-    std::env::var(RUNNER_VAR)
-        .unwrap_or_default()
+/// What starts the worker: the runner from [`RUNNER_VAR`] (split on whitespace), if
+/// there is one, then this test binary and the arguments that select its `worker` test.
+fn invocation() -> Vec<OsString> {
+    let runner = std::env::var(RUNNER_VAR).unwrap_or_default();
+    runner
         .split_whitespace()
-        .map(str::to_owned)
+        .map(OsString::from)
+        .chain([exe().into_os_string()])
+        .chain(HARNESS_ARGS.iter().map(OsString::from))
         .collect()
 }
 
@@ -115,25 +119,17 @@ fn runner() -> Vec<String> {
 /// that select its `worker` test, and passes `args` in [`ARGS_VAR`]. Each test file that
 /// uses it has `#[test] fn worker() { common::worker::entry() }`.
 pub fn run_under<'a>(command: &'a mut Command, args: &[&str]) -> &'a mut Command {
-    command
-        .args(runner())
-        .arg(exe())
-        .args(HARNESS_ARGS)
-        .env(ARGS_VAR, args.join("\n"))
+    command.args(invocation()).env(ARGS_VAR, args.join("\n"))
 }
 
 /// A command that runs the worker with `args` (through the runner, if there is one).
 pub fn command(args: &[&str]) -> Command {
-    let runner = runner();
-    let mut command = match runner.split_first() {
-        Some((program, options)) => {
-            let mut command = Command::new(program);
-            command.args(options).arg(exe());
-            command
-        }
-        None => Command::new(exe()),
-    };
-    command.args(HARNESS_ARGS).env(ARGS_VAR, args.join("\n"));
+    let invocation = invocation();
+    let (program, rest) = invocation
+        .split_first()
+        .expect("an invocation names at least the test binary");
+    let mut command = Command::new(program);
+    command.args(rest).env(ARGS_VAR, args.join("\n"));
     command
 }
 
