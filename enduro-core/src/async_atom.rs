@@ -4,18 +4,20 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 
-use tokio::sync::Notify;
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, Result};
+use crate::live::{self, Pending};
 use crate::options::{self, Options, Validation};
 use crate::protocol::{
     After, Answer, Call, Exclusive, Group, Input, Mode, Next, Step, StoreCalls, Stored, Txn,
 };
 use crate::state::{Core, Opening, Outcome, Refusal, encode, lock, panic_message, validate_with};
-use crate::store::{Committed, Observed, Snapshot, Version};
+use crate::store::{Committed, Nudge, Observed, Snapshot, Subscription, Version, cannot_follow};
 use crate::value::Value;
 
 /// A boxed future that is `Send`, as [`AsyncStore`] methods return.
@@ -87,6 +89,13 @@ pub trait AsyncStore: Send + Sync + 'static {
     fn cheap_check(&self) -> bool {
         false
     }
+    /// Starts calling `nudge` whenever the resource may have changed; see
+    /// [`Store::follow`](crate::Store::follow). The default fails: this store's atoms
+    /// cannot be live.
+    fn follow(&self, nudge: Nudge) -> Result<Subscription> {
+        let _ = nudge;
+        Err(cannot_follow(self.resource()))
+    }
 }
 
 /// The async twin of [`Atom`](crate::Atom): same semantics, same method names; the ones
@@ -127,6 +136,9 @@ struct Inner<T> {
     flight: Mutex<Option<Flight>>,
     /// Wakes every waiter when the flight can make progress.
     wake_all: Arc<WakeAll>,
+    /// A live atom's merged nudges, and what keeps its store following the resource.
+    pending: Arc<Pending>,
+    following: OnceLock<Subscription>,
 }
 
 /// A batch's store calls in progress.
@@ -193,17 +205,79 @@ impl<T: Value> AsyncAtom<T> {
                 }
             }
         };
+        let live = options.live;
         let group = Group::new();
         let wake_all = Arc::new(WakeAll(Arc::clone(group.notifier())));
-        Ok(AsyncAtom {
+        let atom = AsyncAtom {
             inner: Arc::new(Inner {
                 core: Core::new(resource, options, Arc::new(value), version),
                 store: Arc::new(store),
                 group,
                 flight: Mutex::new(None),
                 wake_all,
+                pending: Pending::new(),
+                following: OnceLock::new(),
             }),
-        })
+        };
+        if live {
+            atom.follow()?;
+        }
+        Ok(atom)
+    }
+
+    /// Makes the atom live: its store nudges it when the resource changes, and a task on
+    /// the runtime that opened it refreshes it. One catch-up right away covers what was
+    /// committed between the load and the start of following.
+    fn follow(&self) -> Result<()> {
+        let inner = &self.inner;
+        let runtime = Handle::try_current().map_err(|_| {
+            Error::backend(
+                inner.core.resource(),
+                "a live async atom must be opened inside a tokio runtime, which its \
+                 catch-ups run on",
+                None,
+            )
+        })?;
+        let me = Arc::downgrade(inner);
+        let nudge = live::nudge(Arc::clone(&inner.pending), move || {
+            let me = me.clone();
+            runtime.spawn(async move {
+                let Some(inner) = me.upgrade() else { return };
+                let (core, pending) = (&inner.core, &inner.pending);
+                if core.is_released() || !pending.take(core.current().1) {
+                    return;
+                }
+                // An error leaves the atom as it was; the next change or refresh reports it.
+                let _ = AsyncAtom { inner }.refresh().await;
+            });
+        });
+        let subscription = inner.store.follow(nudge.clone())?;
+        let _ = inner.following.set(subscription);
+        nudge.changed();
+        Ok(())
+    }
+
+    /// A receiver of the atom's value, to await its changes: it holds the current value
+    /// and is marked changed after each committed transition (this atom's, and for a
+    /// [live](crate::Options::live) atom, other writers'), once its watches have seen it.
+    /// A receiver that falls behind sees the latest value, not every one in between;
+    /// use a watch ([`add_watch`](AsyncAtom::add_watch)) to see each transition.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let atom = enduro::AsyncAtom::open(enduro::testing::Inline(enduro::MemStore::new()), 1i32, Default::default()).await?;
+    /// let mut changes = atom.changes();
+    /// let waiter = async move {
+    ///     changes.changed().await.expect("the atom is alive");
+    ///     **changes.borrow_and_update()
+    /// };
+    /// atom.swap(|n| n + 1).await?;
+    /// assert_eq!(waiter.await, 2);
+    /// # Ok::<(), enduro::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn changes(&self) -> watch::Receiver<Arc<T>> {
+        self.inner.core.changes()
     }
 
     /// The last committed value this atom knows.

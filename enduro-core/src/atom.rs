@@ -1,14 +1,15 @@
 //! The blocking driver: [`Atom`], the handle users hold.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::background::Background;
 use crate::error::{Error, Result};
+use crate::live::{self, CatchUp, Follower, Pending};
 use crate::options::{self, CommitMode, Options, Validation};
 use crate::protocol::{Exclusive, Group, Input, Mode, Step, Txn, call_blocking};
 use crate::state::{Core, Opening, Outcome, Refusal, encode, lock, validate_with};
-use crate::store::{Committed, Store, Version};
+use crate::store::{Committed, Store, Subscription, Version};
 use crate::value::Value;
 
 /// A durable atom: one value of type `T`, kept in a [`Store`], changed only by pure
@@ -42,6 +43,9 @@ struct Inner<T> {
     group: Group<T>,
     /// In [`CommitMode::Background`]: the committer, and the lock that orders changes.
     background: Option<(Background<T>, Mutex<()>)>,
+    /// A live atom's merged nudges, and what keeps its store following the resource.
+    pending: Arc<Pending>,
+    following: OnceLock<Subscription>,
 }
 
 impl<T> Clone for Atom<T> {
@@ -91,7 +95,7 @@ impl<T: Value> Atom<T> {
                 }
             }
         };
-        let mode = options.mode;
+        let (mode, live) = (options.mode, options.live);
         let core = Arc::new(Core::new(resource, options, Arc::new(value), version));
         let store: Arc<dyn Store> = Arc::new(store);
         let background = match mode {
@@ -101,14 +105,37 @@ impl<T: Value> Atom<T> {
                 Mutex::new(()),
             )),
         };
-        Ok(Atom {
+        let atom = Atom {
             inner: Arc::new(Inner {
                 core,
                 store,
                 group: Group::new(),
                 background,
+                pending: Pending::new(),
+                following: OnceLock::new(),
             }),
-        })
+        };
+        if live {
+            atom.follow()?;
+        }
+        Ok(atom)
+    }
+
+    /// Makes the atom live: its store nudges it when the resource changes, and the
+    /// process's follower thread refreshes it. One catch-up right away covers what was
+    /// committed between the load and the start of following.
+    fn follow(&self) -> Result<()> {
+        let inner = &self.inner;
+        let follower = Follower::get(inner.core.resource())?;
+        let me: std::sync::Weak<dyn CatchUp> =
+            Arc::downgrade(&(Arc::clone(inner) as Arc<dyn CatchUp>));
+        let nudge = live::nudge(Arc::clone(&inner.pending), move || {
+            follower.schedule(me.clone())
+        });
+        let subscription = inner.store.follow(nudge.clone())?;
+        let _ = inner.following.set(subscription);
+        nudge.changed();
+        Ok(())
     }
 
     /// The last committed value this atom knows. Never blocks on storage; see
@@ -270,7 +297,7 @@ impl<T: Value> Atom<T> {
     /// key replaces the old one. A watch that panics is skipped; the commit stands.
     ///
     /// ```
-    /// use std::sync::{Arc, Mutex};
+    /// use std::sync::{Arc, Mutex, OnceLock};
     /// # let atom = enduro::mem_atom(1);
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let log = Arc::clone(&seen);
@@ -396,6 +423,7 @@ impl<T: Value> Atom<T> {
             store,
             group,
             background,
+            ..
         } = &*self.inner;
         core.refuse_reentry("release")?;
         let _ordered = background.as_ref().map(|(committer, order)| {
@@ -462,6 +490,7 @@ impl<T: Value> Atom<T> {
             store,
             group,
             background,
+            ..
         } = &*self.inner;
         core.refuse_reentry(call)?;
         if let (Some((committer, order)), false) = (background, refresh) {
@@ -533,5 +562,17 @@ impl<T: Value> Atom<T> {
     /// ```
     pub fn version(&self) -> Version {
         self.inner.core.current().1
+    }
+}
+
+impl<T: Value> CatchUp for Inner<T> {
+    /// Refreshes when the nudges since the last catch-up ask for it. An error (a value
+    /// that does not decode, a lost connection) leaves the atom as it was; the next
+    /// change or refresh reports it.
+    fn catch_up(self: Arc<Self>) {
+        if self.core.is_released() || !self.pending.take(self.core.current().1) {
+            return;
+        }
+        let _ = Atom { inner: self }.refresh();
     }
 }

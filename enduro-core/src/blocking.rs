@@ -256,6 +256,10 @@ impl<S: AsyncStore> Store for Blocking<S> {
     fn cheap_check(&self) -> bool {
         self.store.cheap_check()
     }
+
+    fn follow(&self, nudge: crate::store::Nudge) -> Result<crate::store::Subscription> {
+        self.store.follow(nudge)
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub mod conformance;
 mod error;
 #[cfg(any(test, feature = "conformance"))]
 mod lazy_deep;
+mod live;
+#[cfg(feature = "async")]
+mod off_thread;
 mod options;
 mod protocol;
 mod reentry;
@@ -55,6 +58,8 @@ pub use atom::Atom;
 pub use blocking::Blocking;
 pub use codec::{Codec, Json};
 pub use error::{CodecError, Error, Result};
+#[cfg(feature = "async")]
+pub use off_thread::OffThread;
 pub use options::{CommitMode, Options, Validation, Validator};
-pub use store::{Committed, Encoder, Observed, Snapshot, Store, Version};
+pub use store::{Committed, Encoder, Nudge, Observed, Snapshot, Store, Subscription, Version};
 pub use value::Value;

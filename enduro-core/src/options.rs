@@ -100,6 +100,7 @@ pub struct Options<T> {
     pretty: Option<bool>,
     pub(crate) validator: Option<Validator<T>>,
     pub(crate) mode: CommitMode,
+    pub(crate) live: bool,
 }
 
 impl<T: Value> Options<T> {
@@ -111,6 +112,7 @@ impl<T: Value> Options<T> {
             pretty: None,
             validator: None,
             mode: CommitMode::Durable,
+            live: false,
         }
     }
 
@@ -197,6 +199,31 @@ impl<T: Value> Options<T> {
         self.mode = mode;
         self
     }
+
+    /// With `true`, the atom follows other writers' commits by itself: its store nudges
+    /// it when the resource changes (see [`Store::follow`](crate::Store::follow)) and it
+    /// refreshes soon after, so [`deref`](crate::Atom::deref) and the watches see them
+    /// without a call to `refresh`. Opening fails if the store cannot follow.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use enduro::{Atom, MemStore, Options};
+    ///
+    /// let cell = Arc::new(MemStore::new());
+    /// let live = Atom::open(Arc::clone(&cell), 0, Options::new().live(true))?;
+    /// let other = Atom::open(Arc::clone(&cell), 0, Options::new())?;
+    /// other.swap(|n| n + 1)?;
+    /// # let start = std::time::Instant::now();
+    /// while *live.deref() != 1 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// #   assert!(start.elapsed().as_secs() < 60);
+    /// }
+    /// # Ok::<(), enduro::Error>(())
+    /// ```
+    pub fn live(mut self, live: bool) -> Self {
+        self.live = live;
+        self
+    }
 }
 
 impl<T> Options<T> {
@@ -208,6 +235,12 @@ impl<T> Options<T> {
     /// The commit mode.
     pub fn mode(&self) -> CommitMode {
         self.mode
+    }
+
+    /// Whether the atom follows other writers' commits by itself; see
+    /// [`live`](Options::live).
+    pub fn is_live(&self) -> bool {
+        self.live
     }
 
     /// Whether a validator is set.
@@ -230,6 +263,7 @@ impl<T> Clone for Options<T> {
             pretty: self.pretty,
             validator: self.validator.clone(),
             mode: self.mode,
+            live: self.live,
         }
     }
 }
@@ -241,6 +275,7 @@ impl<T> fmt::Debug for Options<T> {
             .field("pretty", &self.pretty)
             .field("validator", &self.validator.is_some())
             .field("mode", &self.mode)
+            .field("live", &self.live)
             .finish()
     }
 }

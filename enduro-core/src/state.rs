@@ -98,6 +98,10 @@ pub(crate) struct Core<T> {
     events: Mutex<VecDeque<(Arc<T>, Arc<T>)>>,
     /// Held by the one thread delivering events, so that watches see them in order.
     delivering: Mutex<()>,
+    /// The value for async code awaiting changes, updated as the watches are shown each
+    /// transition.
+    #[cfg(feature = "async")]
+    changes: tokio::sync::watch::Sender<Arc<T>>,
 }
 
 impl<T: Value> Core<T> {
@@ -137,6 +141,8 @@ impl<T: Value> Core<T> {
         Core {
             resource,
             codec: options.codec,
+            #[cfg(feature = "async")]
+            changes: tokio::sync::watch::Sender::new(Arc::clone(&value)),
             current: RwLock::new(Current { value, version }),
             validator: RwLock::new(options.validator),
             watches: RwLock::new(Vec::new()),
@@ -280,12 +286,20 @@ impl<T: Value> Core<T> {
                 for watch in watches {
                     let _ = catch_unwind(AssertUnwindSafe(|| watch(&old, &new)));
                 }
+                #[cfg(feature = "async")]
+                self.changes.send_replace(new);
             }
             drop(_delivering);
             if lock(&self.events).is_empty() {
                 return;
             }
         }
+    }
+
+    /// A receiver of the value, marked changed after each transition is delivered.
+    #[cfg(feature = "async")]
+    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<Arc<T>> {
+        self.changes.subscribe()
     }
 
     pub(crate) fn add_watch(&self, key: String, watch: Watch<T>) {

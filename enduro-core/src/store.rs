@@ -1,8 +1,10 @@
 //! What a backend implements: moving bytes and versions, nothing more.
 
+use std::fmt;
 use std::io::Write;
+use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Which committed state of a resource a value came from.
 ///
@@ -95,6 +97,93 @@ pub enum Committed {
 /// encoded; the store then returns that error as it is and stores nothing.
 pub type Encoder<'a> = &'a mut dyn FnMut(&mut dyn Write) -> Result<()>;
 
+/// How a store tells a live atom that its resource may have changed: the store calls
+/// [`changed`](Nudge::changed) (or [`changed_to`](Nudge::changed_to), when it knows the
+/// new version) and the atom catches up soon after, off the caller's thread, as
+/// [`refresh`](crate::Atom::refresh) would. Nudges are cheap, never block and may be
+/// spurious; bursts of them are merged into one catch-up.
+///
+/// The atom makes its nudge and hands it to [`Store::follow`]; a store of your own only
+/// keeps it and calls it. Tests may make one with [`Nudge::new`].
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use enduro::store::Nudge;
+///
+/// let seen = Arc::new(AtomicUsize::new(0));
+/// let nudge = {
+///     let seen = Arc::clone(&seen);
+///     Nudge::new(move |_version| { seen.fetch_add(1, Ordering::Relaxed); })
+/// };
+/// nudge.changed();
+/// nudge.changed_to(enduro::Version::new(3, 1));
+/// assert_eq!(seen.load(Ordering::Relaxed), 2);
+/// ```
+#[derive(Clone)]
+pub struct Nudge(Arc<dyn Fn(Option<Version>) + Send + Sync>);
+
+impl Nudge {
+    /// A nudge that calls `react` with the version the resource is known to be at now,
+    /// when the store knows it.
+    pub fn new(react: impl Fn(Option<Version>) + Send + Sync + 'static) -> Self {
+        Nudge(Arc::new(react))
+    }
+
+    /// The resource may have changed: the atom checks it.
+    pub fn changed(&self) {
+        (self.0)(None);
+    }
+
+    /// The resource changed to `version`: an atom already at it does nothing.
+    pub fn changed_to(&self, version: Version) {
+        (self.0)(Some(version));
+    }
+}
+
+impl fmt::Debug for Nudge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Nudge")
+    }
+}
+
+/// Keeps a store following its resource for one live atom (see [`Store::follow`]);
+/// dropping it stops the nudges and frees what the following held (a watch, a
+/// listener), once no other atom needs it.
+///
+/// ```
+/// use enduro::store::Subscription;
+///
+/// struct Unwatch; // would remove a watch in its `Drop`
+/// let subscription = Subscription::new(Unwatch);
+/// drop(subscription);
+/// ```
+pub struct Subscription(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Subscription {
+    /// A subscription that drops `guard` when it ends.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Subscription(Box::new(guard))
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+/// The error of a store that cannot follow its resource: live atoms need
+/// [`Store::follow`].
+pub(crate) fn cannot_follow(resource: String) -> Error {
+    Error::backend(
+        resource,
+        "this store cannot follow other writers' commits, so the atom cannot be live; \
+         open it without `live(true)` and call `refresh()` to pick up other writers' commits",
+        None,
+    )
+}
+
 /// A blocking backend: one resource (a file, a database row, a memory cell) holding one
 /// encoded value and its [`Version`].
 ///
@@ -144,6 +233,14 @@ pub type Encoder<'a> = &'a mut dyn FnMut(&mut dyn Write) -> Result<()>;
 /// The atom never runs two commits of one store value at the same time, but other atoms,
 /// handles and processes on the same resource may: the compare-and-set is what keeps them
 /// apart.
+///
+/// **Following** (for live atoms; optional). [`follow`](Store::follow) keeps `nudge` and
+/// calls it whenever the resource may have changed — committed to or released by any
+/// handle, in this process or another — until the returned [`Subscription`] drops. A
+/// nudge may be spurious, and late, but a change must not go unnoticed: a store that
+/// loses sight of its resource for a while (a lost connection) nudges once when it sees
+/// it again. It never blocks nor calls the store from inside a nudge. The default
+/// refuses: such a store's atoms cannot be live.
 ///
 /// **Names.** [`resource`](Store::resource) names the resource for error messages and
 /// never includes a password.
@@ -224,6 +321,14 @@ pub trait Store: Send + Sync + 'static {
     fn cheap_check(&self) -> bool {
         false
     }
+
+    /// Starts calling `nudge` whenever the resource may have changed, until the returned
+    /// [`Subscription`] drops; see the contract above. The default fails: this store's
+    /// atoms cannot be live.
+    fn follow(&self, nudge: Nudge) -> Result<Subscription> {
+        let _ = nudge;
+        Err(cannot_follow(self.resource()))
+    }
 }
 
 /// Stores behind a pointer are stores: `Arc<S>` lets several atoms (in tests, say) open
@@ -248,6 +353,9 @@ macro_rules! forward_store {
             }
             fn cheap_check(&self) -> bool {
                 (**self).cheap_check()
+            }
+            fn follow(&self, nudge: Nudge) -> Result<Subscription> {
+                (**self).follow(nudge)
             }
         }
     };

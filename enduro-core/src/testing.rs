@@ -244,6 +244,9 @@ impl<S: Store> Store for FaultyStore<S> {
     fn cheap_check(&self) -> bool {
         self.inner.cheap_check()
     }
+    fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
+        self.inner.follow(nudge)
+    }
 }
 
 /// The async twin of [`FaultyStore`]: wraps an [`AsyncStore`](crate::AsyncStore) and fails
@@ -297,6 +300,9 @@ impl<S: crate::AsyncStore> crate::AsyncStore for FaultyAsyncStore<S> {
     fn cheap_check(&self) -> bool {
         self.inner.cheap_check()
     }
+    fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
+        self.inner.follow(nudge)
+    }
 }
 
 /// Runs a blocking [`Store`] as an [`AsyncStore`](crate::AsyncStore), inline: for tests
@@ -346,5 +352,8 @@ impl<S: Store> crate::AsyncStore for Inline<S> {
     }
     fn cheap_check(&self) -> bool {
         self.0.cheap_check()
+    }
+    fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
+        self.0.follow(nudge)
     }
 }

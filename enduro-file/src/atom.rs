@@ -29,6 +29,29 @@ pub fn file_atom<T: Value>(init: T, path: impl AsRef<Path>) -> Result<Atom<T>> {
     FileAtom::builder(path).open(init)
 }
 
+/// Opens an async file atom at `path`, as [`file_atom`] opens a blocking one: an
+/// [`AsyncAtom`](enduro_core::AsyncAtom) whose every file-system call (opening, waiting for
+/// another process's lock, writing, fsync) runs on tokio's blocking thread pool, never on
+/// the runtime's own threads. Call it inside a tokio runtime. Feature `async`.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+/// let hits = enduro::file_atom_async(0u64, dir.join("hits.json")).await?;
+/// hits.swap(|n| n + 1).await?;
+/// assert_eq!(std::fs::read_to_string(dir.join("hits.json"))?, "1");
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[cfg(feature = "async")]
+pub async fn file_atom_async<T: Value>(
+    init: T,
+    path: impl AsRef<Path>,
+) -> Result<enduro_core::AsyncAtom<T>> {
+    FileAtom::builder(path).open_async(init).await
+}
+
 /// Builds file atoms with options: codec, pretty JSON, validator, commit mode, pending
 /// dir, lock timeout. Every order of the setters gives the same atom.
 ///
@@ -207,6 +230,84 @@ impl<T: Value> FileAtom<T> {
     pub fn open(self, init: T) -> Result<Atom<T>> {
         let options = self.options.resolved(&self.store.resource())?;
         Atom::open(self.store.open()?, init, options)
+    }
+
+    /// Makes the atom follow other processes' commits by itself (with `true`): one
+    /// file-system watcher per process (inotify on Linux) watches the data file's
+    /// directory, and a commit by another process (or a hand edit, or a removal) reaches
+    /// [`deref`](Atom::deref) and the watches soon after, without a call to
+    /// [`refresh`](Atom::refresh). Several commits in quick succession may reach the
+    /// watches as one merged transition (`old` the value before them, `new` the latest).
+    /// Blocking atoms catch up on one follower thread per process; async atoms on their
+    /// runtime. Dropping the last live atom stops both. Feature `live`.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let path = dir.join("n.json");
+    /// let live = enduro::FileAtom::builder(&path).live(true).open(0u32)?;
+    /// let other = enduro::file_atom(0u32, &path)?; // as another process would
+    /// other.reset(7)?;
+    /// # let start = std::time::Instant::now();
+    /// while *live.deref() != 7 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// #   assert!(start.elapsed().as_secs() < 60);
+    /// }
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "live")]
+    pub fn live(mut self, live: bool) -> Self {
+        self.options = self.options.live(live);
+        self
+    }
+
+    /// Opens the atom as an [`AsyncAtom`](enduro_core::AsyncAtom): every file-system call
+    /// (opening, waiting for another process's lock, writing, fsync) runs on the blocking
+    /// thread pool of the current tokio runtime, so a current-thread runtime keeps serving
+    /// while another process holds the lock. A swap whose future is dropped leaves no half
+    /// commit and no held lock: the call it started runs to its end on its pool thread.
+    /// Call it inside a tokio runtime. [`CommitMode::Background`] is refused. Feature
+    /// `async`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let atom = enduro::FileAtom::builder(dir.join("n.json"))
+    ///     .validator(|n: &u32| *n < 10)
+    ///     .open_async(1)
+    ///     .await?;
+    /// assert_eq!(*atom.swap(|n| n + 1).await?, 2);
+    /// assert!(atom.reset(10).await.is_err());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn open_async(self, init: T) -> Result<enduro_core::AsyncAtom<T>> {
+        let resource = self.store.resource();
+        let options = self.options.resolved(&resource)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            enduro_core::Error::backend(
+                resource.clone(),
+                "open_async must be called inside a tokio runtime, whose blocking thread \
+                 pool runs the file-system calls",
+                None,
+            )
+        })?;
+        let builder = self.store;
+        // Opening creates directories and may wait for another process's lock.
+        let store = match runtime.spawn_blocking(move || builder.open()).await {
+            Ok(opened) => opened?,
+            Err(e) => {
+                return Err(enduro_core::Error::backend(
+                    resource,
+                    format!("opening the file store did not finish: {e}"),
+                    None,
+                ));
+            }
+        };
+        let store = enduro_core::OffThread::with_runtime(store, runtime);
+        enduro_core::AsyncAtom::open(store, init, options).await
     }
 }
 

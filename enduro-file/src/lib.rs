@@ -42,6 +42,8 @@ compile_error!(
 
 #[cfg(unix)]
 mod atom;
+#[cfg(all(unix, feature = "live"))]
+mod live;
 #[cfg(unix)]
 mod lock;
 #[cfg(unix)]
@@ -51,6 +53,8 @@ mod replace;
 #[cfg(unix)]
 mod store;
 
+#[cfg(all(unix, feature = "async"))]
+pub use atom::file_atom_async;
 #[cfg(unix)]
 pub use atom::{FileAtom, file_atom};
 #[cfg(unix)]

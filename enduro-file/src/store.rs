@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use enduro_core::{Committed, Encoder, Error, Observed, Result, Snapshot, Store, Version};
+use enduro_core::{
+    Committed, Encoder, Error, Nudge, Observed, Result, Snapshot, Store, Subscription, Version,
+};
 
 use crate::lock::{Header, Held, LockFile, new_incarnation};
 use crate::path::{Layout, check_regular, fnv1a};
@@ -578,5 +580,26 @@ impl Store for FileStore {
     /// A check reads the lock file's header and the data file's metadata: cheap.
     fn cheap_check(&self) -> bool {
         true
+    }
+
+    /// Watches the data file's directory (one watcher per process, shared by every live
+    /// atom): a commit renaming a new file over the data file, a write to it in place, or
+    /// its removal nudges the atom. Needs the `live` feature.
+    fn follow(&self, nudge: Nudge) -> Result<Subscription> {
+        #[cfg(feature = "live")]
+        {
+            crate::live::follow(&self.resource, &self.layout.target, &self.layout.dir, nudge)
+        }
+        #[cfg(not(feature = "live"))]
+        {
+            let _ = nudge;
+            Err(Error::backend(
+                self.resource.clone(),
+                "a live file atom needs enduro's `live` feature (enduro-file's `live`), \
+                 which watches the data file's directory; turn it on, or open the atom \
+                 without `live(true)` and call `refresh()`",
+                None,
+            ))
+        }
     }
 }

@@ -1,10 +1,18 @@
-//! The conformance kit against file atoms: the blocking suite, and the async suite on the
-//! same stores run inline.
+//! The conformance kit against file atoms: the blocking suite, and the async suite twice:
+//! on stores run inline, and through `OffThread` as async file atoms run them (each call
+//! on the runtime's blocking pool).
 
 mod common;
 
 use common::FileBackend;
-use enduro_core::conformance::InlineBackend;
+use enduro_core::conformance::{InlineBackend, OffThreadBackend};
 
 enduro_core::conformance!(FileBackend::new());
 enduro_core::async_conformance!(InlineBackend(FileBackend::new()));
+
+/// The async suite as async file atoms run (`FileAtom::open_async`).
+mod off_thread {
+    use super::*;
+
+    enduro_core::async_conformance!(OffThreadBackend(FileBackend::new()));
+}

@@ -11,10 +11,11 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use enduro_core::{
-    Atom, Committed, Encoder, Error, Observed, Options, Result, Snapshot, Store, Value, Version,
+    Atom, Committed, Encoder, Error, Nudge, Observed, Options, Result, Snapshot, Store,
+    Subscription, Value, Version,
 };
 
 /// A store that keeps the encoded value in memory.
@@ -34,6 +35,29 @@ use enduro_core::{
 #[derive(Debug, Default)]
 pub struct MemStore {
     cell: Mutex<Cell>,
+    /// The nudges of the live atoms on this cell, by subscription number.
+    followers: Arc<Mutex<Followers>>,
+}
+
+#[derive(Debug, Default)]
+struct Followers {
+    next: u64,
+    nudges: Vec<(u64, Nudge)>,
+}
+
+/// Removes a live atom's nudge from its cell when the atom goes away.
+struct Unfollow(std::sync::Weak<Mutex<Followers>>, u64);
+
+impl Drop for Unfollow {
+    fn drop(&mut self) {
+        if let Some(followers) = self.0.upgrade() {
+            lock(&followers).nudges.retain(|(id, _)| *id != self.1);
+        }
+    }
+}
+
+fn lock<G>(m: &Mutex<G>) -> MutexGuard<'_, G> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The value and the counters that keep versions unique.
@@ -70,11 +94,27 @@ impl MemStore {
                 generation: 1,
                 incarnation: 1,
             }),
+            followers: Arc::default(),
         }
     }
 
     fn cell(&self) -> MutexGuard<'_, Cell> {
-        self.cell.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.cell)
+    }
+
+    /// Tells the live atoms on this cell that it changed, to `version` if it is known.
+    fn changed(&self, version: Option<Version>) {
+        let nudges: Vec<Nudge> = lock(&self.followers)
+            .nudges
+            .iter()
+            .map(|(_, nudge)| nudge.clone())
+            .collect();
+        for nudge in nudges {
+            match version {
+                Some(version) => nudge.changed_to(version),
+                None => nudge.changed(),
+            }
+        }
     }
 }
 
@@ -128,16 +168,32 @@ impl Store for MemStore {
         cell.generation += 1;
         let version = Version::new(cell.generation, incarnation);
         cell.snapshot = Some(Snapshot { bytes, version });
+        drop(cell);
+        self.changed(Some(version));
         Ok(Committed::Done(version))
     }
 
     fn release(&self) -> Result<()> {
         self.cell().snapshot = None;
+        self.changed(None);
         Ok(())
     }
 
     fn cheap_check(&self) -> bool {
         true
+    }
+
+    /// Every atom on the cell (shared through an `Arc`) can be live: each commit and
+    /// release nudges them.
+    fn follow(&self, nudge: Nudge) -> Result<Subscription> {
+        let mut followers = lock(&self.followers);
+        followers.next += 1;
+        let id = followers.next;
+        followers.nudges.push((id, nudge));
+        Ok(Subscription::new(Unfollow(
+            Arc::downgrade(&self.followers),
+            id,
+        )))
     }
 }
 

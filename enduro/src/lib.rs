@@ -29,7 +29,8 @@
 //! |-----------|---------|-------------------------------------------------------------------|
 //! | `file`    | yes     | [`file_atom`], `FileAtom`, `FileStore`; no async, no network      |
 //! | `mem`     | yes     | [`mem_atom`], `MemAtom`, `MemStore`                               |
-//! | `async`   | no      | `AsyncAtom`, `AsyncStore`, `BoxFuture`, `Blocking` (pulls tokio)  |
+//! | `async`   | no      | `AsyncAtom`, `AsyncStore`, `OffThread`, `Blocking`; with `file`, `file_atom_async` and `FileAtom::open_async` (pulls tokio) |
+//! | `live`    | no      | `FileAtom::live`: file atoms that follow other processes (pulls notify); PostgreSQL atoms are live without it |
 //! | `pg`      | no      | `postgresql_atom`, `postgresql_atom_async`, `PgAtom`; implies `async` |
 //! | `testing` | no      | `testing`: a fault-injecting store, for tests only                |
 #![deny(missing_docs)]
@@ -41,11 +42,13 @@
 )]
 
 #[cfg(feature = "async")]
-pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture};
+pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture, OffThread};
 pub use enduro_core::{
     Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validation, Validator,
     Value, Version,
 };
+#[cfg(all(feature = "file", feature = "async"))]
+pub use enduro_file::file_atom_async;
 #[cfg(feature = "file")]
 pub use enduro_file::{FileAtom, FileStore, FileStoreBuilder, file_atom};
 #[cfg(feature = "mem")]
@@ -65,8 +68,10 @@ pub mod store {
     /// `commit_mode`); see [`Options`](crate::Options).
     pub use enduro_core::option_setters;
     #[cfg(feature = "async")]
-    pub use enduro_core::{AsyncStore, Blocking, BoxFuture};
-    pub use enduro_core::{Committed, Encoder, Observed, Snapshot, Store, Version};
+    pub use enduro_core::{AsyncStore, Blocking, BoxFuture, OffThread};
+    pub use enduro_core::{
+        Committed, Encoder, Nudge, Observed, Snapshot, Store, Subscription, Version,
+    };
 }
 
 #[cfg(all(feature = "conformance", feature = "async"))]

@@ -1486,3 +1486,107 @@ fn refused_at_open<B: Backend, T: crate::Value>(b: &B, text: &str, init: T) {
         "left untouched"
     );
 }
+
+/// Waits until `done` (60 s at most, then fails the test saying `what`): for what a live
+/// atom does by itself, soon but not at once.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out (60 s) waiting until {what}"
+        );
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Checks a watch log is one chain (each `old` the previous `new`) from `from` to `to`,
+/// rising at each step: merged transitions are allowed, none missing or repeated.
+fn assert_rising_chain(seen: &[(u64, u64)], from: u64, to: u64) {
+    let mut at = from;
+    for (old, new) in seen {
+        assert_eq!(*old, at, "the watch chain breaks at {at}: {seen:?}");
+        assert!(new > old, "the watch chain does not rise at {at}: {seen:?}");
+        at = *new;
+    }
+    assert_eq!(at, to, "the watch chain ends at {at}, not {to}: {seen:?}");
+}
+
+/// A live atom follows another writer's commits with no `refresh`: its `deref` and its
+/// watches see them (bursts may be merged into one transition), and a release by the
+/// other writer releases it.
+pub fn a_live_atom_follows_other_writers_without_refresh<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let live = b
+        .open_with(&r, 0u64, Options::new().live(true))
+        .expect("a live atom opens");
+    let seen = recorder(&live);
+    let writer = b.open(&r, 0u64);
+    writer.swap(|n| n + 1).unwrap();
+    eventually("the live atom shows the first commit", || {
+        *live.deref() == 1
+    });
+    for _ in 0..20 {
+        writer.swap(|n| n + 1).unwrap();
+    }
+    eventually("the live atom shows the last commit", || {
+        *live.deref() == 21
+    });
+    eventually("the watches saw the last commit", || {
+        seen.lock().unwrap().last().map(|t| t.1) == Some(21)
+    });
+    assert_rising_chain(&seen.lock().unwrap(), 0, 21);
+    writer.release().unwrap();
+    eventually("the live atom is released", || live.is_released());
+    assert!(matches!(live.swap(|n| n + 1), Err(Error::Released)));
+}
+
+/// A live atom that swaps too, against another writer: both stay exact, and the live
+/// atom's watches see one unbroken chain of its own and the other's commits.
+pub fn a_live_atom_that_writes_too_stays_exact<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let live = b
+        .open_with(&r, 0u64, Options::new().live(true))
+        .expect("a live atom opens");
+    let seen = recorder(&live);
+    let writer = b.open(&r, 0u64);
+    thread::scope(|s| {
+        for atom in [&live, &writer] {
+            let atom = atom.clone();
+            s.spawn(move || {
+                for _ in 0..100 {
+                    atom.swap(|n| n + 1).unwrap();
+                }
+            });
+        }
+    });
+    eventually("the live atom shows every commit", || *live.deref() == 200);
+    eventually("the watches saw the last commit", || {
+        seen.lock().unwrap().last().map(|t| t.1) == Some(200)
+    });
+    assert_rising_chain(&seen.lock().unwrap(), 0, 200);
+    assert_eq!(stored_as::<_, u64>(b, &r), 200);
+}
+
+/// Many live atoms on many resources: each follows its own resource and only it, and
+/// dropping them all leaves the writers working.
+pub fn many_live_atoms_each_follow_their_own_resource<B: Backend>(b: &B) {
+    let resources: Vec<_> = (0..50).map(|_| b.fresh()).collect();
+    let live: Vec<Atom<u64>> = resources
+        .iter()
+        .map(|r| b.open_with(r, 0u64, Options::new().live(true)).unwrap())
+        .collect();
+    let writers: Vec<Atom<u64>> = resources.iter().map(|r| b.open(r, 0u64)).collect();
+    for (i, writer) in writers.iter().enumerate() {
+        writer.reset(i as u64 + 1).unwrap();
+    }
+    for (i, atom) in live.iter().enumerate() {
+        eventually("every live atom shows its own writer's value", || {
+            *atom.deref() == i as u64 + 1
+        });
+    }
+    drop(live);
+    for writer in &writers {
+        writer.swap(|n| n + 100).unwrap();
+    }
+}

@@ -62,7 +62,7 @@ pub mod blocking;
 pub mod nonblocking;
 
 #[cfg(feature = "async")]
-pub use nonblocking::{AsyncBackend, Gate, GatedStore, InlineBackend};
+pub use nonblocking::{AsyncBackend, Gate, GatedStore, InlineBackend, OffThreadBackend};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -221,6 +221,9 @@ macro_rules! conformance {
             some_of_null_is_refused,
             a_hundred_thousand_levels_are_refused_on_a_small_stack,
             a_deep_hand_written_value_is_a_decode_error,
+            a_live_atom_follows_other_writers_without_refresh,
+            a_live_atom_that_writes_too_stays_exact,
+            many_live_atoms_each_follow_their_own_resource,
         );
     };
     (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {
@@ -278,6 +281,8 @@ macro_rules! async_conformance {
             async_a_dropped_leader_never_makes_a_follower_apply_twice,
             async_an_orphaned_commit_is_settled_by_the_next_call,
             async_random_cancellation_never_applies_a_change_twice,
+            async_a_live_atom_follows_other_writers_without_refresh,
+            async_a_live_atom_that_writes_too_stays_exact,
         );
     };
     (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {

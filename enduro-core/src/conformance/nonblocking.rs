@@ -128,6 +128,38 @@ impl<B: Backend> AsyncBackend for InlineBackend<B> {
     }
 }
 
+/// Runs the async suite on a blocking [`Backend`] the way async atoms over blocking stores
+/// run in production: its stores run through [`OffThread`](crate::OffThread), each call on
+/// the runtime's blocking thread pool (as async file atoms do).
+///
+/// ```text
+/// enduro::async_conformance!(enduro::conformance::OffThreadBackend(FileBackend::new()));
+/// ```
+#[derive(Debug)]
+pub struct OffThreadBackend<B>(pub B);
+
+impl<B: Backend> AsyncBackend for OffThreadBackend<B> {
+    type Resource = B::Resource;
+    type Store = crate::OffThread<Box<dyn Store>>;
+
+    fn fresh(&self) -> B::Resource {
+        self.0.fresh()
+    }
+
+    fn store(&self, resource: &B::Resource) -> impl Future<Output = Result<Self::Store>> + Send {
+        std::future::ready(self.0.store(resource).and_then(crate::OffThread::new))
+    }
+
+    fn stored(&self, resource: &B::Resource) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        std::future::ready(self.0.stored(resource))
+    }
+
+    fn plant(&self, resource: &B::Resource, bytes: &[u8]) -> impl Future<Output = ()> + Send {
+        self.0.plant(resource, bytes);
+        std::future::ready(())
+    }
+}
+
 /// Decides when the commits of a [`GatedStore`] land: each commit, once it has started,
 /// waits for a permit. Shared between the store and the test.
 #[derive(Debug, Clone)]
@@ -205,6 +237,9 @@ impl<S: AsyncStore> AsyncStore for GatedStore<S> {
     }
     fn cheap_check(&self) -> bool {
         self.inner.cheap_check()
+    }
+    fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
+        self.inner.follow(nudge)
     }
 }
 
@@ -529,6 +564,9 @@ impl<S: AsyncStore> AsyncStore for SkipCheck<S> {
     }
     fn cheap_check(&self) -> bool {
         false
+    }
+    fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
+        self.0.follow(nudge)
     }
 }
 
@@ -955,4 +993,85 @@ pub async fn async_random_cancellation_never_applies_a_change_twice<B: AsyncBack
         assert_eq!(pair[0].1, pair[1].0, "transitions out of order: {pair:?}");
     }
     assert_eq!(chain.last().map(|t| t.1), Some(stored.len()));
+}
+
+/// Waits until `done` (60 s at most, then fails the test saying `what`): for what a live
+/// atom does by itself, soon but not at once.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out (60 s) waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A live async atom follows another writer's commits with no `refresh`: `deref`, the
+/// watches (one unbroken, rising chain; bursts may merge) and the receiver of
+/// [`changes`](AsyncAtom::changes) all see them; a release by the other writer releases
+/// it.
+pub async fn async_a_live_atom_follows_other_writers_without_refresh<B: AsyncBackend>(b: &B) {
+    let r = b.fresh();
+    let live = b
+        .open_with(&r, 0u64, Options::new().live(true))
+        .await
+        .expect("a live atom opens");
+    let seen = recorder(&live);
+    let mut changes = live.changes();
+    let writer = b.open(&r, 0u64).await;
+    for _ in 0..20 {
+        writer.swap(|n| n + 1).await.unwrap();
+    }
+    let last = in_time("the receiver of changes sees the last commit", async {
+        loop {
+            changes.changed().await.expect("the atom is alive");
+            let now = **changes.borrow_and_update();
+            if now == 20 {
+                return now;
+            }
+        }
+    })
+    .await;
+    assert_eq!(last, 20);
+    assert_eq!(*live.deref(), 20);
+    let log = seen.lock().unwrap().clone();
+    let mut at = 0;
+    for (old, new) in &log {
+        assert_eq!(*old, at, "the watch chain breaks at {at}: {log:?}");
+        assert!(new > old, "the watch chain does not rise at {at}: {log:?}");
+        at = *new;
+    }
+    assert_eq!(at, 20, "the watches did not see the last commit: {log:?}");
+    writer.release().await.unwrap();
+    eventually("the live atom is released", || live.is_released()).await;
+    assert!(matches!(live.swap(|n| n + 1).await, Err(Error::Released)));
+}
+
+/// A live async atom that swaps too, from many tasks, against another writer: all stay
+/// exact and the live atom ends at the last value without `refresh`.
+pub async fn async_a_live_atom_that_writes_too_stays_exact<B: AsyncBackend>(b: &B) {
+    let r = b.fresh();
+    let live = b
+        .open_with(&r, 0u64, Options::new().live(true))
+        .await
+        .expect("a live atom opens");
+    let writer = b.open(&r, 0u64).await;
+    let tasks: Vec<_> = [&live, &writer]
+        .into_iter()
+        .flat_map(|atom| (0..4).map(move |_| atom.clone()))
+        .map(|atom| {
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    atom.swap(|n| n + 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    eventually("the live atom shows every commit", || *live.deref() == 200).await;
+    assert_eq!(stored_as::<_, u64>(b, &r).await, 200);
 }

@@ -1,0 +1,143 @@
+//! Live atoms: what turns a store's [`Nudge`]s into catch-ups (refreshes) of the atom,
+//! merged, off the nudging thread. Blocking atoms catch up on one follower thread per
+//! process, which ends when the last live atom is gone; async atoms on their runtime.
+
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::error::{Error, Result};
+use crate::state::lock;
+use crate::store::{Nudge, Version};
+
+/// What the nudges since the last catch-up asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// Nothing: no catch-up is scheduled.
+    Idle,
+    /// A check of the store.
+    Check,
+    /// The store said it is at this version now (the latest such word).
+    At(Version),
+}
+
+/// One live atom's merged nudges: a burst of nudges schedules one catch-up.
+#[derive(Debug)]
+pub(crate) struct Pending(Mutex<Wanted>);
+
+impl Pending {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Pending(Mutex::new(Wanted::Idle)))
+    }
+
+    /// Records a nudge; returns whether a catch-up must be scheduled (none was).
+    fn want(&self, version: Option<Version>) -> bool {
+        let mut wanted = lock(&self.0);
+        let first = *wanted == Wanted::Idle;
+        *wanted = match (*wanted, version) {
+            // A check is owed already: a version word cannot cancel it.
+            (Wanted::Check, _) | (_, None) => Wanted::Check,
+            (_, Some(version)) => Wanted::At(version),
+        };
+        first
+    }
+
+    /// For the catch-up: whether the atom, now at `current`, must refresh. Clears the
+    /// record first, so a nudge that comes during the refresh schedules another.
+    pub(crate) fn take(&self, current: Version) -> bool {
+        let wanted = std::mem::replace(&mut *lock(&self.0), Wanted::Idle);
+        match wanted {
+            Wanted::Idle => false,
+            Wanted::Check => true,
+            Wanted::At(version) => version != current,
+        }
+    }
+}
+
+/// Makes the nudge for one live atom: it records the nudge in `pending` and, when no
+/// catch-up is scheduled yet, calls `schedule`.
+pub(crate) fn nudge(pending: Arc<Pending>, schedule: impl Fn() + Send + Sync + 'static) -> Nudge {
+    Nudge::new(move |version| {
+        if pending.want(version) {
+            schedule();
+        }
+    })
+}
+
+/// A blocking atom that can catch up on the follower thread.
+pub(crate) trait CatchUp: Send + Sync {
+    /// Refreshes the atom if its nudges ask for it; errors are the next call's to see.
+    fn catch_up(self: Arc<Self>);
+}
+
+/// The process's follower thread for blocking live atoms, as long as one of them holds it.
+pub(crate) struct Follower {
+    jobs: Mutex<Sender<Weak<dyn CatchUp>>>,
+}
+
+/// The running follower, if any live blocking atom holds it.
+static FOLLOWER: Mutex<Weak<Follower>> = Mutex::new(Weak::new());
+
+impl Follower {
+    /// The running follower thread, started if none runs. It ends when the last
+    /// [`Follower`] handle (held by the live atoms' nudges) is dropped.
+    pub(crate) fn get(resource: &str) -> Result<Arc<Follower>> {
+        let mut slot = lock(&FOLLOWER);
+        if let Some(follower) = slot.upgrade() {
+            return Ok(follower);
+        }
+        let (jobs, queue) = channel::<Weak<dyn CatchUp>>();
+        std::thread::Builder::new()
+            .name("enduro-follower".into())
+            .spawn(move || {
+                // Ends when every sender is gone: no live atom is left.
+                for job in queue {
+                    if let Some(atom) = job.upgrade() {
+                        atom.catch_up();
+                    }
+                }
+            })
+            .map_err(|e| {
+                Error::backend(
+                    resource,
+                    format!("cannot start the thread that follows live atoms: {e}"),
+                    Some(Box::new(e)),
+                )
+            })?;
+        let follower = Arc::new(Follower {
+            jobs: Mutex::new(jobs),
+        });
+        *slot = Arc::downgrade(&follower);
+        Ok(follower)
+    }
+
+    /// Queues a catch-up of `atom`.
+    pub(crate) fn schedule(&self, atom: Weak<dyn CatchUp>) {
+        // The thread only stops once this sender is gone, so the send cannot fail.
+        let _ = lock(&self.jobs).send(atom);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nudges_merge_until_the_catch_up_takes_them() {
+        let pending = Pending::new();
+        let at = Version::new(4, 9);
+        assert!(pending.want(Some(at)));
+        assert!(!pending.want(Some(at)));
+        // Already at the version the store named: nothing to do.
+        assert!(!pending.take(at));
+        assert!(pending.want(Some(at)));
+        assert!(!pending.want(None));
+        assert!(
+            !pending.want(Some(at)),
+            "a version word cannot cancel a check"
+        );
+        assert!(pending.take(at));
+        assert!(!pending.take(at), "taken: nothing is owed");
+        assert!(pending.want(Some(Version::new(5, 9))));
+        assert!(pending.take(at));
+    }
+}
