@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::live::{self, Pending};
 use crate::options::{self, Options, Validation};
 use crate::protocol::{
-    After, Answer, Call, Exclusive, Group, Input, Mode, Next, Step, StoreCalls, Stored, Txn,
+    After, Answer, Call, Exclusive, Group, Input, Mode, Next, Purpose, Step, StoreCalls, Stored,
+    Txn,
 };
 use crate::state::{Core, Opening, Outcome, Refusal, encode, lock, panic_message, validate_with};
 use crate::store::{Committed, Nudge, Observed, Snapshot, Subscription, Version, cannot_follow};
@@ -248,7 +249,7 @@ impl<T: Value> AsyncAtom<T> {
                     return;
                 }
                 // An error leaves the atom as it was; the next change or refresh reports it.
-                let _ = AsyncAtom { inner }.refresh().await;
+                let _ = AsyncAtom { inner }.refresh_for(Purpose::CatchUp).await;
             });
         });
         let subscription = inner.store.follow(nudge.clone())?;
@@ -318,9 +319,11 @@ impl<T: Value> AsyncAtom<T> {
     /// # }).unwrap();
     /// ```
     pub async fn swap_vals(&self, mut f: impl FnMut(&T) -> T + Send) -> Result<(Arc<T>, Arc<T>)> {
-        self.transact("swap", false, move |current| Some(Arc::new(f(current))))
-            .await
-            .map(|o| (o.old, o.new))
+        self.transact("swap", Purpose::Change, move |current| {
+            Some(Arc::new(f(current)))
+        })
+        .await
+        .map(|o| (o.old, o.new))
     }
 
     /// Like [`swap`](AsyncAtom::swap), for an update that may refuse; see
@@ -358,7 +361,9 @@ impl<T: Value> AsyncAtom<T> {
     ) -> std::result::Result<(Arc<T>, Arc<T>), E> {
         let mut refusal = Refusal::new();
         let outcome = self
-            .transact("try_swap", false, |current| refusal.decide(f(current)))
+            .transact("try_swap", Purpose::Change, |current| {
+                refusal.decide(f(current))
+            })
             .await?;
         refusal.into_result(outcome)
     }
@@ -388,7 +393,7 @@ impl<T: Value> AsyncAtom<T> {
     /// ```
     pub async fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
         let value = Arc::new(value);
-        self.transact("reset", false, move |_| Some(Arc::clone(&value)))
+        self.transact("reset", Purpose::Change, move |_| Some(Arc::clone(&value)))
             .await
             .map(|o| (o.old, o.new))
     }
@@ -410,7 +415,7 @@ impl<T: Value> AsyncAtom<T> {
     {
         let value = Arc::new(value);
         let mut matched = false;
-        self.transact("compare_and_set", false, |current| {
+        self.transact("compare_and_set", Purpose::Change, |current| {
             matched = current == expected;
             matched.then(|| Arc::clone(&value))
         })
@@ -493,7 +498,12 @@ impl<T: Value> AsyncAtom<T> {
     /// # }).unwrap();
     /// ```
     pub async fn refresh(&self) -> Result<Arc<T>> {
-        self.transact("refresh", true, |_| None)
+        self.refresh_for(Purpose::Refresh).await
+    }
+
+    /// [`refresh`](AsyncAtom::refresh), asked for by a user or by a live atom's catch-up.
+    async fn refresh_for(&self, purpose: Purpose) -> Result<Arc<T>> {
+        self.transact("refresh", purpose, |_| None)
             .await
             .map(|o| o.new)
     }
@@ -578,7 +588,7 @@ impl<T: Value> AsyncAtom<T> {
     async fn transact(
         &self,
         call: &'static str,
-        refresh: bool,
+        purpose: Purpose,
         decide: impl FnMut(&T) -> Option<Arc<T>> + Send,
     ) -> Result<Outcome<T>> {
         let inner = &*self.inner;
@@ -590,7 +600,8 @@ impl<T: Value> AsyncAtom<T> {
         // round trips overlap on the runtime anyway.
         let mode = Mode {
             check_first: store.cheap_check(),
-            refresh,
+            refresh: purpose != Purpose::Change,
+            following: purpose == Purpose::CatchUp,
             gather: false,
         };
         let mut txn = Txn::new(group, core, mode, decide);

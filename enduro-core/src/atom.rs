@@ -7,7 +7,7 @@ use crate::background::Background;
 use crate::error::{Error, Result};
 use crate::live::{self, CatchUp, Follower, Pending};
 use crate::options::{self, CommitMode, Options, Validation};
-use crate::protocol::{Exclusive, Group, Input, Mode, Step, Txn, call_blocking};
+use crate::protocol::{Exclusive, Group, Input, Mode, Purpose, Step, Txn, call_blocking};
 use crate::state::{Core, Opening, Outcome, Refusal, encode, lock, validate_with};
 use crate::store::{Committed, Store, Subscription, Version};
 use crate::value::Value;
@@ -180,8 +180,10 @@ impl<T: Value> Atom<T> {
     /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(Arc<T>, Arc<T>)> {
-        self.transact("swap", false, |current| Some(Arc::new(f(current))))
-            .map(|o| (o.old, o.new))
+        self.transact("swap", Purpose::Change, |current| {
+            Some(Arc::new(f(current)))
+        })
+        .map(|o| (o.old, o.new))
     }
 
     /// Like [`swap`](Atom::swap), for an update that may refuse: `f` returns `Ok(new)`, or
@@ -240,7 +242,9 @@ impl<T: Value> Atom<T> {
         mut f: impl FnMut(&T) -> std::result::Result<T, E>,
     ) -> std::result::Result<(Arc<T>, Arc<T>), E> {
         let mut refusal = Refusal::new();
-        let outcome = self.transact("try_swap", false, |current| refusal.decide(f(current)))?;
+        let outcome = self.transact("try_swap", Purpose::Change, |current| {
+            refusal.decide(f(current))
+        })?;
         refusal.into_result(outcome)
     }
 
@@ -265,7 +269,7 @@ impl<T: Value> Atom<T> {
     /// ```
     pub fn reset_vals(&self, value: T) -> Result<(Arc<T>, Arc<T>)> {
         let value = Arc::new(value);
-        self.transact("reset", false, |_| Some(Arc::clone(&value)))
+        self.transact("reset", Purpose::Change, |_| Some(Arc::clone(&value)))
             .map(|o| (o.old, o.new))
     }
 
@@ -285,7 +289,7 @@ impl<T: Value> Atom<T> {
     {
         let value = Arc::new(value);
         let mut matched = false;
-        self.transact("compare_and_set", false, |current| {
+        self.transact("compare_and_set", Purpose::Change, |current| {
             matched = current == expected;
             matched.then(|| Arc::clone(&value))
         })?;
@@ -367,13 +371,18 @@ impl<T: Value> Atom<T> {
     /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn refresh(&self) -> Result<Arc<T>> {
+        self.refresh_for(Purpose::Refresh)
+    }
+
+    /// [`refresh`](Atom::refresh), asked for by a user or by a live atom's catch-up.
+    fn refresh_for(&self, purpose: Purpose) -> Result<Arc<T>> {
         let Some((committer, order)) = &self.inner.background else {
-            return self.transact("refresh", true, |_| None).map(|o| o.new);
+            return self.transact("refresh", purpose, |_| None).map(|o| o.new);
         };
         self.inner.core.refuse_reentry("refresh")?;
         let _ordered = lock(order);
         committer.flush()?;
-        let value = self.transact("refresh", true, |_| None)?.new;
+        let value = self.transact("refresh", purpose, |_| None)?.new;
         committer.set_version(self.inner.core.current().1);
         Ok(value)
     }
@@ -482,7 +491,7 @@ impl<T: Value> Atom<T> {
     fn transact(
         &self,
         call: &'static str,
-        refresh: bool,
+        purpose: Purpose,
         decide: impl FnMut(&T) -> Option<Arc<T>>,
     ) -> Result<Outcome<T>> {
         let Inner {
@@ -493,12 +502,13 @@ impl<T: Value> Atom<T> {
             ..
         } = &*self.inner;
         core.refuse_reentry(call)?;
-        if let (Some((committer, order)), false) = (background, refresh) {
+        if let (Some((committer, order)), Purpose::Change) = (background, purpose) {
             return Self::transact_in_background(core, committer, order, decide);
         }
         let mode = Mode {
             check_first: store.cheap_check(),
-            refresh,
+            refresh: purpose != Purpose::Change,
+            following: purpose == Purpose::CatchUp,
             gather: true,
         };
         let mut txn = Txn::new(group, core, mode, decide);
@@ -573,6 +583,6 @@ impl<T: Value> CatchUp for Inner<T> {
         if self.core.is_released() || !self.pending.take(self.core.current().1) {
             return;
         }
-        let _ = Atom { inner: self }.refresh();
+        let _ = Atom { inner: self }.refresh_for(Purpose::CatchUp);
     }
 }

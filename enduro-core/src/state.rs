@@ -246,6 +246,11 @@ impl<T: Value> Core<T> {
         current.version = version;
     }
 
+    /// Whether `bytes` hold no value at all, as the codec sees them (an empty file).
+    pub(crate) fn is_blank(&self, bytes: &[u8]) -> bool {
+        self.codec.is_blank(bytes)
+    }
+
     /// Records the version a background write produced (the value is already current).
     pub(crate) fn set_version(&self, version: Version) {
         write(&self.current).version = version;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use enduro_core::{Error, Nudge, Result, Subscription};
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// The watcher, and how many followed files each watched directory holds.
@@ -187,17 +187,19 @@ fn deliver(event: notify::Result<Event>) {
     }
 }
 
-/// Whether an event can mean new content: anything but a read (opening, reading or
-/// closing a file that was only read).
+/// Whether an event can mean a new value is complete in the data file: a file renamed
+/// over it (every commit, an editor's save), its removal or creation, or a writer closing
+/// it (a rewrite in place, once written). Not a write in progress (a rewrite in place
+/// truncates first: the value would look blank, that is released, for a moment), and not
+/// a mere read.
 fn changes(kind: &EventKind) -> bool {
-    !matches!(
-        kind,
-        EventKind::Access(
-            AccessKind::Open(_)
-                | AccessKind::Read
-                | AccessKind::Close(AccessMode::Read | AccessMode::Execute)
-        )
-    )
+    match kind {
+        EventKind::Access(access) => matches!(access, AccessKind::Close(AccessMode::Write)),
+        EventKind::Modify(modify) => {
+            !matches!(modify, ModifyKind::Data(_) | ModifyKind::Metadata(_))
+        }
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+    }
 }
 
 #[cfg(test)]

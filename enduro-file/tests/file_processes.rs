@@ -619,3 +619,214 @@ fn acknowledged_ids(lines: Vec<String>) -> Vec<(u64, u64)> {
         })
         .collect()
 }
+
+/// Waits until `done` (60 s at most, then fails saying `what`): for what a live atom does
+/// by itself, soon but not at once.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting until {what}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Records every `(old, new)` a watch of `atom` sees.
+fn transitions(atom: &enduro_core::Atom<u64>) -> Arc<Mutex<Vec<(u64, u64)>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    atom.add_watch("log", move |old: &u64, new: &u64| {
+        log.lock().unwrap().push((*old, *new))
+    });
+    seen
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn an_async_file_atom_keeps_a_current_thread_runtime_serving_while_another_process_holds_the_lock()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("async.json");
+    let runtime = current_thread_runtime();
+    runtime.block_on(async {
+        let atom = FileAtom::builder(&path).open_async(0u64).await.unwrap();
+        // Holds the lock for 20 s: a swap that blocked the runtime's one thread would
+        // keep the ticks below from running until the holder let go.
+        let mut holder = Worker::spawn(&["hold-lock", s(&path), "20"]);
+        holder.expect("locked");
+        let swap = tokio::spawn({
+            let atom = atom.clone();
+            async move { atom.swap(|n| n + 1).await.map(|v| *v) }
+        });
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            !swap.is_finished(),
+            "the runtime served other tasks only once the swap was done: it blocked the runtime"
+        );
+        assert_eq!(*atom.deref(), 0);
+        holder.kill();
+        assert_eq!(swap.await.unwrap().unwrap(), 1);
+        assert_eq!(stored::<u64>(&path), 1);
+    });
+}
+
+#[test]
+fn an_async_swap_dropped_while_waiting_for_the_lock_leaves_no_lock_no_half_commit_and_applies_once()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dropped.json");
+    let runtime = current_thread_runtime();
+    runtime.block_on(async {
+        let atom = FileAtom::builder(&path).open_async(0u64).await.unwrap();
+        let mut holder = Worker::spawn(&["hold-lock", s(&path), "600"]);
+        holder.expect("locked");
+        let given_up = tokio::time::timeout(Duration::from_millis(200), atom.swap(|n| n + 1)).await;
+        assert!(
+            given_up.is_err(),
+            "the swap cannot finish while the lock is held"
+        );
+        holder.kill();
+        // The dropped swap's commit runs to its end on its pool thread; the next call
+        // settles it, then commits its own change: each applied once.
+        assert_eq!(*atom.swap(|n| n + 10).await.unwrap(), 11);
+        assert_eq!(stored::<u64>(&path), 11);
+    });
+    // The lock is free: another process commits at once.
+    let mut other = Worker::spawn(&["count", s(&path), "1"]);
+    other.expect("ready");
+    other.go();
+    assert_eq!(other.finish(), ["done"]);
+    assert_eq!(stored::<u64>(&path), 12);
+    assert_only_data_and_lock(dir.path(), "dropped.json");
+
+    // The atom itself dropped while its orphaned commit waits for the lock: the commit
+    // still ends whole (or never starts), and the lock is released.
+    let runtime = current_thread_runtime();
+    runtime.block_on(async {
+        let atom = FileAtom::builder(&path).open_async(0u64).await.unwrap();
+        let mut holder = Worker::spawn(&["hold-lock", s(&path), "600"]);
+        holder.expect("locked");
+        let given_up = tokio::time::timeout(Duration::from_millis(200), atom.swap(|n| n + 1)).await;
+        assert!(given_up.is_err());
+        drop(atom);
+        holder.kill();
+    });
+    // Waits for the blocking pool's calls to end.
+    runtime.shutdown_timeout(Duration::from_secs(60));
+    let after: u64 = stored(&path);
+    assert!(
+        after == 12 || after == 13,
+        "whole, applied at most once: {after}"
+    );
+    let mut other = Worker::spawn(&["count", s(&path), "1"]);
+    other.expect("ready");
+    other.go();
+    assert_eq!(other.finish(), ["done"]);
+    assert_eq!(stored::<u64>(&path), after + 1);
+    assert_only_data_and_lock(dir.path(), "dropped.json");
+}
+
+#[test]
+fn a_live_atom_follows_another_process_without_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.json");
+    let live = FileAtom::builder(&path).live(true).open(0u64).unwrap();
+    let seen = transitions(&live);
+    for (from, n) in [(0, 30), (30, 20)] {
+        let mut w = Worker::spawn(&["count", s(&path), &n.to_string()]);
+        w.expect("ready");
+        w.go();
+        assert_eq!(w.finish(), ["done"]);
+        let to = from + n;
+        eventually(
+            "the live atom shows the other process's last commit",
+            || *live.deref() == to,
+        );
+        eventually("the watches saw it", || {
+            seen.lock().unwrap().last().map(|t| t.1) == Some(to)
+        });
+    }
+    // One unbroken, rising chain: bursts may merge into one transition, none is lost.
+    let seen = seen.lock().unwrap().clone();
+    let mut at = 0;
+    for (old, new) in &seen {
+        assert_eq!(*old, at, "{seen:?}");
+        assert!(new > old, "{seen:?}");
+        at = *new;
+    }
+    assert_eq!(at, 50);
+    // A release by another process releases the live atom.
+    let mut w = Worker::spawn(&["release", s(&path)]);
+    assert_eq!(w.line(), "released");
+    eventually("the live atom is released", || live.is_released());
+}
+
+#[test]
+fn a_live_async_atom_follows_another_process_and_its_changes_can_be_awaited() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live-async.json");
+    let runtime = current_thread_runtime();
+    runtime.block_on(async {
+        let live = FileAtom::builder(&path)
+            .live(true)
+            .open_async(0u64)
+            .await
+            .unwrap();
+        let mut changes = live.changes();
+        let mut w = Worker::spawn(&["count", s(&path), "40"]);
+        w.expect("ready");
+        w.go();
+        let last = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                changes.changed().await.unwrap();
+                let now = **changes.borrow_and_update();
+                if now == 40 {
+                    return now;
+                }
+            }
+        })
+        .await
+        .expect("the changes reached the receiver");
+        assert_eq!(last, 40);
+        assert_eq!(w.finish(), ["done"]);
+        assert_eq!(*live.deref(), 40);
+    });
+}
+
+#[test]
+fn a_live_atom_picks_up_a_file_replaced_or_rewritten_by_hand_and_its_removal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hand.json");
+    let live = FileAtom::builder(&path).live(true).open(5u64).unwrap();
+    let seen = transitions(&live);
+    // An editor's save: a temp file beside, renamed over the data file.
+    let swp = dir.path().join(".hand.json.swp");
+    std::fs::write(&swp, "100").unwrap();
+    std::fs::rename(&swp, &path).unwrap();
+    eventually("the live atom shows the saved file", || {
+        *live.deref() == 100
+    });
+    // A rewrite in place (truncate, write, close): seen once written, never as blank.
+    for n in 0..20u64 {
+        std::fs::write(&path, (200 + n).to_string()).unwrap();
+    }
+    eventually("the live atom shows the rewrite", || *live.deref() == 219);
+    assert!(!live.is_released(), "a rewrite in place is no release");
+    assert_eq!(*live.swap(|n| n + 1).unwrap(), 220);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.first(), Some(&(5, 100)), "{seen:?}");
+    assert_eq!(seen.last(), Some(&(219, 220)), "{seen:?}");
+    // Removed by hand: released, as a refresh would find.
+    std::fs::remove_file(&path).unwrap();
+    eventually("the live atom is released", || live.is_released());
+}

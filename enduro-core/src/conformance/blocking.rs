@@ -1590,3 +1590,29 @@ pub fn many_live_atoms_each_follow_their_own_resource<B: Backend>(b: &B) {
         writer.swap(|n| n + 100).unwrap();
     }
 }
+
+/// A live atom's catch-up takes a value that looks blank for a rewrite in place caught
+/// half-way (a truncated file), not for a release: it keeps its value until the
+/// rewrite ends. A swap or a refresh still counts a blank resource as released.
+pub fn a_live_atom_takes_a_blank_value_for_a_rewrite_in_progress<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let live = b
+        .open_with(&r, 1u64, Options::new().live(true))
+        .expect("a live atom opens");
+    let seen = recorder(&live);
+    b.plant(&r, b"");
+    // The catch-up has nothing to show; a later value reaches the atom as usual.
+    b.plant(&r, b"5");
+    eventually(
+        "the live atom shows the value written after the blank",
+        || *live.deref() == 5,
+    );
+    assert!(
+        !live.is_released(),
+        "a blank value met by a catch-up is no release"
+    );
+    eventually("the watches saw it", || !seen.lock().unwrap().is_empty());
+    assert_eq!(*seen.lock().unwrap(), [(1, 5)]);
+    b.plant(&r, b"");
+    assert!(matches!(live.refresh(), Err(Error::Released)));
+}

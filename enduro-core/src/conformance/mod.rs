@@ -224,6 +224,7 @@ macro_rules! conformance {
             a_live_atom_follows_other_writers_without_refresh,
             a_live_atom_that_writes_too_stays_exact,
             many_live_atoms_each_follow_their_own_resource,
+            a_live_atom_takes_a_blank_value_for_a_rewrite_in_progress,
         );
     };
     (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {

@@ -59,6 +59,9 @@ pub(super) struct Batch<T> {
     /// Without a value to commit, the store must still be asked whether the batch's
     /// base is current.
     pub(super) verify: bool,
+    /// A live atom's catch-up joined: a value that looks blank, met when no swap of the
+    /// batch changes the value, is a rewrite in place caught half-way, not a release.
+    pub(super) following: bool,
     /// A batch before failed on a value that does not encode: each swap encodes its
     /// value before joining.
     pub(super) pre_encode: bool,
@@ -68,6 +71,11 @@ pub(super) struct Batch<T> {
 }
 
 impl<T> Batch<T> {
+    /// Whether a value that looks blank leaves the atom as it is (see `following`).
+    pub(super) fn tolerates_blank(&self) -> bool {
+        self.following && self.entries.iter().all(Option::is_none)
+    }
+
     pub(super) fn new(id: u64, base: Option<Version>, after: Option<u64>, tip: Arc<T>) -> Self {
         Batch {
             id,
@@ -76,6 +84,7 @@ impl<T> Batch<T> {
             tip,
             entries: Vec::new(),
             verify: false,
+            following: false,
             pre_encode: false,
             gathering: false,
             gathered: false,

@@ -14,6 +14,7 @@ use crate::value::Value;
 
 use super::batch::{Slot, State, Ticket};
 use super::calls::{Plan, Stored};
+use super::txn::Mode;
 use super::verdict::Verdict;
 
 /// The longest a leader waits for its peers to join its batch.
@@ -100,14 +101,14 @@ impl<T: Value> Group<T> {
     }
 
     /// Joins the open batch (opening one if needed): runs `decide` on the batch's latest
-    /// value and appends the result. `check_first`: bring the atom up to date with the
-    /// store before a batch that builds on durable state. `pre_encode`: refuse a value that
-    /// does not encode before it joins (after a batch failed on one).
+    /// value and appends the result. `mode.check_first`: bring the atom up to date with
+    /// the store before a batch that builds on durable state (a refresh always does).
+    /// `pre_encode`: refuse a value that does not encode before it joins (after a batch
+    /// failed on one).
     pub(crate) fn enter(
         &self,
         core: &Core<T>,
-        check_first: bool,
-        refresh: bool,
+        mode: Mode,
         pre_encode: bool,
         decide: Decide<'_, T>,
     ) -> Result<Entered<T>> {
@@ -127,7 +128,7 @@ impl<T: Value> Group<T> {
                     let (after, tip) = (committing.id, Arc::clone(&committing.tip));
                     state.open_batch(None, Some(after), tip);
                 }
-                None if check_first || refresh => {
+                None if mode.check_first || mode.refresh => {
                     state.exclusive = true;
                     return Ok(Entered::Check(core.current().1));
                 }
@@ -186,7 +187,8 @@ impl<T: Value> Group<T> {
         // A swap that kept the value decided on what it saw; unless the commit of a later
         // value proves that was current, the store must be asked (a refresh, or a
         // compare-and-set that did not match).
-        batch.verify |= refresh || new.is_none();
+        batch.verify |= mode.refresh || new.is_none();
+        batch.following |= mode.following;
         batch.pre_encode |= pre_encode;
         batch.entries.push(new.clone());
         let ticket = Ticket {
@@ -212,14 +214,23 @@ impl<T: Value> Group<T> {
     }
 
     /// Takes what the check before a batch found: adopts another writer's value, or marks
-    /// the atom released. On error, lets the next swap try again.
-    pub(crate) fn checked(&self, core: &Core<T>, observed: Result<Observed>) -> Result<()> {
+    /// the atom released. On error, lets the next swap try again. `following` (a live
+    /// atom's catch-up) keeps the current value over one that looks blank.
+    pub(crate) fn checked(
+        &self,
+        core: &Core<T>,
+        observed: Result<Observed>,
+        following: bool,
+    ) -> Result<()> {
         let mut state = self.state();
         state.exclusive = false;
         self.wake(&mut state);
         let observed = observed?;
         let (value, version) = match observed {
             Observed::Unchanged => core.current(),
+            Observed::Changed(snapshot) if following && core.is_blank(&snapshot.bytes) => {
+                core.current()
+            }
             Observed::Changed(snapshot) => core.adopt(snapshot)?,
             Observed::Missing => return Err(core.mark_released()),
         };

@@ -42,4 +42,4 @@ pub(crate) use calls::call_blocking;
 #[cfg(feature = "async")]
 pub(crate) use calls::{After, Answer, Call, Next, StoreCalls, Stored};
 pub(crate) use group::Group;
-pub(crate) use txn::{Exclusive, Input, Mode, Step, Txn};
+pub(crate) use txn::{Exclusive, Input, Mode, Purpose, Step, Txn};

@@ -35,6 +35,7 @@ type Seen<T> = Arc<Mutex<Vec<(T, T)>>>;
 const SWAP: Mode = Mode {
     check_first: false,
     refresh: false,
+    following: false,
     gather: true,
 };
 
@@ -367,6 +368,7 @@ fn a_refresh_with_nothing_to_store_still_asks_the_store() {
     let mode = Mode {
         check_first: false,
         refresh: true,
+        following: false,
         gather: true,
     };
     let mut txn = Txn::new(&group, &core, mode, |_: &u64| None);

@@ -62,6 +62,17 @@ pub(crate) enum Input {
     Answered(Answer),
 }
 
+/// What a driver runs a transaction for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A change (swap, reset, compare-and-set).
+    Change,
+    /// A refresh someone asked for.
+    Refresh,
+    /// A live atom catching up after its store's nudge.
+    CatchUp,
+}
+
 /// How a transaction runs.
 #[derive(Clone, Copy)]
 pub(crate) struct Mode {
@@ -70,6 +81,10 @@ pub(crate) struct Mode {
     pub(crate) check_first: bool,
     /// A refresh: the store is always asked.
     pub(crate) refresh: bool,
+    /// A live atom's catch-up: a value that looks blank is taken for a rewrite in place
+    /// caught half-way (a truncated file), not for a release; the nudge at its end brings
+    /// the atom up to date.
+    pub(crate) following: bool,
     /// A leader whose batch is smaller than the last one waits a little for its peers.
     pub(crate) gather: bool,
 }
@@ -135,13 +150,7 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
         loop {
             at = match at {
                 At::Entering => {
-                    let entered = group.enter(
-                        core,
-                        self.mode.check_first,
-                        self.mode.refresh,
-                        self.pre_encode,
-                        &mut self.decide,
-                    );
+                    let entered = group.enter(core, self.mode, self.pre_encode, &mut self.decide);
                     match entered {
                         Err(e) => return self.finish(Err(e)),
                         Ok(Entered::Check(known)) => return (At::Checking, Step::Check(known)),
@@ -152,13 +161,15 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
                     }
                 }
                 At::Checking => match input.take() {
-                    Some(Input::Checked(observed)) => match group.checked(core, observed) {
-                        Ok(()) => At::Entering,
-                        Err(e) => return self.finish(Err(e)),
-                    },
+                    Some(Input::Checked(observed)) => {
+                        match group.checked(core, observed, self.mode.following) {
+                            Ok(()) => At::Entering,
+                            Err(e) => return self.finish(Err(e)),
+                        }
+                    }
                     _ => {
                         // A driver that cannot answer: as if the check was interrupted.
-                        let _ = group.checked(core, Err(interrupted(core, "check")));
+                        let _ = group.checked(core, Err(interrupted(core, "check")), false);
                         return self.finish(Err(interrupted(core, "check")));
                     }
                 },
@@ -239,7 +250,7 @@ impl<T: Value, D: FnMut(&T) -> Option<Arc<T>>> Drop for Txn<'_, T, D> {
             At::Entering | At::Finished => {}
             // Let the next swap check instead.
             At::Checking => {
-                let _ = group.checked(core, Err(interrupted(core, "check before a swap")));
+                let _ = group.checked(core, Err(interrupted(core, "check before a swap")), false);
             }
             // Nothing was sent: the batch's other swaps run again.
             At::Leading(ticket) => group.abandon(&ticket),

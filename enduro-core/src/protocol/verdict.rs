@@ -28,6 +28,13 @@ impl Verdict {
                 core.publish_all(batch.entries.iter().flatten(), version);
                 Verdict::Done
             }
+            // A live atom's catch-up met a rewrite in place half-way: the nudge at its end
+            // brings the atom up to date.
+            Stored::Observed(Observed::Changed(snapshot))
+                if batch.tolerates_blank() && core.is_blank(&snapshot.bytes) =>
+            {
+                Verdict::Done
+            }
             // Another writer's value: the swaps decided on an old one, so they decide again.
             Stored::Observed(Observed::Changed(snapshot)) | Stored::Conflict(Some(snapshot)) => {
                 match core.adopt(snapshot) {
