@@ -15,6 +15,8 @@ pub enum Unit {
     OpsPerSec,
     /// Mebibytes of resident memory: lower is better.
     MiB,
+    /// Milliseconds of latency: lower is better.
+    Millis,
 }
 
 /// The target a row must meet.
@@ -176,6 +178,7 @@ fn unit_label(unit: Unit) -> &'static str {
     match unit {
         Unit::OpsPerSec => "ops/s",
         Unit::MiB => "MiB",
+        Unit::Millis => "ms",
     }
 }
 

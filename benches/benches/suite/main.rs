@@ -12,6 +12,7 @@
 //! `ENDURO_BENCH_QUICK=1` (shorter runs, for trying the harness out).
 
 mod concurrent;
+mod live;
 mod memory;
 mod ops;
 #[cfg(feature = "pg")]
@@ -25,7 +26,8 @@ use enduro_benches::machine::Machine;
 use enduro_benches::report::{Report, Row};
 use enduro_benches::{async_commit, bench_base_dir};
 
-/// The environment variable that turns this binary into a memory child.
+/// The environment variable that turns this binary into a child: a memory child, or a
+/// live atom's writer (`live-…`).
 pub const CHILD: &str = "ENDURO_BENCH_CHILD";
 
 /// How long the measurements run.
@@ -67,7 +69,11 @@ impl Timing {
 
 fn main() {
     if let Ok(which) = std::env::var(CHILD) {
-        std::process::exit(memory::child(&which));
+        std::process::exit(if which.starts_with("live-") {
+            live::child(&which)
+        } else {
+            memory::child(&which)
+        });
     }
     let out = out_dir();
     let base = bench_base_dir();
@@ -116,6 +122,8 @@ fn main() {
             )
         }),
     );
+
+    rows.push(live::file_row(timing));
 
     let mut machine = machine;
     machine.finish();
