@@ -2,6 +2,7 @@
 //! merged, off the nudging thread. Blocking atoms catch up on one follower thread per
 //! process, which ends when the last live atom is gone; async atoms on their runtime.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -92,7 +93,9 @@ impl Follower {
                 // Ends when every sender is gone: no live atom is left.
                 for job in queue {
                     if let Some(atom) = job.upgrade() {
-                        atom.catch_up();
+                        // A panic (in a value's Deserialize, say) fails that catch-up
+                        // only; the other live atoms go on being followed.
+                        let _ = catch_unwind(AssertUnwindSafe(|| atom.catch_up()));
                     }
                 }
             })

@@ -205,6 +205,11 @@ impl<T: Value> Options<T> {
     /// refreshes soon after, so [`deref`](crate::Atom::deref) and the watches see them
     /// without a call to `refresh`. Opening fails if the store cannot follow.
     ///
+    /// Other writers' commits reach the watches one catch-up at a time: commits in quick
+    /// succession may arrive as one merged transition. Blocking atoms catch up on one
+    /// follower thread per process (keep their watches short: they run there); async
+    /// atoms as tasks on the runtime that opened them, for as long as it runs.
+    ///
     /// ```
     /// use std::sync::Arc;
     /// use enduro::{Atom, MemStore, Options};

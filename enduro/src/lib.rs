@@ -12,7 +12,10 @@
 //!
 //! - [`file_atom`] (feature `file`, on by default): the value lives in one file, replaced
 //!   durably on every change (write a pending file, fsync, rename, fsync the directory)
-//!   and shared safely by every process that opens the same path.
+//!   and shared safely by every process that opens the same path. With `async`,
+//!   `file_atom_async` and `FileAtom::builder(path).open_async(init)` give an `AsyncAtom`
+//!   that never blocks the runtime; with `live`, `FileAtom::builder(path).live(true)`
+//!   follows other processes' commits by itself.
 //! - [`mem_atom`] (feature `mem`, on by default): nothing persists, but values are encoded
 //!   and decoded as in the durable backends, so tests catch what would not round-trip.
 //! - `postgresql_atom` and `postgresql_atom_async` (feature `pg`, opt-in): the value lives
