@@ -17,7 +17,9 @@ use crate::protocol::{
     After, Answer, Call, Exclusive, Group, Input, Mode, Next, Purpose, Step, StoreCalls, Stored,
     Txn,
 };
-use crate::state::{Core, Opening, Outcome, Refusal, encode, lock, panic_message, validate_with};
+use crate::state::{
+    Core, Opening, Outcome, Refusal, digest, encode, lock, panic_message, validate_with,
+};
 use crate::store::{Committed, Nudge, Observed, Snapshot, Subscription, Version, cannot_follow};
 use crate::value::Value;
 
@@ -192,15 +194,16 @@ impl<T: Value> AsyncAtom<T> {
                 source: None,
             });
         }
-        let (value, version) = loop {
+        let (value, version, digest) = loop {
             match Core::opening(&resource, &options, store.load().await?)? {
-                Opening::Existing(value, version) => break (value, version),
+                Opening::Existing(value, version, digest) => break (value, version, Some(digest)),
                 Opening::Create(expected) => {
                     validate_with(options.validator.as_ref(), &init)?;
                     let mut bytes = Vec::new();
                     encode(&resource, &options, &init, &mut bytes)?;
+                    let digest = digest(&bytes);
                     match store.commit(expected, bytes).await? {
-                        Committed::Done(version) => break (init, version),
+                        Committed::Done(version) => break (init, version, Some(digest)),
                         Committed::Conflict => continue,
                     }
                 }
@@ -211,7 +214,7 @@ impl<T: Value> AsyncAtom<T> {
         let wake_all = Arc::new(WakeAll(Arc::clone(group.notifier())));
         let atom = AsyncAtom {
             inner: Arc::new(Inner {
-                core: Core::new(resource, options, Arc::new(value), version),
+                core: Core::new(resource, options, Arc::new(value), version, digest),
                 store: Arc::new(store),
                 group,
                 flight: Mutex::new(None),

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::live::{self, CatchUp, Follower, Pending};
 use crate::options::{self, CommitMode, Options, Validation};
 use crate::protocol::{Exclusive, Group, Input, Mode, Purpose, Step, Txn, call_blocking};
-use crate::state::{Core, Opening, Outcome, Refusal, encode, lock, validate_with};
+use crate::state::{Core, Digesting, Opening, Outcome, Refusal, encode, lock, validate_with};
 use crate::store::{Committed, Store, Subscription, Version};
 use crate::value::Value;
 
@@ -80,15 +80,20 @@ impl<T: Value> Atom<T> {
     pub fn open<S: Store>(store: S, init: T, options: Options<T>) -> Result<Self> {
         let resource = store.resource();
         let options = options.resolved(&resource)?;
-        let (value, version) = loop {
+        let (value, version, digest) = loop {
             match Core::opening(&resource, &options, store.load()?)? {
-                Opening::Existing(value, version) => break (value, version),
+                Opening::Existing(value, version, digest) => break (value, version, Some(digest)),
                 Opening::Create(expected) => {
                     validate_with(options.validator.as_ref(), &init)?;
-                    let encode =
-                        &mut |out: &mut dyn std::io::Write| encode(&resource, &options, &init, out);
+                    let mut written = None;
+                    let encode = &mut |out: &mut dyn std::io::Write| {
+                        let mut digesting = Digesting::new(out);
+                        encode(&resource, &options, &init, &mut digesting)?;
+                        written = Some(digesting.digest());
+                        Ok(())
+                    };
                     match store.commit(expected, encode)? {
-                        Committed::Done(version) => break (init, version),
+                        Committed::Done(version) => break (init, version, written),
                         // Someone else created it at the same moment: adopt theirs.
                         Committed::Conflict => continue,
                     }
@@ -96,7 +101,13 @@ impl<T: Value> Atom<T> {
             }
         };
         let (mode, live) = (options.mode, options.live);
-        let core = Arc::new(Core::new(resource, options, Arc::new(value), version));
+        let core = Arc::new(Core::new(
+            resource,
+            options,
+            Arc::new(value),
+            version,
+            digest,
+        ));
         let store: Arc<dyn Store> = Arc::new(store);
         let background = match mode {
             CommitMode::Durable => None,
@@ -551,7 +562,7 @@ impl<T: Value> Atom<T> {
                 Some(new) => {
                     core.validate(&new)?;
                     core.encode(&new, &mut std::io::sink())?;
-                    core.publish(Arc::clone(&new), version);
+                    core.publish(Arc::clone(&new), version, None);
                     committer.acknowledge(Arc::clone(&new));
                     Outcome { old, new }
                 }

@@ -3,6 +3,8 @@
 //! released flag. Drivers only add the calls to their store.
 
 use std::collections::VecDeque;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::Hasher;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,12 +37,56 @@ fn write<G>(l: &RwLock<G>) -> RwLockWriteGuard<'_, G> {
 struct Current<T> {
     value: Arc<T>,
     version: Version,
+    /// A digest of the stored bytes of `value`, when known (see [`digest`]).
+    digest: Option<u64>,
+}
+
+/// A digest of stored bytes: an atom that finds the bytes it holds under a new version (a
+/// file whose commit counter moved on before the new data was renamed in) takes the
+/// version and shows no transition, since nothing changed.
+pub(crate) fn digest(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// Writes through to `out`, digesting what passes as it goes (the same [`digest`] as of
+/// all the bytes at once; no copy is kept).
+pub(crate) struct Digesting<'a> {
+    out: &'a mut dyn Write,
+    hasher: DefaultHasher,
+}
+
+impl<'a> Digesting<'a> {
+    pub(crate) fn new(out: &'a mut dyn Write) -> Self {
+        Digesting {
+            out,
+            hasher: DefaultHasher::new(),
+        }
+    }
+
+    /// The digest of what was written.
+    pub(crate) fn digest(&self) -> u64 {
+        self.hasher.finish()
+    }
+}
+
+impl Write for Digesting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.write(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// What the store holds at open: a value to adopt, or nothing, so `init` must be committed
 /// over the given version.
 pub(crate) enum Opening<T> {
-    Existing(T, Version),
+    /// The value, its version, and the digest of its bytes.
+    Existing(T, Version, u64),
     Create(Version),
 }
 
@@ -98,6 +144,8 @@ pub(crate) struct Core<T> {
     events: Mutex<VecDeque<(Arc<T>, Arc<T>)>>,
     /// Held by the one thread delivering events, so that watches see them in order.
     delivering: Mutex<()>,
+    /// The digest of the bytes of the commit under way, taken when it is published.
+    committing: Mutex<Option<u64>>,
     /// The value for async code awaiting changes, updated as the watches are shown each
     /// transition.
     #[cfg(feature = "async")]
@@ -125,7 +173,11 @@ impl<T: Value> Core<T> {
                         },
                     }
                 })?;
-                Ok(Opening::Existing(value, snapshot.version))
+                Ok(Opening::Existing(
+                    value,
+                    snapshot.version,
+                    digest(&snapshot.bytes),
+                ))
             }
             Some(blank) => Ok(Opening::Create(blank.version)),
             None => Ok(Opening::Create(Version::ABSENT)),
@@ -137,18 +189,24 @@ impl<T: Value> Core<T> {
         options: Options<T>,
         value: Arc<T>,
         version: Version,
+        digest: Option<u64>,
     ) -> Self {
         Core {
             resource,
             codec: options.codec,
             #[cfg(feature = "async")]
             changes: tokio::sync::watch::Sender::new(Arc::clone(&value)),
-            current: RwLock::new(Current { value, version }),
+            current: RwLock::new(Current {
+                value,
+                version,
+                digest,
+            }),
             validator: RwLock::new(options.validator),
             watches: RwLock::new(Vec::new()),
             released: AtomicBool::new(false),
             events: Mutex::new(VecDeque::new()),
             delivering: Mutex::new(()),
+            committing: Mutex::new(None),
         }
     }
 
@@ -211,19 +269,32 @@ impl<T: Value> Core<T> {
         self.user_code(|| encode_with(&self.resource, &*self.codec, value, out))
     }
 
+    /// Encodes the value a commit stores, keeping the digest of its bytes for when the
+    /// commit is published.
+    pub(crate) fn encode_committed(&self, value: &T, out: &mut dyn Write) -> Result<()> {
+        let mut digesting = Digesting::new(out);
+        self.encode(value, &mut digesting)?;
+        *lock(&self.committing) = Some(digesting.digest());
+        Ok(())
+    }
+
+    /// Encodes the value a commit stores into bytes (for an async store), keeping their
+    /// digest for when the commit is published.
     #[cfg(feature = "async")]
     pub(crate) fn encode_to_vec(&self, value: &T) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         self.encode(value, &mut bytes)?;
+        *lock(&self.committing) = Some(digest(&bytes));
         Ok(bytes)
     }
 
     /// Makes a committed value the current one and queues the transition for the watches.
     /// Called with the driver's commit lock held, so queue order is commit order.
-    pub(crate) fn publish(&self, new: Arc<T>, version: Version) -> Arc<T> {
+    pub(crate) fn publish(&self, new: Arc<T>, version: Version, digest: Option<u64>) -> Arc<T> {
         let old = {
             let mut current = write(&self.current);
             current.version = version;
+            current.digest = digest;
             std::mem::replace(&mut current.value, Arc::clone(&new))
         };
         lock(&self.events).push_back((Arc::clone(&old), new));
@@ -244,6 +315,7 @@ impl<T: Value> Core<T> {
             events.push_back((old, Arc::clone(value)));
         }
         current.version = version;
+        current.digest = lock(&self.committing).take();
     }
 
     /// Whether `bytes` hold no value at all, as the codec sees them (an empty file).
@@ -253,7 +325,9 @@ impl<T: Value> Core<T> {
 
     /// Records the version a background write produced (the value is already current).
     pub(crate) fn set_version(&self, version: Version) {
-        write(&self.current).version = version;
+        let mut current = write(&self.current);
+        current.version = version;
+        current.digest = None;
     }
 
     /// Adopts what another writer committed: decodes it and publishes it. A resource
@@ -267,8 +341,17 @@ impl<T: Value> Core<T> {
         if self.codec.is_blank(&snapshot.bytes) {
             return Err(self.mark_released());
         }
+        let digest = digest(&snapshot.bytes);
+        {
+            let mut current = write(&self.current);
+            if current.digest == Some(digest) {
+                // The bytes this atom holds, under a new version: nothing to show.
+                current.version = snapshot.version;
+                return Ok((Arc::clone(&current.value), snapshot.version));
+            }
+        }
         let value = Arc::new(decode(&self.resource, &*self.codec, &snapshot.bytes)?);
-        self.publish(Arc::clone(&value), snapshot.version);
+        self.publish(Arc::clone(&value), snapshot.version, Some(digest));
         Ok((value, snapshot.version))
     }
 
@@ -392,5 +475,25 @@ pub(crate) fn validate_with<T>(validator: Option<&Validator<T>>, value: &T) -> R
     match validator.map(|valid| valid(value)) {
         Some(Err(reason)) => Err(Error::Invalid { reason }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_taken_while_writing_is_the_digest_of_the_whole() {
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for chunk in [1, 3, 7, 8, 64, 1000, 10_000] {
+            let mut out = Vec::new();
+            let mut digesting = Digesting::new(&mut out);
+            for piece in bytes.chunks(chunk) {
+                digesting.write_all(piece).unwrap();
+            }
+            assert_eq!(digesting.digest(), digest(&bytes), "in pieces of {chunk}");
+            assert_eq!(out, bytes);
+        }
+        assert_ne!(digest(b"16"), digest(b"17"));
     }
 }

@@ -201,6 +201,7 @@ macro_rules! conformance {
             sixteen_threads_times_five_hundred,
             two_atoms_on_one_resource_stay_exact,
             refresh_picks_up_other_writers,
+            the_same_bytes_under_a_new_version_are_no_transition,
             every_commit_fault_leaves_the_atom_unchanged,
             lost_acknowledgement_is_picked_up_not_overwritten,
             failed_check_changes_nothing,

@@ -187,7 +187,7 @@ pub(crate) fn call_blocking<T: Value>(
     match call {
         Call::Check(known) => Answer::Checked(store.check(known)),
         Call::Commit { expected, value } => {
-            Answer::Committed(store.commit(expected, &mut |out| core.encode(&value, out)))
+            Answer::Committed(store.commit(expected, &mut |out| core.encode_committed(&value, out)))
         }
         Call::Load => Answer::Loaded(store.load()),
     }

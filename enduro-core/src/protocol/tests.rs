@@ -19,7 +19,7 @@ const V2: Version = Version::new(2, 0);
 
 /// An atom at `value`, version [`V1`], and the transitions its watches see.
 fn atom<T: Value + Clone>(value: T, options: Options<T>) -> (Core<T>, Group<T>, Seen<T>) {
-    let core = Core::new("test cell".into(), options, Arc::new(value), V1);
+    let core = Core::new("test cell".into(), options, Arc::new(value), V1, None);
     let seen: Seen<T> = Arc::default();
     let log = Arc::clone(&seen);
     core.add_watch(
