@@ -2,9 +2,9 @@
 //! merged, off the nudging thread. Blocking atoms catch up on one follower thread per
 //! process, which ends when the last live atom is gone; async atoms on their runtime.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 
 use crate::error::{Error, Result};
 use crate::state::lock;
@@ -70,9 +70,24 @@ pub(crate) trait CatchUp: Send + Sync {
     fn catch_up(self: Arc<Self>);
 }
 
-/// The process's follower thread for blocking live atoms, as long as one of them holds it.
+/// The process's follower thread for blocking live atoms, as long as one of them holds it
+/// (their nudges do); dropping the last handle lets the thread end.
 pub(crate) struct Follower {
-    jobs: Mutex<Sender<Weak<dyn CatchUp>>>,
+    queue: Arc<Queue>,
+}
+
+/// The catch-ups waiting for the follower thread. A mutex and a condition variable,
+/// rather than a channel: a file-only build (a Raspberry Pi's) stays small.
+struct Queue {
+    jobs: Mutex<Jobs>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Jobs {
+    waiting: VecDeque<Weak<dyn CatchUp>>,
+    /// No live atom is left: the thread ends.
+    closed: bool,
 }
 
 /// The running follower, if any live blocking atom holds it.
@@ -86,19 +101,14 @@ impl Follower {
         if let Some(follower) = slot.upgrade() {
             return Ok(follower);
         }
-        let (jobs, queue) = channel::<Weak<dyn CatchUp>>();
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new(Jobs::default()),
+            ready: Condvar::new(),
+        });
+        let serving = Arc::clone(&queue);
         std::thread::Builder::new()
             .name("enduro-follower".into())
-            .spawn(move || {
-                // Ends when every sender is gone: no live atom is left.
-                for job in queue {
-                    if let Some(atom) = job.upgrade() {
-                        // A panic (in a value's Deserialize, say) fails that catch-up
-                        // only; the other live atoms go on being followed.
-                        let _ = catch_unwind(AssertUnwindSafe(|| atom.catch_up()));
-                    }
-                }
-            })
+            .spawn(move || serving.serve())
             .map_err(|e| {
                 Error::backend(
                     resource,
@@ -106,17 +116,47 @@ impl Follower {
                     Some(Box::new(e)),
                 )
             })?;
-        let follower = Arc::new(Follower {
-            jobs: Mutex::new(jobs),
-        });
+        let follower = Arc::new(Follower { queue });
         *slot = Arc::downgrade(&follower);
         Ok(follower)
     }
 
     /// Queues a catch-up of `atom`.
     pub(crate) fn schedule(&self, atom: Weak<dyn CatchUp>) {
-        // The thread only stops once this sender is gone, so the send cannot fail.
-        let _ = lock(&self.jobs).send(atom);
+        lock(&self.queue.jobs).waiting.push_back(atom);
+        self.queue.ready.notify_one();
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        lock(&self.queue.jobs).closed = true;
+        self.queue.ready.notify_one();
+    }
+}
+
+impl Queue {
+    /// The follower thread: runs the catch-ups as they come, until no live atom is left.
+    fn serve(&self) {
+        loop {
+            let job = {
+                let mut jobs = lock(&self.jobs);
+                loop {
+                    if let Some(job) = jobs.waiting.pop_front() {
+                        break job;
+                    }
+                    if jobs.closed {
+                        return;
+                    }
+                    jobs = self.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            if let Some(atom) = job.upgrade() {
+                // A panic (in a value's Deserialize, say) fails that catch-up only; the
+                // other live atoms go on being followed.
+                let _ = catch_unwind(AssertUnwindSafe(|| atom.catch_up()));
+            }
+        }
     }
 }
 
