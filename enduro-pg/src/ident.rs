@@ -10,6 +10,9 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 pub(crate) struct Table {
     /// `"schema"."name"` or `"name"`, each part quoted with `"` doubled.
     pub(crate) quoted: String,
+    /// The schema as written, if any, and the name as written.
+    pub(crate) schema: Option<String>,
+    pub(crate) name: String,
 }
 
 impl Table {
@@ -53,8 +56,14 @@ impl Table {
             ));
         }
         let quoted: Vec<String> = parts.iter().map(|p| quote(p)).collect();
+        let (schema, name) = match parts[..] {
+            [schema, name] => (Some(schema.to_owned()), name.to_owned()),
+            _ => (None, name.to_owned()),
+        };
         Ok(Table {
             quoted: quoted.join("."),
+            schema,
+            name,
         })
     }
 }

@@ -36,7 +36,23 @@
 //! A swap is one `UPDATE ... WHERE key = $2 AND version = $3` round trip when nobody else
 //! wrote; otherwise it reloads, re-runs the function and tries again. To change a value by
 //! hand, bump the version too (`UPDATE hits SET value = '41', version = version + 1`), so
-//! that running atoms notice.
+//! that running atoms notice (live atoms too, at once if you also send the table's
+//! `NOTIFY`, see [`PgStore::notify_channel`], or at the latest after their listener's
+//! next reconnect; see [`PgAtom::live`]).
+//!
+//! # Live atoms
+//!
+//! With [`PgAtom::live`], other writers' commits reach an atom without `refresh`: every
+//! commit (and release) sends a `NOTIFY` in its own statement, and one `LISTEN` connection
+//! per pool hands them to the pool's live atoms, which catch up by reading their row.
+//!
+//! ```no_run
+//! let live = enduro::PgAtom::builder("postgres://app@localhost/app", "hits")
+//!     .live(true)
+//!     .open(0u64)?;
+//! live.add_watch("log", |old, new| println!("{old} -> {new}")); // other processes' swaps too
+//! # Ok::<(), enduro::Error>(())
+//! ```
 //!
 //! # Failures and timeouts
 //!
@@ -90,7 +106,8 @@
 //! connections than one. Connections unused for [`DEFAULT_IDLE_TIMEOUT`] close. All are
 //! driven by one process-wide runtime of at most two threads (`enduro-pg`), so they
 //! outlive the runtime that first asked for them, and blocking atoms start no threads of
-//! their own. They carry `application_name=enduro` unless the string sets one.
+//! their own. They carry `application_name=enduro` unless the string sets one. A pool with
+//! live atoms has one more connection, which `LISTEN`s (see [`PgAtom::live`]).
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -98,6 +115,8 @@ mod conn;
 mod failure;
 mod ident;
 mod limits;
+mod listen;
+mod notify;
 mod pools;
 mod query;
 mod runtime;
@@ -251,6 +270,19 @@ impl<T: Value> PgAtom<T> {
         self
     }
 
+    /// With `false`, this atom's commits send no `NOTIFY`: [live](PgAtom::live) atoms
+    /// elsewhere see them only at their next check. On by default; see
+    /// [`PgStoreBuilder::notify`] for what it costs and when to turn it off.
+    ///
+    /// ```
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "events").notify(false);
+    /// assert!(format!("{b:?}").contains("notify: false"));
+    /// ```
+    pub fn notify(mut self, notify: bool) -> Self {
+        self.store = self.store.notify(notify);
+        self
+    }
+
     /// The most connections the pool of this connection string opens (default
     /// [`DEFAULT_MAX_CONNECTIONS`]); every atom of the process opened with the same
     /// connection string shares that one pool. See [`PgStoreBuilder::max_connections`].
@@ -357,6 +389,73 @@ impl<T: Value> PgAtom<T> {
         self
     }
 
+    /// Makes the atom follow other writers' commits by itself (with `true`): a commit by
+    /// any process or machine on the atom's row reaches [`deref`](Atom::deref), the
+    /// watches and (for async atoms) [`changes`](AsyncAtom::changes) soon after, without a
+    /// call to [`refresh`](Atom::refresh); so does a release (the atom is then released).
+    ///
+    /// How, and what it costs:
+    /// - **Every commit sends a `NOTIFY`**, live atom or not, in the commit's own statement
+    ///   (`pg_notify` on a channel named after the table, `enduro_` and a hash, with the
+    ///   row's new version and its key, or a hash of a key longer than 2 KiB), so a commit
+    ///   that rolls back tells no one. PostgreSQL serializes the commits that notify:
+    ///   one writer, or writers of one row, lose a few percent of their commits per
+    ///   second; many connections committing to different rows at once lose most of
+    ///   their group commit (see [`notify`](PgAtom::notify), which turns it off for a
+    ///   table no live atom follows).
+    /// - **One more connection per pool**, not per atom: the first live atom of a pool
+    ///   (a connection string and its timeouts) opens one connection that `LISTEN`s on the
+    ///   channels of its live atoms' tables; a thousand live atoms share it. It closes when
+    ///   the last live atom of the pool is dropped.
+    /// - **Merged transitions.** The atom catches up by reading the row, as `refresh` does:
+    ///   commits in quick succession may reach the watches as one transition (`old` the
+    ///   value before them, `new` the latest), never out of order. A notification that
+    ///   names the version the atom already has costs nothing.
+    /// - **After a lost connection** (a server restart, a network failure; a peer gone
+    ///   silently is noticed through TCP keepalives within about a minute), the listener
+    ///   opens a new one, waiting 50 ms and doubling up to 5 s between failed attempts,
+    ///   listens again and makes every live atom of the pool check its row once, so a
+    ///   commit made meanwhile is picked up then. Until then, live atoms show what they
+    ///   had; their own swaps work (or fail) as they always do.
+    ///
+    /// Blocking atoms catch up on one follower thread per process, async atoms on the
+    /// runtime that opened them. An atom on a pool of your own
+    /// ([`with_pool`](PgAtom::with_pool)) cannot be live: opening it fails with an error
+    /// that says so.
+    ///
+    /// ```no_run
+    /// let db = "postgres://app:secret@localhost/app";
+    /// let live = enduro::PgAtom::builder(db, "counters").key("hits").live(true).open(0u64)?;
+    /// live.add_watch("log", |old, new| println!("hits: {old} -> {new}"));
+    ///
+    /// // Another process (here, another atom on the same row) commits...
+    /// let other = enduro::PgAtom::builder(db, "counters").key("hits").open(0u64)?;
+    /// other.swap(|n| n + 1)?;
+    ///
+    /// // ...and the live atom follows, without refresh().
+    /// while *live.deref() == 0 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    /// }
+    /// # Ok::<(), enduro::Error>(())
+    /// ```
+    ///
+    /// ```
+    /// // A pool of your own cannot carry the notifications: refused when opening, before
+    /// // any connection is tried.
+    /// use enduro::deadpool_postgres::{Manager, Pool};
+    ///
+    /// let config: enduro::tokio_postgres::Config = "host=localhost user=app".parse().unwrap();
+    /// let pool = Pool::builder(Manager::new(config, enduro::tokio_postgres::NoTls))
+    ///     .build()
+    ///     .unwrap();
+    /// let e = enduro::PgAtom::with_pool(pool, "t").live(true).open(0u64).unwrap_err();
+    /// assert!(e.to_string().contains("with_pool"), "{e}");
+    /// ```
+    pub fn live(mut self, live: bool) -> Self {
+        self.options = self.options.live(live);
+        self
+    }
+
     /// Chooses when changes count as done (for [`open`](PgAtom::open) only): durably
     /// (the default: a swap returns once PostgreSQL committed it) or
     /// [`CommitMode::Background`]. Async atoms always
@@ -404,6 +503,13 @@ impl<T: Value> PgAtom<T> {
 
     /// The options with the JSON style applied, checked before any connection is tried.
     fn options(&self) -> Result<Options<T>> {
+        if self.options.is_live() && self.store.uses_given_pool() {
+            return Err(enduro_core::Error::backend(
+                self.store.resource(),
+                store::cannot_follow_with_pool(),
+                None,
+            ));
+        }
         self.options.clone().resolved(&self.store.resource())
     }
 }
@@ -519,9 +625,11 @@ mod tests {
             .idle_timeout(Duration::from_secs(7))
             .validator(|v| v.len() < 5)
             .commit_mode(CommitMode::Durable)
+            .live(true)
             .pretty(true);
         let other = builder()
             .pretty(true)
+            .live(true)
             .commit_mode(CommitMode::Durable)
             .validator(|v| v.len() < 5)
             .idle_timeout(Duration::from_secs(7))
@@ -531,6 +639,7 @@ mod tests {
             .drop_table_on_release(true)
             .key("k");
         assert_eq!(format!("{one:?}"), format!("{other:?}"));
+        assert!(format!("{one:?}").contains("live: true"), "{one:?}");
 
         let store = |b: PgStoreBuilder| {
             format!(

@@ -7,6 +7,10 @@
 //! short-lived one of a tool) would fail under whichever caller holds it at that moment.
 //! Connections idle for longer than the idle timeout are closed by a task that wakes a
 //! few times per idle timeout and ends with the pool.
+//!
+//! Each pool also has a [`Listener`] (see [`crate::listen`]): at most one more connection,
+//! opened with the same configuration and TLS, that `LISTEN`s for the pool's live atoms
+//! while there are any.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +25,7 @@ use tokio_postgres::{Client, Config};
 
 use crate::conn::{SslMode, Target};
 use crate::limits::ServerLimits;
+use crate::listen::Listener;
 use crate::tls::{Phase, Progress, Tls};
 
 /// What a shared pool is made of; atoms that ask for the same get the same pool.
@@ -62,12 +67,14 @@ impl Dest {
     }
 }
 
-/// A pool and what its errors need.
+/// A pool, what its errors need, and its listener for live atoms.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) pool: Pool,
     pub(crate) dest: Arc<Dest>,
     pub(crate) tls: Tls,
+    /// The pool's one `LISTEN` connection, open while one of its atoms is live.
+    pub(crate) listener: Arc<Listener>,
 }
 
 type Registry = Mutex<HashMap<Key, Weak<Shared>>>;
@@ -121,7 +128,7 @@ fn open(target: &Target, settings: &Settings) -> Result<Shared, String> {
         dest: dest.clone(),
     };
     let manager = Manager::from_connect(
-        config,
+        config.clone(),
         connector,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -145,7 +152,19 @@ fn open(target: &Target, settings: &Settings) -> Result<Shared, String> {
         .build()
         .map_err(|e| format!("cannot build the connection pool: {e}"))?;
     runtime.spawn(close_idle(pool.weak(), settings.idle_timeout));
-    Ok(Shared { pool, dest, tls })
+    let listener = Arc::new(Listener::new(
+        config,
+        tls.clone(),
+        runtime,
+        attempt,
+        settings.statement_timeout,
+    ));
+    Ok(Shared {
+        pool,
+        dest,
+        tls,
+        listener,
+    })
 }
 
 /// The host names of `config`, for TLS errors.
@@ -224,7 +243,7 @@ impl Connect for Connector {
 }
 
 /// Aborts a task when dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

@@ -57,6 +57,11 @@ impl Runner {
         &self.pool
     }
 
+    /// The shared pool the store made itself, `None` for a pool the caller gave.
+    pub(crate) fn own_pool(&self) -> Option<&Arc<Shared>> {
+        self.shared.as_ref()
+    }
+
     /// A connection from the pool, waiting at most the timeout for one: the store's own
     /// pool is built with that wait timeout; a caller's pool may have none (or no runtime
     /// to time one with), so the wait for it is bounded here.
@@ -286,6 +291,20 @@ impl Runner {
         }
         match self.bounded(client.execute(sql, params)).await {
             Some(Ok(count)) => Ok(count),
+            Some(Err(e)) => Err(Self::failed(client, Failure::after_sending(e))),
+            None => Err(self.abandon(client, true)),
+        }
+    }
+
+    /// Runs `batch` (statements without parameters, as one simple query: one implicit
+    /// transaction), bounded by the timeout.
+    pub(crate) async fn batch(&self, batch: &str) -> Result<(), Failure> {
+        let client = self.connection().await?;
+        if client.is_closed() {
+            return Err(Self::failed(client, Failure::Closed));
+        }
+        match self.bounded(client.batch_execute(batch)).await {
+            Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(Self::failed(client, Failure::after_sending(e))),
             None => Err(self.abandon(client, true)),
         }

@@ -281,6 +281,59 @@ fn verify_full_checks_the_host_name_and_verify_ca_the_signer() {
     );
 }
 
+/// A live atom's listener connects as the pool does: here only TLS with a verified
+/// certificate gets in, and the notifications still arrive.
+#[test]
+fn a_live_atom_listens_over_tls_too() {
+    let Some(cluster) = tls_cluster() else { return };
+    let ca = pki().ca.display();
+    let app = "enduro_tls_live";
+    let db = url(
+        cluster,
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}&application_name={app}"),
+    );
+    let live = PgAtom::builder(&db, "tls_hits")
+        .key("live")
+        .live(true)
+        .open(0u64)
+        .unwrap();
+    let listening_over_tls = || {
+        as_superuser(cluster, async |client| {
+            client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+                     WHERE a.application_name = $1 AND a.query ~ 'LISTEN' AND s.ssl",
+                    &[&app],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        })
+    };
+    let start = std::time::Instant::now();
+    while listening_over_tls() != 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no listener over TLS"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let writer = counter(&db, "live").unwrap();
+    for _ in 0..5 {
+        writer.swap(|n| n + 1).unwrap();
+    }
+    let start = std::time::Instant::now();
+    while *live.deref() != 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the live atom did not follow"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    writer.release().unwrap();
+}
+
 #[test]
 fn a_client_certificate_logs_in() {
     let Some(cluster) = tls_cluster() else { return };

@@ -122,3 +122,113 @@ pub fn commit(
         })
     })
 }
+
+/// `url` (a `postgres://` URL or `key=value` pairs) with `application_name` set to
+/// `name`: a pool of its own, whose connections `pg_stat_activity` tells apart.
+pub fn with_application_name(url: &str, name: &str) -> String {
+    if url.contains("://") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}application_name={name}")
+    } else {
+        format!("{url} application_name={name}")
+    }
+}
+
+/// Waits until `done` (60 s at most, then fails the test saying `what`).
+pub fn eventually(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out (60 s) waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Plain SQL next to the atoms, for looking at the server (`pg_stat_activity`) and for
+/// changes made by hand.
+pub struct Observer(enduro_pg::BlockingPgStore);
+
+impl Observer {
+    /// An observer on the database `url` (its own pool: application `enduro_observer`).
+    pub fn new(url: &str) -> Self {
+        let url = with_application_name(url, "enduro_observer");
+        Observer(
+            PgStore::builder(&url, "enduro_observer")
+                .max_connections(1)
+                .open_blocking()
+                .unwrap(),
+        )
+    }
+
+    /// Runs `sql` (with `param` as `$1`, and then the first column of the one row it
+    /// returns is the answer; or without parameters, as a batch, answering 0), a few
+    /// times over while it fails: a connection a server restart broke is replaced on the
+    /// next try.
+    fn run_sql(&self, sql: &str, param: Option<&str>) -> i64 {
+        let store = &self.0;
+        let mut last = String::new();
+        for _ in 0..5 {
+            let done = store.run(async {
+                let fail = |e: String| enduro_core::Error::backend("observer", e, None);
+                let client = store
+                    .inner()
+                    .pool()
+                    .get()
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                match param {
+                    Some(param) => {
+                        let row = client
+                            .query_one(sql, &[&param])
+                            .await
+                            .map_err(|e| fail(e.to_string()))?;
+                        Ok(row.get::<_, i64>(0))
+                    }
+                    None => {
+                        client
+                            .batch_execute(sql)
+                            .await
+                            .map_err(|e| fail(e.to_string()))?;
+                        Ok(0)
+                    }
+                }
+            });
+            match done {
+                Ok(answer) => return answer,
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the observer's statement failed: {last}");
+    }
+
+    /// The first column of the one row `sql` returns, with `param` as `$1`.
+    pub fn i64(&self, sql: &str, param: &str) -> i64 {
+        self.run_sql(sql, Some(param))
+    }
+
+    /// Runs `sql` (statements without parameters).
+    pub fn execute(&self, sql: &str) {
+        self.run_sql(sql, None);
+    }
+
+    /// How many connections of application `app` the server has.
+    pub fn connections(&self, app: &str) -> i64 {
+        self.i64(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            app,
+        )
+    }
+
+    /// How many connections of application `app` listen for notifications (their last
+    /// statement a `LISTEN` or `UNLISTEN`, which only a listener runs).
+    pub fn listening(&self, app: &str) -> i64 {
+        self.i64(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+             AND query ~ 'LISTEN'",
+            app,
+        )
+    }
+}

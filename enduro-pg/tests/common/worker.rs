@@ -8,6 +8,9 @@
 //! worker URL TABLE KEY count N        N swaps of +1 on a u64; prints "acked N"
 //! worker URL TABLE KEY append ID N    appends "ID-0".."ID-(N-1)" to a list of
 //!                                     strings; prints "ack ID-i" after each
+//! worker URL TABLE KEY follow N        opens a live atom on a u64, prints "ready",
+//!                                     waits (60 s at most) until it shows N without
+//!                                     refresh, prints "saw N TRANSITIONS"
 //! ```
 
 use std::io::Write;
@@ -59,7 +62,7 @@ pub fn entry() {
 
 fn run(args: &[String]) {
     let [url, table, key, task, rest @ ..] = args else {
-        eprintln!("usage: worker URL TABLE KEY (count N | append ID N)");
+        eprintln!("usage: worker URL TABLE KEY (count N | append ID N | follow N)");
         std::process::exit(2);
     };
     let mut out = std::io::stdout().lock();
@@ -96,6 +99,32 @@ fn run(args: &[String]) {
                 writeln!(out, "ack {item}").unwrap();
                 out.flush().unwrap();
             }
+        }
+        ("follow", [n]) => {
+            let n: u64 = n.parse().unwrap();
+            let atom = enduro_pg::PgAtom::builder(url, table)
+                .key(key.as_str())
+                .max_connections(2)
+                .live(true)
+                .open(0u64)
+                .unwrap();
+            let transitions = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let counted = std::sync::Arc::clone(&transitions);
+            atom.add_watch("count", move |_, _| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            writeln!(out, "ready").unwrap();
+            out.flush().unwrap();
+            let start = std::time::Instant::now();
+            while *atom.deref() != n {
+                if start.elapsed() > std::time::Duration::from_secs(60) {
+                    writeln!(out, "stuck at {}", atom.deref()).unwrap();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let transitions = transitions.load(std::sync::atomic::Ordering::Relaxed);
+            writeln!(out, "saw {n} {transitions}").unwrap();
         }
         _ => {
             eprintln!("unknown task {task:?} {rest:?}");
