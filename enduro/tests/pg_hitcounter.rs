@@ -1,6 +1,7 @@
 //! The hit counter example (enduro/examples/hitcounter.rs), three instances on loopback
 //! against one database (`DATABASE_URL`, or a private cluster started for this test):
-//! concurrent requests spread across them end at an exact count.
+//! concurrent requests spread across them end at an exact count, and instances that get
+//! no hit follow the others' hits live (server-sent events, and `/count` from `deref`).
 #![cfg(feature = "pg")]
 #![allow(clippy::unwrap_used)]
 
@@ -102,15 +103,25 @@ fn start(binary: &PathBuf, url: &str, table: &str, instances: &mut Instances) ->
     port
 }
 
-/// `GET /` over plain HTTP/1.1; returns N from `Hits: N`.
-fn get(port: u16) -> u64 {
+/// Sends `GET path` over plain HTTP/1.1 on a new connection.
+fn request(port: u16, path: &str) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
+}
+
+/// `GET /` (counts a hit); returns N from `Hits: N`.
+fn get(port: u16) -> u64 {
+    get_path(port, "/")
+}
+
+/// `GET path`; returns N from `Hits: N`.
+fn get_path(port: u16, path: &str) -> u64 {
+    let mut stream = request(port, path);
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -152,5 +163,64 @@ fn three_instances_count_every_request_exactly() {
     let atom = PgAtom::builder(&url, &table).open(0u64).unwrap();
     assert_eq!(*atom.deref(), total);
     drop(instances);
+    atom.release().unwrap();
+}
+
+#[test]
+fn instances_that_get_no_hit_follow_the_others_live() {
+    let Some(url) = database_url() else { return };
+    let binary = hitcounter_binary();
+    let table = unique_key("live_hits").replace('-', "_");
+    let mut instances = Instances(Vec::new());
+    let ports: Vec<u16> = (0..INSTANCES)
+        .map(|_| start(&binary, &url, &table, &mut instances))
+        .collect();
+    // Each quiet instance's event stream, read on a thread until it shows `total`.
+    let total = 40u64;
+    let streams: Vec<_> = ports[1..]
+        .iter()
+        .map(|&port| {
+            let stream = request(port, "/events");
+            let (counts, seen) = std::sync::mpsc::channel();
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { return };
+                    if let Some(n) = line.strip_prefix("data: ") {
+                        let n: u64 = n.trim().parse().unwrap();
+                        if counts.send(n).is_err() || n == total {
+                            return;
+                        }
+                    }
+                }
+            });
+            seen
+        })
+        .collect();
+    let next = |seen: &std::sync::mpsc::Receiver<u64>| {
+        seen.recv_timeout(Duration::from_secs(120))
+            .expect("an event within 120 s")
+    };
+    for seen in &streams {
+        assert_eq!(next(seen), 0, "a stream starts with the count");
+    }
+    // All the hits go to the first instance.
+    for i in 1..=total {
+        assert_eq!(get(ports[0]), i);
+    }
+    for seen in &streams {
+        let mut last = 0;
+        while last != total {
+            let n = next(seen);
+            assert!(n > last, "the counts rise: {n} after {last}");
+            last = n;
+        }
+    }
+    // `/count` reads the live atom: up to date without a hit, and counts nothing.
+    for &port in &ports[1..] {
+        assert_eq!(get_path(port, "/count"), total);
+    }
+    assert_eq!(get(ports[2]), total + 1);
+    drop(instances);
+    let atom = PgAtom::builder(&url, &table).open(0u64).unwrap();
     atom.release().unwrap();
 }

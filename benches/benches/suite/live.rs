@@ -19,6 +19,11 @@ use crate::{CHILD, Timing};
 
 /// Where the file writer's atom lives (its path).
 const PATH_VAR: &str = "ENDURO_BENCH_LIVE_PATH";
+/// Where the PostgreSQL writer's atom lives: the database and the table.
+#[cfg(feature = "pg")]
+const DB_VAR: &str = "ENDURO_BENCH_LIVE_DB";
+#[cfg(feature = "pg")]
+const TABLE_VAR: &str = "ENDURO_BENCH_LIVE_TABLE";
 
 /// The target: visible in the live atom within 50 ms of the writer's acknowledgement.
 const TARGET: Target = Target::AtMost {
@@ -33,6 +38,8 @@ const BASELINE: &str =
 pub fn child(which: &str) -> i32 {
     let result = match which {
         "live-file" => file_writer(),
+        #[cfg(feature = "pg")]
+        "live-pg" => pg_writer(),
         other => Err(format!("unknown live child `{other}`")),
     };
     match result {
@@ -47,6 +54,14 @@ pub fn child(which: &str) -> i32 {
 fn file_writer() -> Result<(), String> {
     let path = std::env::var_os(PATH_VAR).ok_or(format!("{PATH_VAR} is not set"))?;
     let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    serve(|| atom.swap(|n| n + 1).map(|n| *n).map_err(|e| e.to_string()))
+}
+
+#[cfg(feature = "pg")]
+fn pg_writer() -> Result<(), String> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let atom = enduro::postgresql_atom(0u64, &var(DB_VAR)?, &var(TABLE_VAR)?)
+        .map_err(|e| e.to_string())?;
     serve(|| atom.swap(|n| n + 1).map(|n| *n).map_err(|e| e.to_string()))
 }
 
@@ -174,6 +189,29 @@ pub fn file_row(timing: Timing) -> Row {
         let writer = Writer::spawn("live-file", &[(PATH_VAR, path.as_os_str())])?;
         measure(writer, || *live.deref(), rounds(timing))
     })();
+    match measured {
+        Ok(m) => Row::measured(ID, SCENARIO, BASELINE, Unit::Millis, m, Some(TARGET)),
+        Err(e) => Row::not_run(ID, SCENARIO, BASELINE, Unit::Millis, Some(TARGET), e),
+    }
+}
+
+/// The live PostgreSQL atom's row, on the database `db` (or why there is none), in
+/// `table`.
+#[cfg(feature = "pg")]
+pub fn pg_row(db: Result<&str, &str>, table: &str, timing: Timing) -> Row {
+    const ID: &str = "live_pg_visible_p99";
+    const SCENARIO: &str = "live pg atom: another process's commit visible in deref, p99";
+    let measured = db.map_err(str::to_owned).and_then(|db| {
+        let live = enduro::PgAtom::builder(db, table)
+            .live(true)
+            .open(0u64)
+            .map_err(|e| e.to_string())?;
+        let writer = Writer::spawn(
+            "live-pg",
+            &[(DB_VAR, db.as_ref()), (TABLE_VAR, table.as_ref())],
+        )?;
+        measure(writer, || *live.deref(), rounds(timing))
+    });
     match measured {
         Ok(m) => Row::measured(ID, SCENARIO, BASELINE, Unit::Millis, m, Some(TARGET)),
         Err(e) => Row::not_run(ID, SCENARIO, BASELINE, Unit::Millis, Some(TARGET), e),

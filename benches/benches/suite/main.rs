@@ -124,6 +124,8 @@ fn main() {
     );
 
     rows.push(live::file_row(timing));
+    #[cfg(feature = "pg")]
+    rows.push(pg::live_row(&pg, timing));
 
     let mut machine = machine;
     machine.finish();

@@ -109,7 +109,14 @@ impl Drop for Cluster {
             let prefix = self.table_prefix.clone();
             let _ = self.rt.block_on(async {
                 let client = connect(url).await?;
-                for name in ["enduro_1", "enduro_16", "raw", "memory", "memory_raw"] {
+                for name in [
+                    "enduro_1",
+                    "enduro_16",
+                    "raw",
+                    "memory",
+                    "memory_raw",
+                    "live",
+                ] {
                     client
                         .batch_execute(&format!("DROP TABLE IF EXISTS \"{prefix}_{name}\""))
                         .await
@@ -253,6 +260,16 @@ pub fn run_per_op(c: &mut Criterion, results: &mut Results, pg: &Cluster, passes
         },
     );
     group.finish();
+}
+
+/// The live row: another process's commit reaching a live atom's `deref` (see
+/// [`crate::live::pg_row`]).
+pub fn live_row(pg: &Cluster, timing: Timing) -> Row {
+    crate::live::pg_row(
+        pg.url.as_deref().map_err(String::as_str),
+        &pg.table("live"),
+        timing,
+    )
 }
 
 /// The memory row: peak memory while swapping a large value through a PostgreSQL atom,
