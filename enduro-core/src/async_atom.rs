@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, Result};
-use crate::live::{self, Pending};
+use crate::live::{self, Following, Pending};
 use crate::options::{self, Options, Validation};
 use crate::protocol::{
     After, Answer, Call, Exclusive, Group, Input, Mode, Next, Purpose, Step, StoreCalls, Stored,
@@ -141,7 +141,7 @@ struct Inner<T> {
     wake_all: Arc<WakeAll>,
     /// A live atom's merged nudges, and what keeps its store following the resource.
     pending: Arc<Pending>,
-    following: OnceLock<Subscription>,
+    following: OnceLock<Following>,
 }
 
 /// A batch's store calls in progress.
@@ -251,12 +251,20 @@ impl<T: Value> AsyncAtom<T> {
                 if core.is_released() || !pending.take(core.current().1) {
                     return;
                 }
-                // An error leaves the atom as it was; the next change or refresh reports it.
-                let _ = AsyncAtom { inner }.refresh_for(Purpose::CatchUp).await;
+                // An error leaves the atom as it was (the next change or refresh reports
+                // it); the catch-up is tried again a little later.
+                let atom = AsyncAtom { inner };
+                let result = atom.refresh_for(Purpose::CatchUp).await;
+                let inner = &atom.inner;
+                if let Some(following) = inner.following.get() {
+                    following.ended(inner.core.resource(), &inner.pending, &result);
+                }
             });
         });
         let subscription = inner.store.follow(nudge.clone())?;
-        let _ = inner.following.set(subscription);
+        let _ = inner
+            .following
+            .set(Following::new(subscription, nudge.clone()));
         nudge.changed();
         Ok(())
     }

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::background::Background;
 use crate::error::{Error, Result};
-use crate::live::{self, CatchUp, Follower, Pending};
+use crate::live::{self, CatchUp, Follower, Following, Pending};
 use crate::options::{self, CommitMode, Options, Validation};
 use crate::protocol::{Exclusive, Group, Input, Mode, Purpose, Step, Txn, call_blocking};
 use crate::state::{Core, Digesting, Opening, Outcome, Refusal, encode, lock, validate_with};
-use crate::store::{Committed, Store, Subscription, Version};
+use crate::store::{Committed, Store, Version};
 use crate::value::Value;
 
 /// A durable atom: one value of type `T`, kept in a [`Store`], changed only by pure
@@ -45,7 +45,7 @@ struct Inner<T> {
     background: Option<(Background<T>, Mutex<()>)>,
     /// A live atom's merged nudges, and what keeps its store following the resource.
     pending: Arc<Pending>,
-    following: OnceLock<Subscription>,
+    following: OnceLock<Following>,
 }
 
 impl<T> Clone for Atom<T> {
@@ -144,7 +144,9 @@ impl<T: Value> Atom<T> {
             follower.schedule(me.clone())
         });
         let subscription = inner.store.follow(nudge.clone())?;
-        let _ = inner.following.set(subscription);
+        let _ = inner
+            .following
+            .set(Following::new(subscription, nudge.clone()));
         nudge.changed();
         Ok(())
     }
@@ -594,6 +596,10 @@ impl<T: Value> CatchUp for Inner<T> {
         if self.core.is_released() || !self.pending.take(self.core.current().1) {
             return;
         }
-        let _ = Atom { inner: self }.refresh_for(Purpose::CatchUp);
+        let inner = Arc::clone(&self);
+        let result = Atom { inner: self }.refresh_for(Purpose::CatchUp);
+        if let Some(following) = inner.following.get() {
+            following.ended(inner.core.resource(), &inner.pending, &result);
+        }
     }
 }

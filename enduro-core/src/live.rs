@@ -5,10 +5,11 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::state::lock;
-use crate::store::{Nudge, Version};
+use crate::store::{Nudge, Subscription, Version};
 
 /// What the nudges since the last catch-up asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,13 +22,32 @@ enum Wanted {
     At(Version),
 }
 
-/// One live atom's merged nudges: a burst of nudges schedules one catch-up.
+/// One live atom's merged nudges (a burst of nudges schedules one catch-up), and how
+/// many catch-ups in a row failed.
 #[derive(Debug)]
-pub(crate) struct Pending(Mutex<Wanted>);
+pub(crate) struct Pending(Mutex<Wanted>, Mutex<u32>);
+
+/// The first wait before a failed catch-up is tried again; it doubles up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+/// The longest wait between two tries of a catch-up that keeps failing.
+const MAX_RETRY: Duration = Duration::from_secs(5);
 
 impl Pending {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Pending(Mutex::new(Wanted::Idle)))
+        Arc::new(Pending(Mutex::new(Wanted::Idle), Mutex::new(0)))
+    }
+
+    /// Records how a catch-up ended; after a failure, returns how long to wait before
+    /// trying again (doubling with each failure in a row).
+    fn ended(&self, ok: bool) -> Option<Duration> {
+        let mut failures = lock(&self.1);
+        if ok {
+            *failures = 0;
+            return None;
+        }
+        *failures = failures.saturating_add(1);
+        let doubled = FIRST_RETRY.saturating_mul(1 << (*failures - 1).min(16));
+        Some(doubled.min(MAX_RETRY))
     }
 
     /// Records a nudge; returns whether a catch-up must be scheduled (none was).
@@ -64,6 +84,43 @@ pub(crate) fn nudge(pending: Arc<Pending>, schedule: impl Fn() + Send + Sync + '
     })
 }
 
+/// What keeps a live atom's store following its resource, and the atom's own nudge (for
+/// trying a failed catch-up again).
+pub(crate) struct Following {
+    _subscription: Subscription,
+    nudge: Nudge,
+}
+
+impl Following {
+    pub(crate) fn new(subscription: Subscription, nudge: Nudge) -> Self {
+        Following {
+            _subscription: subscription,
+            nudge,
+        }
+    }
+
+    /// After a catch-up: see [`ended`].
+    pub(crate) fn ended<T>(&self, resource: &str, pending: &Pending, result: &Result<T>) {
+        // A released atom is done for good: nothing to try again.
+        let ok = !matches!(result, Err(e) if !matches!(e, Error::Released));
+        ended(resource, pending, &self.nudge, ok);
+    }
+}
+
+/// After a catch-up of the atom `nudge` belongs to: on failure (a lost connection, a
+/// file caught mid-change), nudges it again after a wait that doubles from
+/// [`FIRST_RETRY`] to [`MAX_RETRY`] while failures go on, so one failed catch-up never
+/// leaves a live atom behind until the next commit. The follower thread keeps the time.
+fn ended(resource: &str, pending: &Pending, nudge: &Nudge, ok: bool) {
+    let Some(delay) = pending.ended(ok) else {
+        return;
+    };
+    // Without a thread to wait on, the next nudge will have to do.
+    if let Ok(follower) = Follower::get(resource) {
+        follower.later(delay, nudge.clone());
+    }
+}
+
 /// A blocking atom that can catch up on the follower thread.
 pub(crate) trait CatchUp: Send + Sync {
     /// Refreshes the atom if its nudges ask for it; errors are the next call's to see.
@@ -86,6 +143,8 @@ struct Queue {
 #[derive(Default)]
 struct Jobs {
     waiting: VecDeque<Weak<dyn CatchUp>>,
+    /// Nudges to give at a later time (retries), each keeping the follower running.
+    later: Vec<(Instant, Nudge, Arc<Follower>)>,
     /// No live atom is left: the thread ends.
     closed: bool,
 }
@@ -126,6 +185,15 @@ impl Follower {
         lock(&self.queue.jobs).waiting.push_back(atom);
         self.queue.ready.notify_one();
     }
+
+    /// Gives `nudge` in `delay`.
+    fn later(self: &Arc<Self>, delay: Duration, nudge: Nudge) {
+        let due = Instant::now() + delay;
+        lock(&self.queue.jobs)
+            .later
+            .push((due, nudge, Arc::clone(self)));
+        self.queue.ready.notify_one();
+    }
 }
 
 impl Drop for Follower {
@@ -143,15 +211,33 @@ impl Queue {
                 let mut jobs = lock(&self.jobs);
                 loop {
                     if let Some(job) = jobs.waiting.pop_front() {
-                        break job;
+                        break Some(job);
                     }
-                    if jobs.closed {
+                    let now = Instant::now();
+                    if let Some(at) = jobs.later.iter().position(|(due, ..)| *due <= now) {
+                        let (_, nudge, follower) = jobs.later.swap_remove(at);
+                        drop(jobs);
+                        nudge.changed();
+                        // Maybe the last handle: dropped with the lock released.
+                        drop(follower);
+                        break None;
+                    }
+                    if jobs.closed && jobs.later.is_empty() {
                         return;
                     }
-                    jobs = self.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
+                    jobs = match jobs.later.iter().map(|(due, ..)| *due).min() {
+                        Some(due) => {
+                            let wait = due.saturating_duration_since(now);
+                            self.ready
+                                .wait_timeout(jobs, wait)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0
+                        }
+                        None => self.ready.wait(jobs).unwrap_or_else(|e| e.into_inner()),
+                    };
                 }
             };
-            if let Some(atom) = job.upgrade() {
+            if let Some(atom) = job.and_then(|job| job.upgrade()) {
                 // A panic (in a value's Deserialize, say) fails that catch-up only; the
                 // other live atoms go on being followed.
                 let _ = catch_unwind(AssertUnwindSafe(|| atom.catch_up()));

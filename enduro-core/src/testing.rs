@@ -250,7 +250,7 @@ impl<S: Store> Store for FaultyStore<S> {
 }
 
 /// The async twin of [`FaultyStore`]: wraps an [`AsyncStore`](crate::AsyncStore) and fails
-/// the commits its [`Faults`] name, so that the atom's promises on a failed or unknown
+/// the commits, checks and loads its [`Faults`] name, so that the atom's promises on a failed or unknown
 /// commit are checked on any async backend. The value arrives encoded, so
 /// [`FailPoint::MidWrite`] fails before anything reaches the store, like
 /// [`FailPoint::BeforeWrite`].
@@ -275,9 +275,17 @@ impl<S: crate::AsyncStore> crate::AsyncStore for FaultyAsyncStore<S> {
         self.inner.resource()
     }
     fn load(&self) -> crate::BoxFuture<'_, Result<Option<Snapshot>>> {
+        if Faults::take(&mut lock(&self.faults.plan).fail_loads) {
+            let failed = Err(injected(self.inner.resource(), "load"));
+            return Box::pin(std::future::ready(failed));
+        }
         self.inner.load()
     }
     fn check(&self, known: Version) -> crate::BoxFuture<'_, Result<Observed>> {
+        if Faults::take(&mut lock(&self.faults.plan).fail_checks) {
+            let failed = Err(injected(self.inner.resource(), "check"));
+            return Box::pin(std::future::ready(failed));
+        }
         self.inner.check(known)
     }
     fn commit(&self, expected: Version, bytes: Vec<u8>) -> crate::BoxFuture<'_, Result<Committed>> {

@@ -228,6 +228,7 @@ macro_rules! conformance {
             a_live_atom_that_writes_too_stays_exact,
             many_live_atoms_each_follow_their_own_resource,
             a_live_atom_takes_a_blank_value_for_a_rewrite_in_progress,
+            a_live_atom_tries_a_failed_catch_up_again,
         );
     };
     (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {
@@ -287,6 +288,7 @@ macro_rules! async_conformance {
             async_random_cancellation_never_applies_a_change_twice,
             async_a_live_atom_follows_other_writers_without_refresh,
             async_a_live_atom_that_writes_too_stays_exact,
+            async_a_live_atom_tries_a_failed_catch_up_again,
         );
     };
     (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {
