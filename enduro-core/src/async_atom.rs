@@ -4,14 +4,14 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, Result};
-use crate::live::{self, Following, Pending};
+use crate::live::Live;
 use crate::options::{self, Options, Validation};
 use crate::protocol::{
     After, Answer, Call, Exclusive, Group, Input, Mode, Next, Purpose, Step, StoreCalls, Stored,
@@ -140,8 +140,7 @@ struct Inner<T> {
     /// Wakes every waiter when the flight can make progress.
     wake_all: Arc<WakeAll>,
     /// A live atom's merged nudges, and what keeps its store following the resource.
-    pending: Arc<Pending>,
-    following: OnceLock<Following>,
+    live: Live,
 }
 
 /// A batch's store calls in progress.
@@ -219,8 +218,7 @@ impl<T: Value> AsyncAtom<T> {
                 group,
                 flight: Mutex::new(None),
                 wake_all,
-                pending: Pending::new(),
-                following: OnceLock::new(),
+                live: Live::new(),
             }),
         };
         if live {
@@ -243,30 +241,26 @@ impl<T: Value> AsyncAtom<T> {
             )
         })?;
         let me = Arc::downgrade(inner);
-        let nudge = live::nudge(Arc::clone(&inner.pending), move || {
+        let schedule = move || {
             let me = me.clone();
             runtime.spawn(async move {
                 let Some(inner) = me.upgrade() else { return };
-                let (core, pending) = (&inner.core, &inner.pending);
-                if core.is_released() || !pending.take(core.current().1) {
+                if !inner
+                    .live
+                    .due(inner.core.is_released(), inner.core.current().1)
+                {
                     return;
                 }
                 // An error leaves the atom as it was (the next change or refresh reports
                 // it); the catch-up is tried again a little later.
                 let atom = AsyncAtom { inner };
                 let result = atom.refresh_for(Purpose::CatchUp).await;
-                let inner = &atom.inner;
-                if let Some(following) = inner.following.get() {
-                    following.ended(inner.core.resource(), &inner.pending, &result);
-                }
+                atom.inner.live.ended(atom.inner.core.resource(), &result);
             });
-        });
-        let subscription = inner.store.follow(nudge.clone())?;
-        let _ = inner
-            .following
-            .set(Following::new(subscription, nudge.clone()));
-        nudge.changed();
-        Ok(())
+        };
+        inner
+            .live
+            .start(|nudge| inner.store.follow(nudge), schedule)
     }
 
     /// A receiver of the atom's value, to await its changes: it holds the current value

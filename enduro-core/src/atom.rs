@@ -1,11 +1,11 @@
 //! The blocking driver: [`Atom`], the handle users hold.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::background::Background;
 use crate::error::{Error, Result};
-use crate::live::{self, CatchUp, Follower, Following, Pending};
+use crate::live::{CatchUp, Follower, Live};
 use crate::options::{self, CommitMode, Options, Validation};
 use crate::protocol::{Exclusive, Group, Input, Mode, Purpose, Step, Txn, call_blocking};
 use crate::state::{Core, Digesting, Opening, Outcome, Refusal, encode, lock, validate_with};
@@ -44,8 +44,7 @@ struct Inner<T> {
     /// In [`CommitMode::Background`]: the committer, and the lock that orders changes.
     background: Option<(Background<T>, Mutex<()>)>,
     /// A live atom's merged nudges, and what keeps its store following the resource.
-    pending: Arc<Pending>,
-    following: OnceLock<Following>,
+    live: Live,
 }
 
 impl<T> Clone for Atom<T> {
@@ -122,8 +121,7 @@ impl<T: Value> Atom<T> {
                 store,
                 group: Group::new(),
                 background,
-                pending: Pending::new(),
-                following: OnceLock::new(),
+                live: Live::new(),
             }),
         };
         if live {
@@ -140,15 +138,10 @@ impl<T: Value> Atom<T> {
         let follower = Follower::get(inner.core.resource())?;
         let me: std::sync::Weak<dyn CatchUp> =
             Arc::downgrade(&(Arc::clone(inner) as Arc<dyn CatchUp>));
-        let nudge = live::nudge(Arc::clone(&inner.pending), move || {
-            follower.schedule(me.clone())
-        });
-        let subscription = inner.store.follow(nudge.clone())?;
-        let _ = inner
-            .following
-            .set(Following::new(subscription, nudge.clone()));
-        nudge.changed();
-        Ok(())
+        inner.live.start(
+            |nudge| inner.store.follow(nudge),
+            move || follower.schedule(me.clone()),
+        )
     }
 
     /// The last committed value this atom knows. Never blocks on storage; see
@@ -314,7 +307,7 @@ impl<T: Value> Atom<T> {
     /// key replaces the old one. A watch that panics is skipped; the commit stands.
     ///
     /// ```
-    /// use std::sync::{Arc, Mutex, OnceLock};
+    /// use std::sync::{Arc, Mutex};
     /// # let atom = enduro::mem_atom(1);
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let log = Arc::clone(&seen);
@@ -593,13 +586,14 @@ impl<T: Value> CatchUp for Inner<T> {
     /// that does not decode, a lost connection) leaves the atom as it was; the next
     /// change or refresh reports it.
     fn catch_up(self: Arc<Self>) {
-        if self.core.is_released() || !self.pending.take(self.core.current().1) {
+        if !self
+            .live
+            .due(self.core.is_released(), self.core.current().1)
+        {
             return;
         }
         let inner = Arc::clone(&self);
         let result = Atom { inner: self }.refresh_for(Purpose::CatchUp);
-        if let Some(following) = inner.following.get() {
-            following.ended(inner.core.resource(), &inner.pending, &result);
-        }
+        inner.live.ended(inner.core.resource(), &result);
     }
 }

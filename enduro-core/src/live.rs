@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
 impl Pending {
-    pub(crate) fn new() -> Arc<Self> {
+    fn new() -> Arc<Self> {
         Arc::new(Pending(Mutex::new(Wanted::Idle), Mutex::new(0)))
     }
 
@@ -64,7 +64,7 @@ impl Pending {
 
     /// For the catch-up: whether the atom, now at `current`, must refresh. Clears the
     /// record first, so a nudge that comes during the refresh schedules another.
-    pub(crate) fn take(&self, current: Version) -> bool {
+    fn take(&self, current: Version) -> bool {
         let wanted = std::mem::replace(&mut *lock(&self.0), Wanted::Idle);
         match wanted {
             Wanted::Idle => false,
@@ -76,7 +76,7 @@ impl Pending {
 
 /// Makes the nudge for one live atom: it records the nudge in `pending` and, when no
 /// catch-up is scheduled yet, calls `schedule`.
-pub(crate) fn nudge(pending: Arc<Pending>, schedule: impl Fn() + Send + Sync + 'static) -> Nudge {
+fn nudge(pending: Arc<Pending>, schedule: impl Fn() + Send + Sync + 'static) -> Nudge {
     Nudge::new(move |version| {
         if pending.want(version) {
             schedule();
@@ -84,26 +84,50 @@ pub(crate) fn nudge(pending: Arc<Pending>, schedule: impl Fn() + Send + Sync + '
     })
 }
 
-/// What keeps a live atom's store following its resource, and the atom's own nudge (for
-/// trying a failed catch-up again).
-pub(crate) struct Following {
-    _subscription: Subscription,
-    nudge: Nudge,
+/// A live atom's side of following, the same for both drivers: its merged nudges, and
+/// (once started) what keeps its store following the resource and its own nudge, for
+/// trying a failed catch-up again.
+pub(crate) struct Live {
+    pending: Arc<Pending>,
+    following: OnceLock<(Subscription, Nudge)>,
 }
 
-impl Following {
-    pub(crate) fn new(subscription: Subscription, nudge: Nudge) -> Self {
-        Following {
-            _subscription: subscription,
-            nudge,
+impl Live {
+    pub(crate) fn new() -> Self {
+        Live {
+            pending: Pending::new(),
+            following: OnceLock::new(),
         }
     }
 
-    /// After a catch-up: see [`ended`].
-    pub(crate) fn ended<T>(&self, resource: &str, pending: &Pending, result: &Result<T>) {
-        // A released atom is done for good: nothing to try again.
+    /// Starts following: makes the atom's nudge (which calls `schedule` when a catch-up is
+    /// due), hands it to the store through `follow`, and nudges once, which covers what
+    /// was committed between the atom's load and now.
+    pub(crate) fn start(
+        &self,
+        follow: impl FnOnce(Nudge) -> Result<Subscription>,
+        schedule: impl Fn() + Send + Sync + 'static,
+    ) -> Result<()> {
+        let nudge = nudge(Arc::clone(&self.pending), schedule);
+        let subscription = follow(nudge.clone())?;
+        let _ = self.following.set((subscription, nudge.clone()));
+        nudge.changed();
+        Ok(())
+    }
+
+    /// For a catch-up: whether the atom, released or not and now at `current`, must
+    /// refresh (see [`Pending::take`]).
+    pub(crate) fn due(&self, released: bool, current: Version) -> bool {
+        !released && self.pending.take(current)
+    }
+
+    /// After a catch-up: on failure, nudges the atom again later (see [`ended`]). A
+    /// released atom is done for good: nothing to try again.
+    pub(crate) fn ended<T>(&self, resource: &str, result: &Result<T>) {
         let ok = !matches!(result, Err(e) if !matches!(e, Error::Released));
-        ended(resource, pending, &self.nudge, ok);
+        if let Some((_, nudge)) = self.following.get() {
+            ended(resource, &self.pending, nudge, ok);
+        }
     }
 }
 

@@ -757,14 +757,7 @@ fn a_live_atom_follows_another_process_without_refresh() {
         });
     }
     // One unbroken, rising chain: bursts may merge into one transition, none is lost.
-    let seen = seen.lock().unwrap().clone();
-    let mut at = 0;
-    for (old, new) in &seen {
-        assert_eq!(*old, at, "{seen:?}");
-        assert!(new > old, "{seen:?}");
-        at = *new;
-    }
-    assert_eq!(at, 50);
+    enduro_core::conformance::assert_rising_chain(&seen.lock().unwrap(), 0, 50);
     // A release by another process releases the live atom.
     let mut w = Worker::spawn(&["release", s(&path)]);
     assert_eq!(w.line(), "released");

@@ -15,6 +15,7 @@ mod common;
 
 use common::pg_cluster::database_url;
 use common::{Observer, eventually, unique_key, with_application_name, worker};
+use enduro_core::conformance::assert_rising_chain;
 use enduro_core::{Atom, Error};
 use enduro_pg::PgAtom;
 
@@ -35,18 +36,6 @@ fn recorder<T: enduro_core::Value + Copy>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T
         log.lock().unwrap().push((*old, *new));
     });
     seen
-}
-
-/// Checks a watch log is one rising chain from `from` to `to`: transitions may merge,
-/// none is missing, repeated or out of order.
-fn assert_rising_chain(seen: &[(u64, u64)], from: u64, to: u64) {
-    let mut at = from;
-    for (old, new) in seen {
-        assert_eq!(*old, at, "the watch chain breaks at {at}: {seen:?}");
-        assert!(new > old, "the watch chain does not rise at {at}: {seen:?}");
-        at = *new;
-    }
-    assert_eq!(at, to, "the watch chain ends at {at}, not {to}: {seen:?}");
 }
 
 #[test]

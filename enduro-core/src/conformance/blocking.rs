@@ -24,7 +24,7 @@ use std::thread;
 use crate::testing::{FailPoint, FaultyStore};
 use crate::{Atom, Error, Options, Store};
 
-use super::Backend;
+use super::{Backend, assert_rising_chain};
 
 /// The stored bytes decoded as JSON of type `T`.
 fn stored_as<B: Backend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource) -> T {
@@ -1498,18 +1498,6 @@ fn eventually(what: &str, done: impl Fn() -> bool) {
         );
         thread::sleep(std::time::Duration::from_millis(1));
     }
-}
-
-/// Checks a watch log is one chain (each `old` the previous `new`) from `from` to `to`,
-/// rising at each step: merged transitions are allowed, none missing or repeated.
-fn assert_rising_chain(seen: &[(u64, u64)], from: u64, to: u64) {
-    let mut at = from;
-    for (old, new) in seen {
-        assert_eq!(*old, at, "the watch chain breaks at {at}: {seen:?}");
-        assert!(new > old, "the watch chain does not rise at {at}: {seen:?}");
-        at = *new;
-    }
-    assert_eq!(at, to, "the watch chain ends at {at}, not {to}: {seen:?}");
 }
 
 /// A live atom follows another writer's commits with no `refresh`: its `deref` and its

@@ -122,6 +122,28 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// Checks that a watch log of `u64` values is one chain from `from` to `to`, each `old`
+/// the previous `new`, rising at each step: what the watches of a live (or refreshing)
+/// atom must see of a counter others increment. Transitions may merge (one step over
+/// several commits); none may be missing, repeated or out of order.
+///
+/// ```
+/// enduro::conformance::assert_rising_chain(&[(0, 1), (1, 4), (4, 5)], 0, 5);
+/// let broken = std::panic::catch_unwind(|| {
+///     enduro::conformance::assert_rising_chain(&[(0, 2), (1, 3)], 0, 3)
+/// });
+/// assert!(broken.is_err());
+/// ```
+pub fn assert_rising_chain(seen: &[(u64, u64)], from: u64, to: u64) {
+    let mut at = from;
+    for (old, new) in seen {
+        assert_eq!(*old, at, "the watch chain breaks at {at}: {seen:?}");
+        assert!(new > old, "the watch chain does not rise at {at}: {seen:?}");
+        at = *new;
+    }
+    assert_eq!(at, to, "the watch chain ends at {at}, not {to}: {seen:?}");
+}
+
 /// Runs the case `name` through `case`. A case listed in `known_failures` must fail (its
 /// panic is caught and reported); if it passes, this panics so that the list is updated.
 pub fn run_case(name: &str, known_failures: &[&str], case: impl FnOnce()) {
