@@ -122,9 +122,13 @@ impl Live {
     }
 
     /// After a catch-up: on failure, nudges the atom again later (see [`ended`]). A
-    /// released atom is done for good: nothing to try again.
+    /// released atom is done for good, and stored data that does not decode stays so
+    /// until someone writes again (which nudges): nothing to try again for either.
     pub(crate) fn ended<T>(&self, resource: &str, result: &Result<T>) {
-        let ok = !matches!(result, Err(e) if !matches!(e, Error::Released));
+        let ok = match result {
+            Ok(_) | Err(Error::Released | Error::Decode { .. }) => true,
+            Err(_) => false,
+        };
         if let Some((_, nudge)) = self.following.get() {
             ended(resource, &self.pending, nudge, ok);
         }

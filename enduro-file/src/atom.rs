@@ -239,7 +239,9 @@ impl<T: Value> FileAtom<T> {
     /// [`refresh`](Atom::refresh). Several commits in quick succession may reach the
     /// watches as one merged transition (`old` the value before them, `new` the latest).
     /// Blocking atoms catch up on one follower thread per process; async atoms on their
-    /// runtime. Dropping the last live atom stops both. Feature `live`.
+    /// runtime. Dropping the last live atom stops both. The kernel reports only changes
+    /// made on this machine: on a network file system, another machine's commits reach
+    /// the atom at its next `refresh` or swap. Feature `live`.
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));

@@ -55,7 +55,7 @@
 //!
 //! The cases are in [`blocking`] and (feature `async`) [`nonblocking`]; each states the
 //! promise it checks, and each fails when that promise is broken. The live cases
-//! (`*live_atom*`) need [`Store::follow`](crate::Store::follow): a backend that cannot
+//! (`*live_atom*`) need [`Store::follow`]: a backend that cannot
 //! follow its resource lists them as known failures.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
