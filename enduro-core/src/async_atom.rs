@@ -603,12 +603,7 @@ impl<T: Value> AsyncAtom<T> {
         core.refuse_reentry(call)?;
         // No gathering here: waiting with a timeout needs a timer, and an async store's
         // round trips overlap on the runtime anyway.
-        let mode = Mode {
-            check_first: store.cheap_check(),
-            refresh: purpose != Purpose::Change,
-            following: purpose == Purpose::CatchUp,
-            gather: false,
-        };
+        let mode = Mode::new(purpose, store.cheap_check(), false);
         let mut txn = Txn::new(group, core, mode, decide);
         let mut input = Input::Go;
         loop {

@@ -511,12 +511,7 @@ impl<T: Value> Atom<T> {
         if let (Some((committer, order)), Purpose::Change) = (background, purpose) {
             return Self::transact_in_background(core, committer, order, decide);
         }
-        let mode = Mode {
-            check_first: store.cheap_check(),
-            refresh: purpose != Purpose::Change,
-            following: purpose == Purpose::CatchUp,
-            gather: true,
-        };
+        let mode = Mode::new(purpose, store.cheap_check(), true);
         let mut txn = Txn::new(group, core, mode, decide);
         let mut input = Input::Go;
         loop {

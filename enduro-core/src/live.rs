@@ -121,31 +121,24 @@ impl Live {
         !released && self.pending.take(current)
     }
 
-    /// After a catch-up: on failure, nudges the atom again later (see [`ended`]). A
-    /// released atom is done for good, and stored data that does not decode stays so
-    /// until someone writes again (which nudges): nothing to try again for either.
+    /// After a catch-up: on failure (a lost connection, a file caught mid-change), nudges
+    /// the atom again after a wait that doubles from [`FIRST_RETRY`] to [`MAX_RETRY`]
+    /// while failures go on, so one failed catch-up never leaves a live atom behind until
+    /// the next commit; the follower thread keeps the time. A released atom is done for
+    /// good, and stored data that does not decode stays so until someone writes again
+    /// (which nudges): nothing to try again for either.
     pub(crate) fn ended<T>(&self, resource: &str, result: &Result<T>) {
         let ok = match result {
             Ok(_) | Err(Error::Released | Error::Decode { .. }) => true,
             Err(_) => false,
         };
-        if let Some((_, nudge)) = self.following.get() {
-            ended(resource, &self.pending, nudge, ok);
+        let (Some(delay), Some((_, nudge))) = (self.pending.ended(ok), self.following.get()) else {
+            return;
+        };
+        // Without a thread to wait on, the next nudge will have to do.
+        if let Ok(follower) = Follower::get(resource) {
+            follower.later(delay, nudge.clone());
         }
-    }
-}
-
-/// After a catch-up of the atom `nudge` belongs to: on failure (a lost connection, a
-/// file caught mid-change), nudges it again after a wait that doubles from
-/// [`FIRST_RETRY`] to [`MAX_RETRY`] while failures go on, so one failed catch-up never
-/// leaves a live atom behind until the next commit. The follower thread keeps the time.
-fn ended(resource: &str, pending: &Pending, nudge: &Nudge, ok: bool) {
-    let Some(delay) = pending.ended(ok) else {
-        return;
-    };
-    // Without a thread to wait on, the next nudge will have to do.
-    if let Ok(follower) = Follower::get(resource) {
-        follower.later(delay, nudge.clone());
     }
 }
 
@@ -231,45 +224,66 @@ impl Drop for Follower {
     }
 }
 
+/// What the follower thread does next.
+enum Work {
+    /// A catch-up of this atom (if it is still alive).
+    CatchUp(Weak<dyn CatchUp>),
+    /// A retry that is due: give the nudge, then let go of the follower it kept.
+    Retry(Nudge, Arc<Follower>),
+    /// No live atom is left.
+    Stop,
+}
+
 impl Queue {
-    /// The follower thread: runs the catch-ups as they come, until no live atom is left.
+    /// The follower thread: runs the catch-ups and retries as they come, until no live
+    /// atom is left.
     fn serve(&self) {
         loop {
-            let job = {
-                let mut jobs = lock(&self.jobs);
-                loop {
-                    if let Some(job) = jobs.waiting.pop_front() {
-                        break Some(job);
+            match self.next() {
+                Work::CatchUp(atom) => {
+                    if let Some(atom) = atom.upgrade() {
+                        // A panic (in a value's Deserialize, say) fails that catch-up
+                        // only; the other live atoms go on being followed.
+                        let _ = catch_unwind(AssertUnwindSafe(|| atom.catch_up()));
                     }
-                    let now = Instant::now();
-                    if let Some(at) = jobs.later.iter().position(|(due, ..)| *due <= now) {
-                        let (_, nudge, follower) = jobs.later.swap_remove(at);
-                        drop(jobs);
-                        nudge.changed();
-                        // Maybe the last handle: dropped with the lock released.
-                        drop(follower);
-                        break None;
-                    }
-                    if jobs.closed && jobs.later.is_empty() {
-                        return;
-                    }
-                    jobs = match jobs.later.iter().map(|(due, ..)| *due).min() {
-                        Some(due) => {
-                            let wait = due.saturating_duration_since(now);
-                            self.ready
-                                .wait_timeout(jobs, wait)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0
-                        }
-                        None => self.ready.wait(jobs).unwrap_or_else(|e| e.into_inner()),
-                    };
                 }
-            };
-            if let Some(atom) = job.and_then(|job| job.upgrade()) {
-                // A panic (in a value's Deserialize, say) fails that catch-up only; the
-                // other live atoms go on being followed.
-                let _ = catch_unwind(AssertUnwindSafe(|| atom.catch_up()));
+                Work::Retry(nudge, follower) => {
+                    nudge.changed();
+                    // Maybe the last handle: dropped with the queue's lock released.
+                    drop(follower);
+                }
+                Work::Stop => return,
             }
+        }
+    }
+
+    /// Waits for the next piece of work: a queued catch-up first, then a retry that is
+    /// due; otherwise sleeps until the earliest retry or a new job.
+    fn next(&self) -> Work {
+        let mut jobs = lock(&self.jobs);
+        loop {
+            if let Some(atom) = jobs.waiting.pop_front() {
+                return Work::CatchUp(atom);
+            }
+            let now = Instant::now();
+            if let Some(at) = jobs.later.iter().position(|(due, ..)| *due <= now) {
+                let (_, nudge, follower) = jobs.later.swap_remove(at);
+                return Work::Retry(nudge, follower);
+            }
+            // A retry keeps the follower alive, so a closed queue has none left.
+            if jobs.closed {
+                return Work::Stop;
+            }
+            jobs = match jobs.later.iter().map(|(due, ..)| *due).min() {
+                Some(due) => {
+                    let wait = due.saturating_duration_since(now);
+                    self.ready
+                        .wait_timeout(jobs, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.ready.wait(jobs).unwrap_or_else(|e| e.into_inner()),
+            };
         }
     }
 }

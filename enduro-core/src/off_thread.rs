@@ -8,7 +8,9 @@ use tokio::runtime::Handle;
 use crate::async_atom::{AsyncStore, BoxFuture};
 use crate::error::{Error, Result};
 use crate::state::panic_message;
-use crate::store::{Committed, Nudge, Observed, Snapshot, Store, Subscription, Version};
+use crate::store::{
+    Committed, Nudge, Observed, Snapshot, Store, Subscription, Version, commit_bytes,
+};
 
 /// Any blocking [`Store`] as an [`AsyncStore`]: each call runs on the blocking thread pool
 /// of the tokio runtime it was made in (`spawn_blocking`), so waiting for a disk or for
@@ -149,14 +151,7 @@ impl<S: Store> AsyncStore for OffThread<S> {
 
     fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>> {
         self.run(
-            move |store| {
-                store.commit(expected, &mut |out| {
-                    out.write_all(&bytes).map_err(|e| {
-                        let message = format!("cannot write the value: {e}");
-                        Error::backend(store.resource(), message, Some(Box::new(e)))
-                    })
-                })
-            },
+            move |store| commit_bytes(store, expected, &bytes),
             uncertain,
         )
     }

@@ -184,6 +184,23 @@ pub(crate) fn cannot_follow(resource: String) -> Error {
     )
 }
 
+/// Commits `bytes`, encoded already, to a blocking store: what an async face of a
+/// blocking store does ([`OffThread`](crate::OffThread), and the tests' `Inline`). A write
+/// failure is the store's own (it reports its I/O errors itself).
+#[cfg(feature = "async")]
+pub(crate) fn commit_bytes<S: Store + ?Sized>(
+    store: &S,
+    expected: Version,
+    bytes: &[u8],
+) -> Result<Committed> {
+    store.commit(expected, &mut |out| {
+        out.write_all(bytes).map_err(|e| {
+            let message = format!("cannot write the value: {e}");
+            Error::backend(store.resource(), message, Some(Box::new(e)))
+        })
+    })
+}
+
 /// A blocking backend: one resource (a file, a database row, a memory cell) holding one
 /// encoded value and its [`Version`].
 ///

@@ -343,17 +343,7 @@ impl<S: Store> crate::AsyncStore for Inline<S> {
         Box::pin(async move { self.0.check(known) })
     }
     fn commit(&self, expected: Version, bytes: Vec<u8>) -> crate::BoxFuture<'_, Result<Committed>> {
-        Box::pin(async move {
-            self.0.commit(expected, &mut |out| {
-                out.write_all(&bytes).map_err(|e| {
-                    Error::backend(
-                        self.0.resource(),
-                        format!("cannot write the value: {e}"),
-                        Some(Box::new(e)),
-                    )
-                })
-            })
-        })
+        Box::pin(async move { crate::store::commit_bytes(&self.0, expected, &bytes) })
     }
     fn release(&self) -> crate::BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.0.release() })

@@ -50,16 +50,13 @@ pub(crate) fn follow(
     nudge: Nudge,
 ) -> Result<Subscription> {
     let mut watching = lock(&WATCHER);
-    if watching.is_none() {
-        let watcher =
-            notify::recommended_watcher(deliver).map_err(|e| cannot_watch(resource, dir, e))?;
-        *watching = Some(Watching {
-            watcher,
+    let state = match &mut *watching {
+        Some(state) => state,
+        idle @ None => idle.insert(Watching {
+            watcher: notify::recommended_watcher(deliver)
+                .map_err(|e| cannot_watch(resource, dir, e))?,
             dirs: HashMap::new(),
-        });
-    }
-    let Some(state) = watching.as_mut() else {
-        unreachable!("the watcher was just started")
+        }),
     };
     match state.dirs.get_mut(dir) {
         Some(count) => *count += 1,

@@ -89,6 +89,19 @@ pub(crate) struct Mode {
     pub(crate) gather: bool,
 }
 
+impl Mode {
+    /// How a driver runs a transaction for `purpose`: `check_first` as its store says
+    /// ([`Store::cheap_check`](crate::Store::cheap_check)), `gather` as the driver can.
+    pub(crate) fn new(purpose: Purpose, check_first: bool, gather: bool) -> Self {
+        Mode {
+            check_first,
+            refresh: purpose != Purpose::Change,
+            following: purpose == Purpose::CatchUp,
+            gather,
+        }
+    }
+}
+
 /// Where a transaction is.
 enum At<T> {
     /// About to join a batch (again).
