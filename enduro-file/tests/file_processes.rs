@@ -17,6 +17,7 @@ mod common;
 
 use common::{Piped, names, spawn_piped, worker};
 use enduro_core::Error;
+use enduro_core::conformance::{assert_rising_chain, eventually, recorder};
 use enduro_file::FileAtom;
 
 /// The worker process these tests start: this test binary, run again (see
@@ -116,6 +117,21 @@ impl Worker {
             self.what
         );
         rest
+    }
+
+    /// Runs `worker count PATH N` to its end: N swaps of `+1` by another process.
+    fn count(path: &Path, n: u64) {
+        let mut w = Worker::spawn(&["count", s(path), &n.to_string()]);
+        w.expect("ready");
+        w.go();
+        assert_eq!(w.finish(), ["done"]);
+    }
+
+    /// Starts `worker hold-lock PATH SECS` and returns once it holds the atom's lock.
+    fn holding_lock(path: &Path, secs: u64) -> Worker {
+        let mut holder = Worker::spawn(&["hold-lock", s(path), &secs.to_string()]);
+        holder.expect("locked");
+        holder
     }
 
     /// SIGKILLs the worker and reaps it.
@@ -276,18 +292,12 @@ fn a_reader_sees_other_processes_commits_after_refresh_and_at_every_swap() {
         log.lock().unwrap().push((*old, *new));
     });
 
-    let mut w = Worker::spawn(&["count", s(&path), "25"]);
-    w.expect("ready");
-    w.go();
-    assert_eq!(w.finish(), ["done"]);
+    Worker::count(&path, 25);
     assert_eq!(*reader.deref(), 0, "deref never touches the file");
     assert_eq!(*reader.refresh().unwrap(), 25);
     assert_eq!(*reader.deref(), 25);
 
-    let mut w = Worker::spawn(&["count", s(&path), "10"]);
-    w.expect("ready");
-    w.go();
-    assert_eq!(w.finish(), ["done"]);
+    Worker::count(&path, 10);
     let mut calls = Vec::new();
     let new = reader
         .swap(|n| {
@@ -377,8 +387,7 @@ fn a_lock_holder_killed_with_sigkill_blocks_nobody_and_timeouts_are_clear() {
         .open(0u64)
         .unwrap();
 
-    let mut holder = Worker::spawn(&["hold-lock", s(&path), "600"]);
-    holder.expect("locked");
+    let holder = Worker::holding_lock(&path, 600);
 
     let err = impatient.swap(|n| n + 1).unwrap_err();
     let Error::LockTimeout { path: locked, .. } = &err else {
@@ -620,29 +629,6 @@ fn acknowledged_ids(lines: Vec<String>) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Waits until `done` (60 s at most, then fails saying `what`): for what a live atom does
-/// by itself, soon but not at once.
-fn eventually(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting until {what}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Records every `(old, new)` a watch of `atom` sees.
-fn transitions(atom: &enduro_core::Atom<u64>) -> Arc<Mutex<Vec<(u64, u64)>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    atom.add_watch("log", move |old: &u64, new: &u64| {
-        log.lock().unwrap().push((*old, *new))
-    });
-    seen
-}
-
 fn current_thread_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -660,8 +646,7 @@ fn an_async_file_atom_keeps_a_current_thread_runtime_serving_while_another_proce
         let atom = FileAtom::builder(&path).open_async(0u64).await.unwrap();
         // Holds the lock for 20 s: a swap that blocked the runtime's one thread would
         // keep the ticks below from running until the holder let go.
-        let mut holder = Worker::spawn(&["hold-lock", s(&path), "20"]);
-        holder.expect("locked");
+        let holder = Worker::holding_lock(&path, 20);
         let swap = tokio::spawn({
             let atom = atom.clone();
             async move { atom.swap(|n| n + 1).await.map(|v| *v) }
@@ -688,8 +673,7 @@ fn an_async_swap_dropped_while_waiting_for_the_lock_leaves_no_lock_no_half_commi
     let runtime = current_thread_runtime();
     runtime.block_on(async {
         let atom = FileAtom::builder(&path).open_async(0u64).await.unwrap();
-        let mut holder = Worker::spawn(&["hold-lock", s(&path), "600"]);
-        holder.expect("locked");
+        let holder = Worker::holding_lock(&path, 600);
         let given_up = tokio::time::timeout(Duration::from_millis(200), atom.swap(|n| n + 1)).await;
         assert!(
             given_up.is_err(),
@@ -702,10 +686,7 @@ fn an_async_swap_dropped_while_waiting_for_the_lock_leaves_no_lock_no_half_commi
         assert_eq!(stored::<u64>(&path), 11);
     });
     // The lock is free: another process commits at once.
-    let mut other = Worker::spawn(&["count", s(&path), "1"]);
-    other.expect("ready");
-    other.go();
-    assert_eq!(other.finish(), ["done"]);
+    Worker::count(&path, 1);
     assert_eq!(stored::<u64>(&path), 12);
     assert_only_data_and_lock(dir.path(), "dropped.json");
 
@@ -714,8 +695,7 @@ fn an_async_swap_dropped_while_waiting_for_the_lock_leaves_no_lock_no_half_commi
     let runtime = current_thread_runtime();
     runtime.block_on(async {
         let atom = FileAtom::builder(&path).open_async(0u64).await.unwrap();
-        let mut holder = Worker::spawn(&["hold-lock", s(&path), "600"]);
-        holder.expect("locked");
+        let holder = Worker::holding_lock(&path, 600);
         let given_up = tokio::time::timeout(Duration::from_millis(200), atom.swap(|n| n + 1)).await;
         assert!(given_up.is_err());
         drop(atom);
@@ -728,10 +708,7 @@ fn an_async_swap_dropped_while_waiting_for_the_lock_leaves_no_lock_no_half_commi
         after == 12 || after == 13,
         "whole, applied at most once: {after}"
     );
-    let mut other = Worker::spawn(&["count", s(&path), "1"]);
-    other.expect("ready");
-    other.go();
-    assert_eq!(other.finish(), ["done"]);
+    Worker::count(&path, 1);
     assert_eq!(stored::<u64>(&path), after + 1);
     assert_only_data_and_lock(dir.path(), "dropped.json");
 }
@@ -741,12 +718,9 @@ fn a_live_atom_follows_another_process_without_refresh() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.json");
     let live = FileAtom::builder(&path).live(true).open(0u64).unwrap();
-    let seen = transitions(&live);
+    let seen = recorder(&live);
     for (from, n) in [(0, 30), (30, 20)] {
-        let mut w = Worker::spawn(&["count", s(&path), &n.to_string()]);
-        w.expect("ready");
-        w.go();
-        assert_eq!(w.finish(), ["done"]);
+        Worker::count(&path, n);
         let to = from + n;
         eventually(
             "the live atom shows the other process's last commit",
@@ -757,7 +731,7 @@ fn a_live_atom_follows_another_process_without_refresh() {
         });
     }
     // One unbroken, rising chain: bursts may merge into one transition, none is lost.
-    enduro_core::conformance::assert_rising_chain(&seen.lock().unwrap(), 0, 50);
+    assert_rising_chain(&seen.lock().unwrap(), 0, 50);
     // A release by another process releases the live atom.
     let mut w = Worker::spawn(&["release", s(&path)]);
     assert_eq!(w.line(), "released");
@@ -801,7 +775,7 @@ fn a_live_atom_picks_up_a_file_replaced_or_rewritten_by_hand_and_its_removal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hand.json");
     let live = FileAtom::builder(&path).live(true).open(5u64).unwrap();
-    let seen = transitions(&live);
+    let seen = recorder(&live);
     // An editor's save: a temp file beside, renamed over the data file.
     let swp = dir.path().join(".hand.json.swp");
     std::fs::write(&swp, "100").unwrap();

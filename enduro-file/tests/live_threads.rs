@@ -3,8 +3,7 @@
 //! with the last. Alone in its test binary, so that no other test's atoms are counted.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::time::{Duration, Instant};
-
+use enduro_core::conformance::eventually;
 use enduro_file::FileAtom;
 
 /// The process's threads whose names start with `prefix` (Linux keeps the first 15
@@ -15,17 +14,6 @@ fn threads(prefix: &str) -> usize {
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
         .filter(|name| name.trim_end().starts_with(prefix))
         .count()
-}
-
-fn eventually(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 const FOLLOWER: &str = "enduro-follower";

@@ -9,13 +9,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 
 mod common;
 
 use common::pg_cluster::database_url;
 use common::{Observer, eventually, unique_key, with_application_name, worker};
-use enduro_core::conformance::assert_rising_chain;
+use enduro_core::conformance::{assert_rising_chain, recorder};
 use enduro_core::{Atom, Error};
 use enduro_pg::PgAtom;
 
@@ -27,16 +26,6 @@ fn worker() {
 }
 
 const TABLE: &str = "enduro_live";
-
-/// Records every transition the atom's watches see.
-fn recorder<T: enduro_core::Value + Copy>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    atom.add_watch("record", move |old: &T, new: &T| {
-        log.lock().unwrap().push((*old, *new));
-    });
-    seen
-}
 
 #[test]
 fn a_live_atom_follows_a_writer_in_another_process() {
@@ -89,7 +78,7 @@ fn a_live_atom_in_another_process_follows_this_one() {
     let mut lines = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map(Result::unwrap)
-        .filter(|l| !l.is_empty() && l != "running 1 test");
+        .filter(|l| !worker::is_harness_line(l));
     assert_eq!(lines.next().as_deref(), Some("ready"));
     eventually("the child's listener is up", || {
         observer.listening(&app) == 1

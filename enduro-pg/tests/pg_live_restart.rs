@@ -7,7 +7,6 @@
 //! Waits are bounded (60 s); nothing is timed.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
@@ -15,6 +14,7 @@ mod common;
 use common::pg_cluster::private_cluster;
 use common::{Observer, eventually, with_application_name};
 use enduro_core::Atom;
+use enduro_core::conformance::recorder;
 use enduro_pg::PgAtom;
 
 const TABLE: &str = "enduro_live_restart";
@@ -52,13 +52,7 @@ fn a_live_atom_survives_a_restart_and_catches_up_after_a_lost_listener() {
         .live(true)
         .open(0u64)
         .unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    {
-        let seen = Arc::clone(&seen);
-        live.add_watch("record", move |old: &u64, new: &u64| {
-            seen.lock().unwrap().push((*old, *new));
-        });
-    }
+    let seen = recorder(&live);
     let writer_url = with_application_name(&url, "enduro_live_restart_writer");
     let writer = PgAtom::builder(&writer_url, TABLE).open(0u64).unwrap();
     writer.reset(1).unwrap();

@@ -24,22 +24,12 @@ use std::thread;
 use crate::testing::{FailPoint, FaultyStore};
 use crate::{Atom, Error, Options, Store};
 
-use super::{Backend, assert_rising_chain};
+use super::{Backend, assert_rising_chain, eventually, recorder};
 
 /// The stored bytes decoded as JSON of type `T`.
 fn stored_as<B: Backend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource) -> T {
     let bytes = b.stored(r).expect("the resource should exist");
     serde_json::from_slice(&bytes).expect("the stored bytes should be valid JSON of the type")
-}
-
-/// Records every `(old, new)` a watch sees.
-fn recorder<T: Clone + crate::Value>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    atom.add_watch("recorder", move |old: &T, new: &T| {
-        log.lock().unwrap().push((old.clone(), new.clone()));
-    });
-    seen
 }
 
 /// Opening an empty resource validates and stores `init`.
@@ -1485,19 +1475,6 @@ fn refused_at_open<B: Backend, T: crate::Value>(b: &B, text: &str, init: T) {
         Some(text.as_bytes()),
         "left untouched"
     );
-}
-
-/// Waits until `done` (60 s at most, then fails the test saying `what`): for what a live
-/// atom does by itself, soon but not at once.
-fn eventually(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(60),
-            "timed out (60 s) waiting until {what}"
-        );
-        thread::sleep(std::time::Duration::from_millis(1));
-    }
 }
 
 /// A live atom follows another writer's commits with no `refresh`: its `deref` and its

@@ -67,6 +67,8 @@ pub mod nonblocking;
 pub use nonblocking::{AsyncBackend, Gate, GatedStore, InlineBackend, OffThreadBackend};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::{Atom, Committed, Error, Options, Result, Store, Value, Version};
 
@@ -119,6 +121,42 @@ pub trait Backend: Send + Sync + 'static {
     /// Opens an atom on `resource`, panicking on error.
     fn open<T: Value>(&self, resource: &Self::Resource, init: T) -> Atom<T> {
         self.open_with(resource, init, Options::new()).unwrap()
+    }
+}
+
+/// Records every `(old, new)` the watches of `atom` see (under the key `recorder`).
+///
+/// ```
+/// let atom = enduro::mem_atom(1u8);
+/// let seen = enduro::conformance::recorder(&atom);
+/// atom.swap(|n| n + 1)?;
+/// assert_eq!(*seen.lock().unwrap(), [(1, 2)]);
+/// # Ok::<(), enduro::Error>(())
+/// ```
+pub fn recorder<T: Clone + Value>(atom: &Atom<T>) -> Arc<Mutex<Vec<(T, T)>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    atom.add_watch("recorder", move |old: &T, new: &T| {
+        log.lock().unwrap().push((old.clone(), new.clone()));
+    });
+    seen
+}
+
+/// Waits until `done`, checking every millisecond, and fails the test saying `what` after
+/// 60 s: for what an atom does by itself (a live atom catching up), soon but not at once.
+/// A bound against hanging, never a measure of speed.
+///
+/// ```
+/// enduro::conformance::eventually("one is one", || 1 == 1);
+/// ```
+pub fn eventually(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out (60 s) waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -245,13 +245,20 @@ impl<S: AsyncStore> AsyncStore for GatedStore<S> {
 
 /// Waits until `done` (10 s at most, then panics).
 async fn until(done: impl Fn() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
-        }
+    wait_until("the test's condition", Duration::from_secs(10), done).await;
+}
+
+/// Waits until `done`, checking every millisecond, and fails the test saying `what` after
+/// `bound` (a guard against hanging, never a measure of speed).
+async fn wait_until(what: &str, bound: Duration, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < bound,
+            "timed out ({bound:?}) waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    panic!("timed out waiting for the test's condition");
 }
 
 /// Waits for `future`, failing the test after 30 s (a hang) instead of hanging the suite.
@@ -998,14 +1005,7 @@ pub async fn async_random_cancellation_never_applies_a_change_twice<B: AsyncBack
 /// Waits until `done` (60 s at most, then fails the test saying `what`): for what a live
 /// atom does by itself, soon but not at once.
 async fn eventually(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out (60 s) waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_until(what, Duration::from_secs(60), done).await;
 }
 
 /// A live async atom follows another writer's commits with no `refresh`: `deref`, the

@@ -135,16 +135,8 @@ pub fn with_application_name(url: &str, name: &str) -> String {
 }
 
 /// Waits until `done` (60 s at most, then fails the test saying `what`).
-pub fn eventually(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(60),
-            "timed out (60 s) waiting until {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
+#[allow(unused_imports)] // each test binary uses its own part
+pub use enduro_core::conformance::eventually;
 
 /// Plain SQL next to the atoms, for looking at the server (`pg_stat_activity`) and for
 /// changes made by hand.

@@ -43,9 +43,14 @@ pub fn command(args: &[&str]) -> Command {
 pub fn lines(stdout: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(stdout)
         .lines()
-        .filter(|l| !l.is_empty() && *l != "running 1 test")
+        .filter(|l| !is_harness_line(l))
         .map(str::to_owned)
         .collect()
+}
+
+/// Whether `line` is one the test harness printed before the worker started.
+pub fn is_harness_line(line: &str) -> bool {
+    line.is_empty() || line == "running 1 test"
 }
 
 /// Runs the worker when this test binary was started as one (see [`command`]), then exits
