@@ -54,7 +54,7 @@ pub fn child(which: &str) -> i32 {
 fn file_writer() -> Result<(), String> {
     let path = std::env::var_os(PATH_VAR).ok_or(format!("{PATH_VAR} is not set"))?;
     let atom = enduro::file_atom(0u64, path).map_err(|e| e.to_string())?;
-    serve(|| atom.swap(|n| n + 1).map(|n| *n).map_err(|e| e.to_string()))
+    serve(&atom)
 }
 
 #[cfg(feature = "pg")]
@@ -62,18 +62,18 @@ fn pg_writer() -> Result<(), String> {
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let atom = enduro::postgresql_atom(0u64, &var(DB_VAR)?, &var(TABLE_VAR)?)
         .map_err(|e| e.to_string())?;
-    serve(|| atom.swap(|n| n + 1).map(|n| *n).map_err(|e| e.to_string()))
+    serve(&atom)
 }
 
-/// Says "ready", then swaps once per line read, printing the new value.
-fn serve(mut swap: impl FnMut() -> Result<u64, String>) -> Result<(), String> {
+/// Says "ready", then swaps `atom` `+1` once per line read, printing the new value.
+fn serve(atom: &enduro::Atom<u64>) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready")
         .and_then(|()| out.flush())
         .map_err(|e| e.to_string())?;
     for line in std::io::stdin().lock().lines() {
         line.map_err(|e| e.to_string())?;
-        let value = swap()?;
+        let value = *atom.swap(|n| n + 1).map_err(|e| e.to_string())?;
         writeln!(out, "{value}")
             .and_then(|()| out.flush())
             .map_err(|e| e.to_string())?;
@@ -135,9 +135,13 @@ impl Drop for Writer {
     }
 }
 
-/// `rounds` commits by `writer`, each timed to its acknowledgement and to `deref` (which
-/// must reach the writer's value); returns the 99th percentiles in ms, (deref, ack).
-fn measure(mut writer: Writer, deref: impl Fn() -> u64, rounds: usize) -> Result<Measured, String> {
+/// `rounds` commits by `writer`, each timed to its acknowledgement and to `live`'s
+/// `deref` reaching the writer's value; returns the 99th percentiles in ms, (deref, ack).
+fn measure(
+    mut writer: Writer,
+    live: &enduro::Atom<u64>,
+    rounds: usize,
+) -> Result<Measured, String> {
     let (mut visible, mut acked) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let start = Instant::now();
@@ -148,7 +152,7 @@ fn measure(mut writer: Writer, deref: impl Fn() -> u64, rounds: usize) -> Result
             .map_err(|_| format!("the writer said {line:?}"))?;
         acked.push(at - start);
         loop {
-            if deref() >= value {
+            if *live.deref() >= value {
                 visible.push(start.elapsed());
                 break;
             }
@@ -187,12 +191,9 @@ pub fn file_row(timing: Timing) -> Row {
             .open(0u64)
             .map_err(|e| e.to_string())?;
         let writer = Writer::spawn("live-file", &[(PATH_VAR, path.as_os_str())])?;
-        measure(writer, || *live.deref(), rounds(timing))
+        measure(writer, &live, rounds(timing))
     })();
-    match measured {
-        Ok(m) => Row::measured(ID, SCENARIO, BASELINE, Unit::Millis, m, Some(TARGET)),
-        Err(e) => Row::not_run(ID, SCENARIO, BASELINE, Unit::Millis, Some(TARGET), e),
-    }
+    row(ID, SCENARIO, measured)
 }
 
 /// The live PostgreSQL atom's row, on the database `db` (or why there is none), in
@@ -210,10 +211,15 @@ pub fn pg_row(db: Result<&str, &str>, table: &str, timing: Timing) -> Row {
             "live-pg",
             &[(DB_VAR, db.as_ref()), (TABLE_VAR, table.as_ref())],
         )?;
-        measure(writer, || *live.deref(), rounds(timing))
+        measure(writer, &live, rounds(timing))
     });
+    row(ID, SCENARIO, measured)
+}
+
+/// A row of this module: measured, or not run and why.
+fn row(id: &str, scenario: &str, measured: Result<Measured, String>) -> Row {
     match measured {
-        Ok(m) => Row::measured(ID, SCENARIO, BASELINE, Unit::Millis, m, Some(TARGET)),
-        Err(e) => Row::not_run(ID, SCENARIO, BASELINE, Unit::Millis, Some(TARGET), e),
+        Ok(m) => Row::measured(id, scenario, BASELINE, Unit::Millis, m, Some(TARGET)),
+        Err(e) => Row::not_run(id, scenario, BASELINE, Unit::Millis, Some(TARGET), e),
     }
 }
