@@ -156,24 +156,23 @@ fn deliver(event: notify::Result<Event>) {
             return;
         };
         match &event {
-            // Lost events (a full queue) or a broken watch: everyone checks.
-            Err(_) => followed
+            Ok(event) if !event.need_rescan() => {
+                if !changes(&event.kind) {
+                    return;
+                }
+                event
+                    .paths
+                    .iter()
+                    .filter_map(|path| followed.files.get(path))
+                    .flatten()
+                    .map(|(_, n)| n.clone())
+                    .collect()
+            }
+            // Lost events (a full queue, a rescan asked for) or a broken watch: everyone
+            // checks.
+            _ => followed
                 .files
                 .values()
-                .flatten()
-                .map(|(_, n)| n.clone())
-                .collect(),
-            Ok(event) if event.need_rescan() => followed
-                .files
-                .values()
-                .flatten()
-                .map(|(_, n)| n.clone())
-                .collect(),
-            Ok(event) if !changes(&event.kind) => return,
-            Ok(event) => event
-                .paths
-                .iter()
-                .filter_map(|path| followed.files.get(path))
                 .flatten()
                 .map(|(_, n)| n.clone())
                 .collect(),

@@ -84,8 +84,6 @@ struct State {
     channels: HashMap<String, HashMap<String, Vec<Follower>>>,
     /// Whether the task runs (or is about to).
     running: bool,
-    /// How many followers have not been nudged since their channel was last listened to.
-    unconfirmed: usize,
 }
 
 struct Follower {
@@ -164,7 +162,6 @@ impl Listener {
                     nudge,
                     confirmed: false,
                 });
-            state.unconfirmed += 1;
             let start = !state.running;
             state.running = true;
             (start, unfollow)
@@ -219,10 +216,6 @@ impl Listener {
     fn confirm(&self, listened: &HashSet<String>) {
         let nudges: Vec<Nudge> = {
             let mut state = self.state();
-            if state.unconfirmed == 0 {
-                return;
-            }
-            let mut confirmed = 0;
             let mut nudges = Vec::new();
             for (channel, rows) in &mut state.channels {
                 if !listened.contains(channel) {
@@ -231,12 +224,10 @@ impl Listener {
                 for follower in rows.values_mut().flatten() {
                     if !follower.confirmed {
                         follower.confirmed = true;
-                        confirmed += 1;
                         nudges.push(follower.nudge.clone());
                     }
                 }
             }
-            state.unconfirmed -= confirmed;
             nudges
         };
         for nudge in nudges {
@@ -247,7 +238,6 @@ impl Listener {
     /// The connection is lost: every follower is owed a nudge once it is listening again.
     fn lost(&self) {
         let mut state = self.state();
-        let mut total = 0;
         for follower in state
             .channels
             .values_mut()
@@ -255,9 +245,7 @@ impl Listener {
             .flatten()
         {
             follower.confirmed = false;
-            total += 1;
         }
-        state.unconfirmed = total;
     }
 
     /// Whether no one follows any more; if so the task is marked stopped (under the lock,
@@ -409,16 +397,11 @@ impl Drop for Unfollow {
     fn drop(&mut self) {
         let emptied = {
             let mut state = self.listener.state();
-            let state = &mut *state;
             let Some(rows) = state.channels.get_mut(&self.channel) else {
                 return;
             };
             if let Some(followers) = rows.get_mut(&self.tag) {
-                if let Some(at) = followers.iter().position(|f| f.id == self.id)
-                    && !followers.swap_remove(at).confirmed
-                {
-                    state.unconfirmed -= 1;
-                }
+                followers.retain(|f| f.id != self.id);
                 if followers.is_empty() {
                     rows.remove(&self.tag);
                 }
