@@ -23,10 +23,7 @@ fn admin(url: &str, sql: &str) {
 
 /// Runs `sql` (no parameters) on a connection of its own, or says why it failed.
 fn try_sql(url: &str, sql: &str) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::current_thread();
     runtime.block_on(async {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await

@@ -274,10 +274,7 @@ fn every_commit_path_reaches_live_atoms() {
 #[test]
 fn a_live_atom_on_a_given_pool_is_refused_when_opened() {
     let Some(url) = database_url() else { return };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::current_thread();
     runtime.block_on(async {
         let config: enduro_pg::tokio_postgres::Config = url.parse().unwrap();
         let pool = enduro_pg::Pool::builder(enduro_pg::deadpool_postgres::Manager::new(
@@ -342,10 +339,7 @@ fn a_live_atom_on_a_given_pool_is_refused_when_opened() {
 #[test]
 fn a_store_that_does_not_notify_sends_nothing_and_the_others_do() {
     let Some(url) = database_url() else { return };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::current_thread();
     runtime.block_on(async {
         use enduro_core::{AsyncStore, Committed, Version};
         let key = unique_key("quiet");

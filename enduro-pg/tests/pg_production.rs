@@ -120,10 +120,7 @@ fn tls_cluster() -> Option<&'static PgCluster> {
 
 /// Runs `work` with a client of the superuser over the cluster's Unix socket.
 fn as_superuser<R>(cluster: &PgCluster, work: impl AsyncFnOnce(&tokio_postgres::Client) -> R) -> R {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::current_thread();
     runtime.block_on(async {
         let (client, connection) =
             tokio_postgres::connect(&cluster.socket_url(), tokio_postgres::NoTls)
@@ -693,12 +690,6 @@ fn an_atom_outlives_the_runtime_that_opened_it() {
     let Some(db) = common::pg_cluster::database_url() else {
         return;
     };
-    let current_thread = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    };
     let multi_thread = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -708,7 +699,7 @@ fn an_atom_outlives_the_runtime_that_opened_it() {
     };
     type Make = fn() -> tokio::runtime::Runtime;
     let kinds: [(Make, Make); 2] = [
-        (current_thread, current_thread),
+        (common::current_thread, common::current_thread),
         (multi_thread, multi_thread),
     ];
     for (first, second) in kinds {

@@ -14,10 +14,7 @@ use enduro_pg::{PgAtom, PgStore};
 
 /// Runs `f` on a private runtime with a pool of `url`, for reading around enduro.
 fn sql<R>(url: &str, f: impl AsyncFnOnce(&enduro_pg::PgStore) -> R) -> R {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::current_thread();
     runtime.block_on(async {
         let store = PgStore::builder(url, "enduro_sql_helper")
             .open()
@@ -285,10 +282,7 @@ fn sixty_four_mib_round_trips() {
 #[test]
 fn blocking_api_inside_a_current_thread_runtime_does_not_panic() {
     let Some(url) = database_url() else { return };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::current_thread();
     runtime.block_on(async {
         let atom = PgAtom::builder(&url, "enduro_inside")
             .key(unique_key("current"))

@@ -64,20 +64,39 @@ fn hitcounter_binary() -> PathBuf {
     binary
 }
 
-/// Kills the instances however the test ends.
-struct Instances(Vec<Child>);
+/// The running instances and their ports; kills them however the test ends.
+struct Instances {
+    children: Vec<Child>,
+    ports: Vec<u16>,
+}
+
+impl Instances {
+    /// Starts [`INSTANCES`] instances counting in `table`; returns once all listen.
+    fn start(url: &str, table: &str) -> Self {
+        let binary = hitcounter_binary();
+        let mut instances = Instances {
+            children: Vec::new(),
+            ports: Vec::new(),
+        };
+        for _ in 0..INSTANCES {
+            let port = start(&binary, url, table, &mut instances.children);
+            instances.ports.push(port);
+        }
+        instances
+    }
+}
 
 impl Drop for Instances {
     fn drop(&mut self) {
-        for child in &mut self.0 {
+        for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 }
 
-/// Starts one instance on a free port; returns once it listens.
-fn start(binary: &PathBuf, url: &str, table: &str, instances: &mut Instances) -> u16 {
+/// Starts one instance on a free port (kept in `children`); returns once it listens.
+fn start(binary: &PathBuf, url: &str, table: &str, children: &mut Vec<Child>) -> u16 {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -93,7 +112,7 @@ fn start(binary: &PathBuf, url: &str, table: &str, instances: &mut Instances) ->
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    instances.0.push(child);
+    children.push(child);
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
     assert!(
@@ -132,12 +151,9 @@ fn get_path(port: u16, path: &str) -> u64 {
 #[test]
 fn three_instances_count_every_request_exactly() {
     let Some(url) = database_url() else { return };
-    let binary = hitcounter_binary();
     let table = unique_key("hits").replace('-', "_");
-    let mut instances = Instances(Vec::new());
-    let ports: Vec<u16> = (0..INSTANCES)
-        .map(|_| start(&binary, &url, &table, &mut instances))
-        .collect();
+    let instances = Instances::start(&url, &table);
+    let ports = &instances.ports;
 
     let answers = Mutex::new(Vec::new());
     thread::scope(|s| {
@@ -169,12 +185,9 @@ fn three_instances_count_every_request_exactly() {
 #[test]
 fn instances_that_get_no_hit_follow_the_others_live() {
     let Some(url) = database_url() else { return };
-    let binary = hitcounter_binary();
     let table = unique_key("live_hits").replace('-', "_");
-    let mut instances = Instances(Vec::new());
-    let ports: Vec<u16> = (0..INSTANCES)
-        .map(|_| start(&binary, &url, &table, &mut instances))
-        .collect();
+    let instances = Instances::start(&url, &table);
+    let ports = &instances.ports;
     // Each quiet instance's event stream, read on a thread until it shows `total`.
     let total = 40u64;
     let streams: Vec<_> = ports[1..]

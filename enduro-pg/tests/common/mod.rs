@@ -27,6 +27,15 @@ pub fn unique_key(prefix: &str) -> String {
     )
 }
 
+/// A current-thread tokio runtime with timers and I/O: the runtime a test of enduro inside
+/// someone else's runtime, or of plain SQL beside it, runs on.
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Rows of [`TABLE`], for the blocking suite (through the blocking wrapper) and the async
 /// one (natively); each fresh resource is a new key, unique to this process.
 #[derive(Debug)]
