@@ -157,6 +157,31 @@ pub enum Error {
         reason: Option<String>,
     },
 
+    /// Stored data is damaged where enduro can tell (a journal record whose checksum
+    /// fails while later records are intact, a journal header that no longer reads): the
+    /// stored data was left untouched, byte for byte.
+    ///
+    /// ```
+    /// let e = enduro::Error::Corrupt {
+    ///     path: "/var/lib/app/.state.json.enduro-journal".into(),
+    ///     offset: 8192,
+    ///     reason: "the record's checksum does not match".into(),
+    /// };
+    /// assert!(e.to_string().contains("at byte 8192"));
+    /// ```
+    #[error(
+        "`{}` is damaged at byte {offset}: {reason}; nothing was changed (keep a copy of the file before repairing anything)",
+        path.display()
+    )]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Where in it the damage starts.
+        offset: u64,
+        /// What is wrong there, and what to do.
+        reason: String,
+    },
+
     /// A store that is not a file failed (a database, a network service, an injected
     /// fault), or a backend refused how it was set up. The message never contains a
     /// password. Build it with [`Error::backend`].
@@ -271,6 +296,15 @@ impl Error {
             },
             Error::InvalidPath { path, reason } => Error::InvalidPath {
                 path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => Error::Corrupt {
+                path: path.clone(),
+                offset: *offset,
                 reason: reason.clone(),
             },
             Error::LockTimeout { path, waited } => Error::LockTimeout {

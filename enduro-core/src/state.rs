@@ -355,6 +355,18 @@ impl<T: Value> Core<T> {
         Ok((value, snapshot.version))
     }
 
+    /// Adopts each of another writer's commits in turn (see
+    /// [`Observed::Steps`](crate::store::Observed::Steps)), so that the watches see one
+    /// transition per commit; the last step's value and version. No steps: the current
+    /// value.
+    pub(crate) fn adopt_steps(&self, steps: Vec<Snapshot>) -> Result<(Arc<T>, Version)> {
+        let mut last = self.current();
+        for step in steps {
+            last = self.adopt(step)?;
+        }
+        Ok(last)
+    }
+
     /// Shows queued transitions to the watches, in order, on whichever thread gets here
     /// first; a thread that finds delivery under way leaves its events to that thread.
     /// A watch that panics is skipped (the panic hook has reported it); the commit stands.

@@ -64,8 +64,14 @@ pub struct Snapshot {
 /// What [`Store::check`] found.
 ///
 /// ```
-/// use enduro::store::Observed;
+/// use enduro::Version;
+/// use enduro::store::{Observed, Snapshot};
+///
 /// assert!(matches!(Observed::Unchanged, Observed::Unchanged));
+/// let step = |n: u64| Snapshot { bytes: n.to_string().into_bytes(), version: Version::new(n, 1) };
+/// // Two commits by someone else, each kept: the watches see 1 -> 2, then 2 -> 3.
+/// let seen = Observed::Steps(vec![step(2), step(3)]);
+/// assert!(matches!(seen, Observed::Steps(steps) if steps.len() == 2));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
@@ -73,6 +79,12 @@ pub enum Observed {
     Unchanged,
     /// Someone else committed: here is what the resource holds now.
     Changed(Snapshot),
+    /// Someone else committed several times, and the store kept every value (a journal
+    /// does): each state since the known version, oldest first, the last being what the
+    /// resource holds now. The atom shows its watches one transition per step. A store
+    /// that keeps only the latest value returns [`Changed`](Observed::Changed); an empty
+    /// list counts as [`Unchanged`](Observed::Unchanged).
+    Steps(Vec<Snapshot>),
     /// The resource is gone (released by another handle or process).
     Missing,
 }

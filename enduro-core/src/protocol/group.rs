@@ -232,6 +232,7 @@ impl<T: Value> Group<T> {
                 core.current()
             }
             Observed::Changed(snapshot) => core.adopt(snapshot)?,
+            Observed::Steps(steps) => core.adopt_steps(steps)?,
             Observed::Missing => return Err(core.mark_released()),
         };
         state.open_batch(Some(version), None, value);

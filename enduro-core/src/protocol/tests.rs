@@ -133,6 +133,27 @@ fn checking_first_adopts_another_writers_value() {
 }
 
 #[test]
+fn each_step_another_writer_kept_is_a_transition_of_its_own() {
+    let (core, group, seen) = atom(0u64, Options::new());
+    let mode = Mode {
+        check_first: true,
+        ..SWAP
+    };
+    let mut txn = Txn::new(&group, &core, mode, add(1));
+    assert!(matches!(txn.next(Input::Go), Step::Check(V1)));
+    let steps = (2..=4).map(|n| snapshot(&n.to_string(), Version::new(n, 0)));
+    let other = Input::Checked(Ok(Observed::Steps(steps.collect())));
+    assert_eq!(commit(txn.next(other)), (Version::new(4, 0), 5));
+    assert_eq!(done(txn.next(stored(Version::new(5, 0)))), (4, 5));
+    assert_eq!(*seen.lock().unwrap(), [(0, 2), (2, 3), (3, 4), (4, 5)]);
+    // No steps at all: nothing changed.
+    let mut txn = Txn::new(&group, &core, mode, add(1));
+    assert!(matches!(txn.next(Input::Go), Step::Check(_)));
+    let none = Input::Checked(Ok(Observed::Steps(Vec::new())));
+    assert_eq!(commit(txn.next(none)), (Version::new(5, 0), 6));
+}
+
+#[test]
 fn a_failed_check_changes_nothing_and_lets_the_next_swap_in() {
     let (core, group, _) = atom(0u64, Options::new());
     let mode = Mode {

@@ -42,6 +42,10 @@ impl Verdict {
                     Err(e) => Verdict::Fail(e),
                 }
             }
+            Stored::Observed(Observed::Steps(steps)) => match core.adopt_steps(steps) {
+                Ok(_) => retry,
+                Err(e) => Verdict::Fail(e),
+            },
             Stored::Observed(Observed::Missing) | Stored::Conflict(None) => {
                 Verdict::Fail(core.mark_released())
             }
