@@ -27,6 +27,35 @@
 //! but a regular file at the data path is refused. No file descriptor is held between
 //! operations, so a process may keep thousands of file atoms open.
 //!
+//! # Journal mode
+//!
+//! `FileAtom::builder(path).journal(true)` commits by appending instead: under the same
+//! lock, the encoded value goes into a record of the journal `.NAME.enduro-journal` beside
+//! the data file, and one `fdatasync` makes it durable. The journal's space was written
+//! with zeros beforehand (it grows in steps of at least 1 MiB, flushed on their own), and
+//! every record starts at a fresh 4 KiB block, so the flush carries no size or extent
+//! change and a torn write can only hit the record being written. A record carries its
+//! length, a CRC-32, the journal's epoch and the generation it follows.
+//!
+//! The data file stays the last *snapshot*, readable as ever; the value is the snapshot
+//! with the journal's records replayed. Opening checks every record: a torn record at the
+//! end (never acknowledged) is cut, and a damaged record *before* a good one fails the open
+//! with [`Error::Corrupt`](enduro_core::Error::Corrupt), naming the journal and the offset,
+//! with nothing written. Once the records take more than `journal_limit` (4 MiB by
+//! default) or eight times the value's size, whichever is larger, a commit *compacts*:
+//! the value becomes the new snapshot by the rename protocol, then the journal starts over
+//! (a new epoch in its header; a crash in between leaves the new snapshot, which the old
+//! journal no longer applies to). So opening never replays more than that bound.
+//!
+//! Handles of both modes share a path: a plain handle reads the journal too, and its own
+//! commit first writes the value as the snapshot, removes the journal durably, then renames
+//! its new value into place; a journal handle starts a journal again at its next commit.
+//! Other processes follow a journal by reading only the records they have not seen, and
+//! their watches see one transition per record.
+//!
+//! A journal handle keeps two file descriptors open between commits (the lock file and
+//! the journal); plain handles keep none.
+//!
 //! The file backend needs a Unix target (Linux, macOS, the BSDs): it relies on Unix file
 //! identities, permissions and directory fsync.
 #![deny(missing_docs)]
@@ -42,6 +71,8 @@ compile_error!(
 
 #[cfg(unix)]
 mod atom;
+#[cfg(unix)]
+mod journal;
 #[cfg(all(unix, feature = "live"))]
 mod live;
 #[cfg(unix)]

@@ -41,11 +41,11 @@ fn lock<G>(m: &Mutex<G>) -> MutexGuard<'_, G> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts nudging `nudge` whenever the data file `target` (in directory `dir`) may have
-/// changed, until the subscription drops.
+/// Starts nudging `nudge` whenever one of `files` (the data file and its journal, all in
+/// directory `dir`) may have changed, until the subscription drops.
 pub(crate) fn follow(
     resource: &str,
-    target: &Path,
+    files: &[&Path],
     dir: &Path,
     nudge: Nudge,
 ) -> Result<Subscription> {
@@ -75,15 +75,17 @@ pub(crate) fn follow(
         let followed = followed.get_or_insert_with(Followed::default);
         followed.next += 1;
         let id = followed.next;
-        followed
-            .files
-            .entry(target.to_owned())
-            .or_default()
-            .push((id, nudge));
+        for file in files {
+            followed
+                .files
+                .entry(file.to_path_buf())
+                .or_default()
+                .push((id, nudge.clone()));
+        }
         id
     };
     Ok(Subscription::new(Unfollow {
-        target: target.to_owned(),
+        files: files.iter().map(|f| f.to_path_buf()).collect(),
         dir: dir.to_owned(),
         id,
     }))
@@ -108,22 +110,24 @@ fn cannot_watch(resource: &str, dir: &Path, e: notify::Error) -> Error {
     )
 }
 
-/// Stops following one file for one atom; unwatches its directory when no followed file
-/// is left there, and stops the watcher when no directory is left.
+/// Stops following one atom's files; unwatches their directory when no followed file is
+/// left there, and stops the watcher when no directory is left.
 struct Unfollow {
-    target: PathBuf,
+    files: Vec<PathBuf>,
     dir: PathBuf,
     id: u64,
 }
 
 impl Drop for Unfollow {
     fn drop(&mut self) {
-        if let Some(followed) = lock(&FOLLOWED).as_mut()
-            && let Some(nudges) = followed.files.get_mut(&self.target)
-        {
-            nudges.retain(|(id, _)| *id != self.id);
-            if nudges.is_empty() {
-                followed.files.remove(&self.target);
+        if let Some(followed) = lock(&FOLLOWED).as_mut() {
+            for file in &self.files {
+                if let Some(nudges) = followed.files.get_mut(file) {
+                    nudges.retain(|(id, _)| *id != self.id);
+                    if nudges.is_empty() {
+                        followed.files.remove(file);
+                    }
+                }
             }
         }
         let mut watching = lock(&WATCHER);
@@ -156,18 +160,14 @@ fn deliver(event: notify::Result<Event>) {
             return;
         };
         match &event {
-            Ok(event) if !event.need_rescan() => {
-                if !changes(&event.kind) {
-                    return;
-                }
-                event
-                    .paths
-                    .iter()
-                    .filter_map(|path| followed.files.get(path))
-                    .flatten()
-                    .map(|(_, n)| n.clone())
-                    .collect()
-            }
+            Ok(event) if !event.need_rescan() => event
+                .paths
+                .iter()
+                .filter(|path| changes(&event.kind, is_journal(path)))
+                .filter_map(|path| followed.files.get(path))
+                .flatten()
+                .map(|(_, n)| n.clone())
+                .collect(),
             // Lost events (a full queue, a rescan asked for) or a broken watch: everyone
             // checks.
             _ => followed
@@ -183,17 +183,28 @@ fn deliver(event: notify::Result<Event>) {
     }
 }
 
+/// Whether `path` is a journal (journal mode), not a data file.
+fn is_journal(path: &Path) -> bool {
+    path.as_os_str()
+        .as_encoded_bytes()
+        .ends_with(b".enduro-journal")
+}
+
 /// Whether an event can mean a new value is complete in the data file: a file renamed
 /// over it (every commit, an editor's save), its removal or creation, or a writer closing
 /// it (a rewrite in place, once written). Not a write in progress (a rewrite in place
 /// truncates first: the value would look blank, that is released, for a moment), and not
-/// a mere read.
-fn changes(kind: &EventKind) -> bool {
+/// a mere read. In a journal, a write is a record appended: its writer keeps the journal
+/// open, and holds the lock until the record is flushed, so a reader woken by the write
+/// waits for it and then reads it whole.
+fn changes(kind: &EventKind, journal: bool) -> bool {
     match kind {
         EventKind::Access(access) => matches!(access, AccessKind::Close(AccessMode::Write)),
-        EventKind::Modify(modify) => {
-            !matches!(modify, ModifyKind::Data(_) | ModifyKind::Metadata(_))
-        }
+        EventKind::Modify(modify) => match modify {
+            ModifyKind::Data(_) => journal,
+            ModifyKind::Metadata(_) => false,
+            _ => true,
+        },
         EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
     }
 }
@@ -201,23 +212,29 @@ fn changes(kind: &EventKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::event::{CreateKind, ModifyKind, RenameMode};
+    use notify::event::{CreateKind, DataChange, ModifyKind, RenameMode};
 
     #[test]
     fn reads_are_not_changes() {
-        assert!(!changes(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(!changes(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(changes(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(changes(&EventKind::Modify(ModifyKind::Name(
-            RenameMode::To
-        ))));
-        assert!(changes(&EventKind::Create(CreateKind::File)));
-        assert!(changes(&EventKind::Any));
+        for journal in [false, true] {
+            let changes = |kind| changes(&kind, journal);
+            assert!(!changes(EventKind::Access(AccessKind::Open(
+                AccessMode::Any
+            ))));
+            assert!(!changes(EventKind::Access(AccessKind::Close(
+                AccessMode::Read
+            ))));
+            assert!(changes(EventKind::Access(AccessKind::Close(
+                AccessMode::Write
+            ))));
+            assert!(changes(EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+            assert!(changes(EventKind::Create(CreateKind::File)));
+            assert!(changes(EventKind::Any));
+        }
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        assert!(!changes(&write, false), "a data file written in place");
+        assert!(changes(&write, true), "a record appended");
+        assert!(is_journal(Path::new("/d/.a.json.enduro-journal")));
+        assert!(!is_journal(Path::new("/d/a.json")));
     }
 }

@@ -18,6 +18,7 @@ use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -99,12 +100,23 @@ impl Header {
 pub(crate) struct LockFile {
     path: PathBuf,
     timeout: Option<Duration>,
+    /// With [`LockFile::keep_open`]: the lock file, kept open between exclusive takes.
+    kept: Option<Mutex<Option<Kept>>>,
 }
 
-/// The lock, held: unlocked (and the file closed) on drop.
+/// A lock file kept open, and its identity (device, inode).
+type Kept = (File, (u64, u64));
+
+/// The lock file of a [`Held`] lock: opened for it, or the one kept open.
+enum Handle<'a> {
+    Own(File),
+    Kept(MutexGuard<'a, Option<Kept>>),
+}
+
+/// The lock, held: unlocked (and the file closed, unless kept open) on drop.
 pub(crate) struct Held<'a> {
     lock: &'a LockFile,
-    file: File,
+    handle: Handle<'a>,
     /// The lock file's size: only lock holders write it, so it holds while we do.
     len: Cell<u64>,
 }
@@ -139,7 +151,19 @@ fn read_header(file: &File, path: &Path, len: u64) -> Result<Header> {
 
 impl LockFile {
     pub(crate) fn new(path: PathBuf, timeout: Option<Duration>) -> Self {
-        LockFile { path, timeout }
+        LockFile {
+            path,
+            timeout,
+            kept: None,
+        }
+    }
+
+    /// Keeps the lock file open between exclusive takes (one file descriptor), saving its
+    /// opening and closing on every commit: for journal mode, where they are a good part
+    /// of a commit's cost.
+    pub(crate) fn keep_open(mut self) -> Self {
+        self.kept = Some(Mutex::new(None));
+        self
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -149,6 +173,16 @@ impl LockFile {
     /// The header, read without taking the lock: a hint for a cheap "did anyone commit?"
     /// check (commits read it again under the lock). `None`: there is no lock file.
     pub(crate) fn peek(&self) -> Result<Option<Header>> {
+        // Through the file kept open, when it is still the one at the path.
+        if let Some(kept) = &self.kept
+            && let Ok(slot) = kept.try_lock()
+            && let Some((file, id)) = slot.as_ref()
+            && let Ok(now) = fs::metadata(&self.path)
+            && (now.dev(), now.ino()) == *id
+            && now.is_file()
+        {
+            return read_header(file, &self.path, now.len()).map(Some);
+        }
         match open(&self.path, false) {
             Ok(file) => {
                 let meta = self.regular(&file)?;
@@ -165,23 +199,75 @@ impl LockFile {
     /// file was deleted or replaced while we waited for it (a release), takes the one now
     /// at the path, so that all processes always lock the same file.
     pub(crate) fn acquire(&self, create: bool) -> Result<Option<Held<'_>>> {
+        self.take(create, false)
+    }
+
+    /// Takes the lock shared, as a reader: other readers may hold it too, writers wait.
+    /// `None` when there is no lock file. A reader never writes the header.
+    pub(crate) fn acquire_shared(&self) -> Result<Option<Held<'_>>> {
+        self.take(false, true)
+    }
+
+    fn take(&self, create: bool, shared: bool) -> Result<Option<Held<'_>>> {
         let started = Instant::now();
+        // The kept file serves one exclusive take at a time (flock locks belong to the
+        // open file, so two takes through one file would not exclude each other).
+        if let (Some(kept), false) = (&self.kept, shared)
+            && let Ok(mut slot) = kept.try_lock()
+        {
+            if let Some((file, id)) = slot.take() {
+                self.wait_for(&file, started, false)?;
+                match fs::metadata(&self.path) {
+                    Ok(now) if (now.dev(), now.ino()) == id && now.is_file() => {
+                        let len = Cell::new(now.len());
+                        *slot = Some((file, id));
+                        return Ok(Some(Held {
+                            lock: self,
+                            handle: Handle::Kept(slot),
+                            len,
+                        }));
+                    }
+                    // Deleted or replaced since: open the one at the path.
+                    _ => drop(file),
+                }
+            }
+            let Some((file, meta)) = self.take_opened(create, false, started)? else {
+                return Ok(None);
+            };
+            *slot = Some((file, (meta.dev(), meta.ino())));
+            return Ok(Some(Held {
+                lock: self,
+                handle: Handle::Kept(slot),
+                len: Cell::new(meta.len()),
+            }));
+        }
+        Ok(self
+            .take_opened(create, shared, started)?
+            .map(|(file, meta)| Held {
+                lock: self,
+                handle: Handle::Own(file),
+                len: Cell::new(meta.len()),
+            }))
+    }
+
+    /// Opens the lock file and locks it; the file, locked, and its metadata.
+    fn take_opened(
+        &self,
+        create: bool,
+        shared: bool,
+        started: Instant,
+    ) -> Result<Option<(File, Metadata)>> {
         loop {
             let file = match open(&self.path, create) {
                 Ok(file) => file,
                 Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(None),
                 Err(e) => return Err(Error::io("open the lock file", &self.path, e)),
             };
-            self.wait_for(&file, started)?;
+            self.wait_for(&file, started, shared)?;
             let ours = self.regular(&file)?;
             match fs::metadata(&self.path) {
                 Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => {
-                    let len = Cell::new(ours.len());
-                    return Ok(Some(Held {
-                        lock: self,
-                        file,
-                        len,
-                    }));
+                    return Ok(Some((file, ours)));
                 }
                 // Deleted (or replaced) while we waited: try the file at the path now.
                 _ => continue,
@@ -206,15 +292,23 @@ impl LockFile {
         }
     }
 
-    fn wait_for(&self, file: &File, started: Instant) -> Result<()> {
+    fn wait_for(&self, file: &File, started: Instant, shared: bool) -> Result<()> {
         let Some(timeout) = self.timeout else {
-            return file
-                .lock()
-                .map_err(|e| Error::io("lock the lock file", &self.path, e));
+            let locked = if shared {
+                file.lock_shared()
+            } else {
+                file.lock()
+            };
+            return locked.map_err(|e| Error::io("lock the lock file", &self.path, e));
         };
         let mut pause = Duration::from_millis(1);
         loop {
-            match file.try_lock() {
+            let attempt = if shared {
+                file.try_lock_shared()
+            } else {
+                file.try_lock()
+            };
+            match attempt {
                 Ok(()) => return Ok(()),
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(e)) => {
@@ -235,12 +329,22 @@ impl LockFile {
 }
 
 impl Held<'_> {
+    fn file(&self) -> &File {
+        match &self.handle {
+            Handle::Own(file) => file,
+            Handle::Kept(slot) => match slot.as_ref() {
+                Some((file, _)) => file,
+                None => unreachable!("a kept handle holds its file while held"),
+            },
+        }
+    }
+
     pub(crate) fn header(&self) -> Result<Header> {
-        read_header(&self.file, &self.lock.path, self.len.get())
+        read_header(self.file(), &self.lock.path, self.len.get())
     }
 
     pub(crate) fn write(&self, incarnation: u64, generation: u64) -> Result<()> {
-        self.file
+        self.file()
             .write_all_at(&Header::encode(incarnation, generation), 0)
             .map_err(|e| Error::io("write the lock file", &self.lock.path, e))?;
         self.len.set(self.len.get().max(HEADER as u64));
@@ -250,7 +354,7 @@ impl Held<'_> {
     /// Writes a fresh header over a missing or damaged one, cutting off anything after it.
     pub(crate) fn repair(&self, incarnation: u64, generation: u64) -> Result<()> {
         self.write(incarnation, generation)?;
-        self.file
+        self.file()
             .set_len(HEADER as u64)
             .map_err(|e| Error::io("repair the lock file", &self.lock.path, e))?;
         self.len.set(HEADER as u64);
@@ -270,7 +374,7 @@ impl Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let _ = self.file.unlock();
+        let _ = self.file().unlock();
     }
 }
 

@@ -23,6 +23,9 @@ const PENDING_SUFFIX: &str = ".enduro-pending";
 /// Ending of the lock file.
 const LOCK_SUFFIX: &str = ".enduro-lock";
 
+/// Ending of the journal (journal mode).
+const JOURNAL_SUFFIX: &str = ".enduro-journal";
+
 /// The longest file name Linux file systems take (ext4, xfs, btrfs, tmpfs: `NAME_MAX`).
 const NAME_MAX: usize = 255;
 
@@ -44,6 +47,8 @@ pub(crate) struct Layout {
     pub(crate) dir_id: (u64, u64),
     /// The lock file beside it.
     pub(crate) lock: PathBuf,
+    /// The journal beside it (journal mode).
+    pub(crate) journal: PathBuf,
     /// The name of this atom's pending file (in the pending dir): one name, since the lock
     /// lets one commit at a time write it.
     pub(crate) pending_name: OsString,
@@ -97,6 +102,9 @@ impl Layout {
         let lock = dir.join(OsString::from_vec(
             [b".", stem.as_slice(), LOCK_SUFFIX.as_bytes()].concat(),
         ));
+        let journal = dir.join(OsString::from_vec(
+            [b".", stem.as_slice(), JOURNAL_SUFFIX.as_bytes()].concat(),
+        ));
         let pending_name = OsString::from_vec(
             [
                 b".",
@@ -110,6 +118,7 @@ impl Layout {
             dir_id: (meta.dev(), meta.ino()),
             dir,
             lock,
+            journal,
             pending_name,
             target,
         })
@@ -170,7 +179,7 @@ fn names_no_file(path: &Path) -> Error {
 /// clobber another atom's lock or pending file.
 fn check_not_a_sidecar(target: &Path) -> Result<()> {
     let name = target.as_os_str().as_bytes();
-    for suffix in [LOCK_SUFFIX, PENDING_SUFFIX] {
+    for suffix in [LOCK_SUFFIX, PENDING_SUFFIX, JOURNAL_SUFFIX] {
         if name.ends_with(suffix.as_bytes()) {
             return Err(Error::InvalidPath {
                 path: target.to_path_buf(),

@@ -156,7 +156,7 @@ impl Drop for Pending<'_> {
 }
 
 /// Gives the pending file the data file's mode, and its owner where we may.
-fn keep_owner_and_mode(file: &File, existing: &Metadata) -> io::Result<()> {
+pub(crate) fn keep_owner_and_mode(file: &File, existing: &Metadata) -> io::Result<()> {
     let ours = file.metadata()?;
     if (ours.uid(), ours.gid()) != (existing.uid(), existing.gid()) {
         // Only a privileged process may give a file away; others keep their own ownership.

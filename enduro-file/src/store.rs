@@ -6,12 +6,14 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use enduro_core::{
     Committed, Encoder, Error, Nudge, Observed, Result, Snapshot, Store, Subscription, Version,
 };
 
+use crate::journal::{self, Base, Cursor, Journal};
 use crate::lock::{Header, Held, LockFile, new_incarnation};
 use crate::path::{Layout, check_regular, fnv1a};
 use crate::replace::Replace;
@@ -42,6 +44,74 @@ pub struct FileStore {
     /// The incarnation of the value this handle knows (see the `lock` module): a value of
     /// another incarnation is one created after this one was released.
     incarnation: Mutex<u64>,
+    /// Whether commits append to the journal (journal mode) or replace the data file.
+    journal: bool,
+    /// The compaction bound's floor (see [`journal::bound`]).
+    journal_limit: u64,
+    /// Where this handle last found the journal's end: commits append there without
+    /// reading the journal, and a catch-up reads only the records after it.
+    known: Mutex<Option<Known>>,
+    /// Journal mode: the journal, kept open between commits.
+    kept_journal: Mutex<Option<Journal>>,
+    /// Journal mode: the size of the last record, to size the next one's buffer.
+    last_record: AtomicUsize,
+}
+
+/// What a handle knows of an active journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Known {
+    base: Base,
+    cursor: Cursor,
+    /// The fingerprint of the data file the base was checked against.
+    data: u64,
+}
+
+/// The journal that applies to the data file, read under the lock.
+struct Active {
+    journal: Journal,
+    base: Base,
+    cursor: Cursor,
+}
+
+/// What the path holds, read under the lock.
+struct Current {
+    /// The true version: the journal's generation when one applies.
+    version: Version,
+    active: Option<Active>,
+    /// A journal file that does not apply to the data file (or is blank) is there.
+    stale: bool,
+    /// The value's bytes, when they were read on the way.
+    bytes: Option<Vec<u8>>,
+    /// When asked for ([`Reading::since`]): the states between that version and this one,
+    /// oldest first, one per record.
+    earlier: Vec<Snapshot>,
+}
+
+/// What a read under the lock found: the value, and the states before it when asked for.
+struct Found {
+    earlier: Vec<Snapshot>,
+    last: Snapshot,
+}
+
+impl Found {
+    fn last(last: Snapshot) -> Found {
+        Found {
+            earlier: Vec::new(),
+            last,
+        }
+    }
+}
+
+/// How [`FileStore::current`] reads the path.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reading {
+    /// Opens the journal for writing (a commit).
+    write: bool,
+    /// Recovery at open: every record checked, a torn tail cut.
+    recover: bool,
+    /// Keeps each record after this version (the atom's), when the handle's place in the
+    /// journal is that version: for [`Observed::Steps`].
+    since: Option<Version>,
 }
 
 impl fmt::Debug for FileStore {
@@ -103,6 +173,8 @@ pub struct FileStoreBuilder {
     path: PathBuf,
     pending_dir: Option<PathBuf>,
     lock_timeout: Option<Duration>,
+    journal: bool,
+    journal_limit: u64,
 }
 
 impl FileStoreBuilder {
@@ -151,6 +223,40 @@ impl FileStoreBuilder {
         self
     }
 
+    /// Commits by appending a record to a journal beside the data file and flushing it
+    /// once (with `true`), instead of replacing the data file; see the crate's docs on
+    /// journal mode. Handles of both modes may share a path.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::builder(dir.join("a.json")).journal(true).open()?;
+    /// assert!(store.journal_path().ends_with(".a.json.enduro-journal"));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn journal(mut self, journal: bool) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// Compacts the journal (writes the value as the new snapshot, with the rename
+    /// protocol, and starts the journal over) once its records take more than `bytes`, or
+    /// more than four times the value's size if that is larger. The default is 4 MiB.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::builder(dir.join("a.json"))
+    ///     .journal(true)
+    ///     .journal_limit(64 << 20)
+    ///     .open()?;
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn journal_limit(mut self, bytes: u64) -> Self {
+        self.journal_limit = bytes;
+        self
+    }
+
     /// Opens the store; see [`FileStore::open`].
     ///
     /// ```
@@ -161,7 +267,7 @@ impl FileStoreBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(self) -> Result<FileStore> {
-        FileStore::open_with(&self.path, self.pending_dir.as_deref(), self.lock_timeout)
+        FileStore::open_with(&self)
     }
 }
 
@@ -202,20 +308,21 @@ impl FileStore {
             path: path.as_ref().to_path_buf(),
             pending_dir: None,
             lock_timeout: None,
+            journal: false,
+            journal_limit: crate::journal::DEFAULT_LIMIT,
         }
     }
 
-    fn open_with(
-        path: &Path,
-        pending_dir: Option<&Path>,
-        lock_timeout: Option<Duration>,
-    ) -> Result<Self> {
-        let layout = Layout::resolve(path)?;
-        let pending_dir = match pending_dir {
+    fn open_with(builder: &FileStoreBuilder) -> Result<Self> {
+        let layout = Layout::resolve(&builder.path)?;
+        let pending_dir = match &builder.pending_dir {
             Some(dir) => crate::path::pending_dir(dir, &layout.dir)?,
             None => layout.dir.clone(),
         };
-        let lock = LockFile::new(layout.lock.clone(), lock_timeout);
+        let mut lock = LockFile::new(layout.lock.clone(), builder.lock_timeout);
+        if builder.journal {
+            lock = lock.keep_open();
+        }
         let store = FileStore {
             resource: format!("file `{}`", layout.target.display()),
             pending: pending_dir.join(&layout.pending_name),
@@ -223,21 +330,50 @@ impl FileStore {
             pending_dir,
             lock,
             incarnation: Mutex::new(0),
+            journal: builder.journal,
+            journal_limit: builder.journal_limit,
+            known: Mutex::new(None),
+            kept_journal: Mutex::new(None),
+            last_record: AtomicUsize::new(0),
         };
         {
             let held = store.acquire(true)?;
-            let incarnation = match held.header()? {
-                Header::Valid { incarnation, .. } => incarnation,
+            let (incarnation, generation) = match held.header()? {
+                Header::Valid {
+                    incarnation,
+                    generation,
+                } => (incarnation, generation),
                 Header::Empty | Header::Damaged => {
                     let incarnation = new_incarnation();
                     held.repair(incarnation, 1)?;
-                    incarnation
+                    (incarnation, 1)
                 }
             };
             store.set_incarnation(incarnation);
             store.remove_stale_pending_file()?;
+            store.recover(incarnation, generation)?;
         }
         Ok(store)
+    }
+
+    /// Recovery at open, with the lock held: reads the whole journal, if one applies,
+    /// checking every record (a damaged one before the tail fails the open, naming the
+    /// offset, and nothing is written), and cuts a torn tail.
+    fn recover(&self, incarnation: u64, generation: u64) -> Result<()> {
+        let Some(meta) = self.stat()? else {
+            return Ok(());
+        };
+        let now = version(incarnation, generation, &meta);
+        let current = self.current(
+            now,
+            Reading {
+                write: true,
+                recover: true,
+                since: None,
+            },
+        )?;
+        self.keep_active(current);
+        Ok(())
     }
 
     /// The data file, with symlinks followed.
@@ -266,8 +402,23 @@ impl FileStore {
         self.lock.path()
     }
 
-    /// How many commits the value has seen since it was created (the generation kept in
-    /// the lock file; 0 when there is none to read).
+    /// The journal beside the data file (it exists once a journal-mode handle committed,
+    /// until a plain handle's commit or a release removes it).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let store = enduro::FileStore::open(dir.join("a.json"))?;
+    /// assert!(store.journal_path().ends_with(".a.json.enduro-journal"));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn journal_path(&self) -> &Path {
+        &self.layout.journal
+    }
+
+    /// How many commits the value has seen since it was created: the generation of the
+    /// last journal record when a journal applies, else the one kept in the lock file (0
+    /// when there is none to read).
     ///
     /// ```
     /// use enduro::{Atom, FileStore, Options};
@@ -281,6 +432,9 @@ impl FileStore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn generation(&self) -> Result<u64> {
+        if self.has_journal()? {
+            return Ok(self.load()?.map_or(0, |s| s.version.generation));
+        }
         Ok(match self.lock.peek()? {
             Some(Header::Valid { generation, .. }) => generation,
             _ => 0,
@@ -391,6 +545,529 @@ impl FileStore {
         Ok(file)
     }
 
+    fn known(&self) -> Option<Known> {
+        *self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remember(&self, known: Option<Known>) {
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = known;
+    }
+
+    /// The data file's bytes.
+    fn read_data(&self) -> Result<Vec<u8>> {
+        let target = &self.layout.target;
+        fs::read(target).map_err(|e| Error::io("read the data file", target, e))
+    }
+
+    /// What the path holds, given the data file's version `now` (without the journal):
+    /// the journal's version and records if one applies to the data file. Call it with the
+    /// lock held (shared at least); see [`Reading`] for how.
+    ///
+    /// A handle that knows the journal over this data file reads it through the file it
+    /// keeps open, without looking the path up: two small reads (the header's epoch, and
+    /// the head at its known end) tell whether a record was added, and only records after
+    /// that end are read. A journal is never removed nor replaced without a new data file.
+    fn current(&self, now: Version, reading: Reading) -> Result<Current> {
+        // (A kept journal whose header changed under the same data file, by hand, is
+        // dropped here: the journal is read afresh below.)
+        if !reading.recover
+            && let Some((mut journal, known)) = self.kept_for(now.fingerprint, reading.write)
+            && journal.epoch()? == Some(known.base.epoch)
+        {
+            // No record at its end: nobody appended (nor grew the journal for a record), so
+            // the size it knows holds too.
+            if !journal.probe(known.base.epoch, known.cursor)? {
+                return Ok(Current {
+                    version: Version::new(known.cursor.generation, now.fingerprint),
+                    active: Some(Active {
+                        journal,
+                        base: known.base,
+                        cursor: known.cursor,
+                    }),
+                    stale: false,
+                    bytes: None,
+                    earlier: Vec::new(),
+                });
+            }
+            // Another process appended, and may have grown the journal.
+            journal.refresh_len()?;
+            return self.scan(journal, known.base, known.cursor, None, now, reading);
+        }
+        let plain = |stale, bytes| {
+            Ok(Current {
+                version: now,
+                active: None,
+                stale,
+                bytes,
+                earlier: Vec::new(),
+            })
+        };
+        let Some(journal) = self.journal_at_path(reading.write)? else {
+            return plain(false, None);
+        };
+        let base = match journal.header()? {
+            journal::Header::Valid(base) => base,
+            journal::Header::Blank | journal::Header::Damaged => {
+                journal.no_good_record()?;
+                return plain(true, None);
+            }
+        };
+        let known = self
+            .known()
+            .filter(|k| k.base == base && k.data == now.fingerprint && !reading.recover);
+        match known {
+            Some(known) => self.scan(journal, base, known.cursor, None, now, reading),
+            None => {
+                let bytes = self.read_data()?;
+                if !base.matches(&bytes) {
+                    return plain(true, Some(bytes));
+                }
+                let start = Cursor::start(&base);
+                self.scan(journal, base, start, Some(bytes), now, reading)
+            }
+        }
+    }
+
+    /// Reads the records of the journal of `base` after `from` (see
+    /// [`current`](FileStore::current)); `snapshot`: the data file's bytes, when read.
+    fn scan(
+        &self,
+        journal: Journal,
+        base: Base,
+        from: Cursor,
+        snapshot: Option<Vec<u8>>,
+        now: Version,
+        reading: Reading,
+    ) -> Result<Current> {
+        // Each record since the atom's version, if this handle is where the atom is.
+        let steps = reading.since == Some(Version::new(from.generation, now.fingerprint));
+        let scan = journal.scan(&base, from, reading.recover, steps)?;
+        if reading.recover
+            && let Some((at, span)) = scan.torn
+        {
+            journal.cut(at, span)?;
+        }
+        let cursor = scan.cursor;
+        self.remember(Some(Known {
+            base,
+            cursor,
+            data: now.fingerprint,
+        }));
+        let bytes = match (scan.last, cursor.last) {
+            (Some(last), _) => Some(last),
+            (None, None) => snapshot,
+            (None, Some(_)) => None,
+        };
+        let earlier = scan
+            .earlier
+            .into_iter()
+            .map(|(generation, bytes)| Snapshot {
+                bytes,
+                version: Version::new(generation, now.fingerprint),
+            })
+            .collect();
+        Ok(Current {
+            version: Version::new(cursor.generation, now.fingerprint),
+            active: Some(Active {
+                journal,
+                base,
+                cursor,
+            }),
+            stale: false,
+            bytes,
+            earlier,
+        })
+    }
+
+    /// The journal kept open, if it serves this access without a look at the path: the
+    /// handle knows the journal over the data file `fingerprint`, and it was opened for
+    /// writing if `write` asks.
+    fn kept_for(&self, fingerprint: u64, write: bool) -> Option<(Journal, Known)> {
+        let known = self.known().filter(|k| k.data == fingerprint)?;
+        let journal = self.take_kept().filter(|j| j.writable() || !write)?;
+        Some((journal, known))
+    }
+
+    /// The journal at the path, `None` when there is none: the one kept open if it is
+    /// still that file (and writable if `write` asks), else opened.
+    fn journal_at_path(&self, write: bool) -> Result<Option<Journal>> {
+        let kept = self.take_kept();
+        let path = &self.layout.journal;
+        match fs::symlink_metadata(path) {
+            Ok(meta) => {
+                if let Some(mut journal) = kept
+                    && (journal.writable() || !write)
+                    && journal.is_at_path(&meta)
+                {
+                    return Ok(Some(journal));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("inspect the journal", path, e)),
+        }
+        Journal::open(path, write)
+    }
+
+    fn take_kept(&self) -> Option<Journal> {
+        self.kept_journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Keeps `journal` open for the next operation.
+    fn keep_journal(&self, journal: Journal) {
+        *self.kept_journal.lock().unwrap_or_else(|e| e.into_inner()) = Some(journal);
+    }
+
+    /// Keeps the journal of `current`, if any, open for the next operation.
+    fn keep_active(&self, current: Current) {
+        if let Some(active) = current.active {
+            self.keep_journal(active.journal);
+        }
+    }
+
+    /// Whether nothing was committed since `known`, as far as the journal this handle
+    /// knows over the data file at `now` tells, without taking the lock: `false` when it
+    /// cannot tell.
+    fn quiet(&self, now: Version, known: Version) -> Result<bool> {
+        let Some((journal, k)) = self.kept_for(now.fingerprint, false) else {
+            return Ok(false);
+        };
+        // A hint (commits look again under the lock): the end is enough.
+        let quiet = known == Version::new(k.cursor.generation, now.fingerprint)
+            && !journal.probe(k.base.epoch, k.cursor)?;
+        self.keep_journal(journal);
+        Ok(quiet)
+    }
+
+    /// Whether this handle knows a journal over the data file at `now`.
+    fn known_over(&self, now: Version) -> bool {
+        self.known().is_some_and(|k| k.data == now.fingerprint)
+    }
+
+    /// What changed since `known` on a path with a journal: read under the lock, one step
+    /// per record since `known` when this handle was there.
+    fn changes_since(&self, known: Version) -> Result<Observed> {
+        Ok(match self.read_locked(Some(known))? {
+            None => Observed::Missing,
+            Some(found) if found.last.version == known => Observed::Unchanged,
+            Some(Found { earlier, last }) if earlier.is_empty() => Observed::Changed(last),
+            Some(Found { mut earlier, last }) => {
+                earlier.push(last);
+                Observed::Steps(earlier)
+            }
+        })
+    }
+
+    /// Whether a journal lies beside the data file.
+    fn has_journal(&self) -> Result<bool> {
+        match fs::symlink_metadata(&self.layout.journal) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("inspect the journal", &self.layout.journal, e)),
+        }
+    }
+
+    /// The value's bytes in `current` (taken out of it): read on the way, or the last
+    /// record, or the data file.
+    fn bytes_of(&self, current: &mut Current) -> Result<Vec<u8>> {
+        if let Some(bytes) = current.bytes.take() {
+            return Ok(bytes);
+        }
+        match &current.active {
+            Some(Active {
+                journal,
+                base,
+                cursor: Cursor { last: Some(at), .. },
+            }) => journal.payload(base, *at),
+            _ => self.read_data(),
+        }
+    }
+
+    /// Reads the value under the lock (shared; exclusive when the lock file needs a
+    /// repair), journal replayed: what `load` and `check` do when a journal is there.
+    /// With `since` (the atom's version), also each state between it and the value.
+    fn read_locked(&self, since: Option<Version>) -> Result<Option<Found>> {
+        let Some(held) = self.lock.acquire_shared()? else {
+            // No lock file: released (or deleted by hand: the plain read repairs it).
+            return Ok(self.load_plain()?.map(Found::last));
+        };
+        let header = held.header()?;
+        if header.valid().is_none() {
+            // Repairing writes the lock file: that takes the lock exclusively.
+            drop(held);
+            let held = self.acquire(true)?;
+            let header = held.header()?;
+            return self.read_with(header, Some(&held), since);
+        }
+        self.read_with(header, None, since)
+    }
+
+    /// [`read_locked`](FileStore::read_locked) with the lock held: `exclusive` is the lock
+    /// when it is held exclusively (then a damaged lock file is repaired).
+    fn read_with(
+        &self,
+        header: Header,
+        exclusive: Option<&Held<'_>>,
+        since: Option<Version>,
+    ) -> Result<Option<Found>> {
+        let Some(meta) = self.stat()? else {
+            self.missing()?;
+            return Ok(None);
+        };
+        let now = match (header, exclusive) {
+            (Header::Valid { .. }, _) => match self.observe(Some(header), &meta, None)? {
+                Seen::Gone => return Ok(None),
+                Seen::At(now) => now,
+            },
+            (_, Some(held)) => self.repair(held, &meta, None)?,
+            // Damaged since the shared lock was let go: read it as it is.
+            (_, None) => return Ok(self.load_plain()?.map(Found::last)),
+        };
+        let reading = Reading {
+            since,
+            ..Reading::default()
+        };
+        let mut current = self.current(now, reading)?;
+        let earlier = std::mem::take(&mut current.earlier);
+        let version = current.version;
+        let bytes = self.bytes_of(&mut current)?;
+        self.keep_active(current);
+        Ok(Some(Found {
+            earlier,
+            last: Snapshot { bytes, version },
+        }))
+    }
+
+    /// `load` of a path without a journal: no lock needed, the data file is replaced
+    /// whole.
+    fn load_plain(&self) -> Result<Option<Snapshot>> {
+        let header = self.lock.peek()?;
+        let target = &self.layout.target;
+        // Checked before opening: opening a FIFO would hang.
+        if self.stat()?.is_none() {
+            self.missing()?;
+            return Ok(None);
+        }
+        let mut file = match File::open(target) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open the data file", target, e)),
+        };
+        // The identity of exactly what we read, taken from the open file.
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("inspect the data file", target, e))?;
+        check_regular(target, &meta)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io("read the data file", target, e))?;
+        Ok(match self.observe(header, &meta, None)? {
+            Seen::Gone => None,
+            Seen::At(version) => Some(Snapshot { bytes, version }),
+        })
+    }
+
+    /// Removes the journal file, if any, and flushes the directory, so that a value
+    /// written next by rename can never be taken for the snapshot of the journal's
+    /// records (it could hold the same bytes). Lock held.
+    fn remove_journal(&self, dir: &File) -> Result<()> {
+        match fs::remove_file(&self.layout.journal) {
+            Ok(()) => dir
+                .sync_all()
+                .map_err(|e| Error::io("fsync the directory", &self.layout.dir, e)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove the journal", &self.layout.journal, e)),
+        }
+    }
+
+    /// Writes `bytes` as the data file by the rename protocol, keeping the mode and owner
+    /// of the file `existing`. Lock held.
+    fn write_snapshot(&self, dir: &File, existing: &Metadata, bytes: &[u8]) -> Result<()> {
+        Replace {
+            resource: &self.resource,
+            pending: &self.pending,
+            target: &self.layout.target,
+            target_dir: dir,
+            existing: Some(existing),
+            before_rename: &|| Ok(()),
+            rename_failed: &|| {},
+        }
+        .run(&mut |out| {
+            out.write_all(bytes)
+                .map_err(|e| Error::io("write the pending file", &self.pending, e))
+        })
+    }
+
+    /// A plain commit on a path with a journal: the value so far becomes the snapshot
+    /// (when records hold it) and the journal goes, durably, before the new value is
+    /// renamed into place. Lock held.
+    fn retire_journal(&self, dir: &File, meta: &Metadata, mut current: Current) -> Result<()> {
+        if current.active.is_some() {
+            // Even with no record: a new data file is what tells the handles that keep
+            // the journal open that it is gone.
+            let bytes = self.bytes_of(&mut current)?;
+            self.write_snapshot(dir, meta, &bytes)?;
+        }
+        self.remember(None);
+        drop(self.take_kept());
+        self.remove_journal(dir)
+    }
+
+    /// A journal-mode commit: appends the value `encode` writes as one record and flushes
+    /// once, starting the journal (over) first when none applies, then compacts past the
+    /// bound. Lock held; `current` is at `expected`.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &self,
+        held: &Held<'_>,
+        incarnation: u64,
+        meta: &Metadata,
+        current: Current,
+        encode: Encoder<'_>,
+    ) -> Result<Committed> {
+        let generation = current.version.generation;
+        // Sized like the last record (and a little more), so that a large value is not
+        // copied again and again as the buffer grows.
+        let hint = self.last_record.load(Ordering::Relaxed);
+        let mut record = Vec::with_capacity(hint + hint / 16 + journal::HEAD);
+        record.resize(journal::HEAD, 0);
+        encode(&mut record)?;
+        self.last_record.store(record.len(), Ordering::Relaxed);
+        let started = current.active.is_none();
+        let (mut journal, base, cursor) = match current.active {
+            Some(Active {
+                journal,
+                base,
+                cursor,
+            }) => (journal, base, cursor),
+            None => {
+                let snapshot = match current.bytes {
+                    Some(bytes) => bytes,
+                    None => self.read_data()?,
+                };
+                let base = Base::new(&snapshot, generation);
+                let journal = match Journal::open(&self.layout.journal, true)? {
+                    Some(mut stale) if current.stale => {
+                        stale.restart(&base)?;
+                        stale
+                    }
+                    _ => self.create_journal(&base, meta, record.len() as u64)?,
+                };
+                (journal, base, Cursor::start(&base))
+            }
+        };
+        let next = generation + 1;
+        // A journal just started moves the lock file's generation, as a rename does, so
+        // that handles that do not know of it yet look. Appends leave the lock file alone:
+        // handles that know the journal look at its end (writing the lock file on every
+        // commit, while others `stat` it, costs each flush about a third more on Linux
+        // 6.13 and later, whose fine-grained timestamps then write the inode too).
+        if started {
+            held.write(incarnation, next)?;
+        }
+        let appended = journal.append(&self.resource, &base, cursor, &mut record);
+        let cursor = match appended {
+            Ok(cursor) => cursor,
+            Err(e) => {
+                if started && !e.may_have_been_stored() {
+                    let _ = held.write(incarnation, generation);
+                }
+                // Taken back out (or not known to be there: the next look at the
+                // journal's end finds it), so what this handle knows still holds.
+                if !started {
+                    self.keep_journal(journal);
+                } else {
+                    self.remember(None);
+                }
+                return Err(e);
+            }
+        };
+
+        let fingerprint = fingerprint(incarnation, meta);
+        self.remember(Some(Known {
+            base,
+            cursor,
+            data: fingerprint,
+        }));
+        let value = &record[journal::HEAD..];
+        let mut done = Version::new(next, fingerprint);
+        if cursor.tail - journal::FIRST > journal::bound(self.journal_limit, value.len() as u64)
+            && let Some(meta) = self.compact(&mut journal, meta, value, next)
+        {
+            done = version(incarnation, next, &meta);
+        }
+        self.keep_journal(journal);
+        Ok(Committed::Done(done))
+    }
+
+    /// Makes a new journal for `base` with room for a record of `len` bytes, with the data
+    /// file's mode and owner, and flushes its directory entry.
+    fn create_journal(&self, base: &Base, meta: &Metadata, len: u64) -> Result<Journal> {
+        let path = &self.layout.journal;
+        // A blank leftover of a crash while making one.
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove the blank journal", path, e)),
+        }
+        let journal = match Journal::create(path, base, 2 * journal::span(len), 0o600) {
+            Ok(journal) => journal,
+            Err(e) => {
+                let _ = fs::remove_file(path);
+                return Err(e);
+            }
+        };
+        let made = crate::replace::keep_owner_and_mode(journal.file(), meta)
+            .map_err(|e| Error::io("copy the permissions of the data file to", path, e))
+            .and_then(|()| {
+                journal
+                    .file()
+                    .sync_all()
+                    .map_err(|e| Error::io("fsync the journal", path, e))
+            })
+            .and_then(|()| {
+                self.open_dir()?
+                    .sync_all()
+                    .map_err(|e| Error::io("fsync the directory", &self.layout.dir, e))
+            });
+        if let Err(e) = made {
+            let _ = fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(journal)
+    }
+
+    /// Compaction: writes `value` (generation `generation`) as the new snapshot by the
+    /// rename protocol, then starts the journal over on it. Its failures are not the
+    /// commit's (it is durable already): at every point the path opens to `value`, and
+    /// the next commit tries again. The new data file's metadata once it is in place.
+    fn compact(
+        &self,
+        journal: &mut Journal,
+        meta: &Metadata,
+        value: &[u8],
+        generation: u64,
+    ) -> Option<Metadata> {
+        let dir = self.open_dir().ok()?;
+        if self.write_snapshot(&dir, meta, value).is_err() {
+            // Not renamed (the journal still applies), or renamed without the directory
+            // flushed: the journal must stay as it is until a rename is known durable.
+            self.remember(None);
+            return self.stat().ok().flatten();
+        }
+        let base = Base::new(value, generation);
+        let restarted = journal.restart(&base);
+        let meta = self.stat().ok().flatten()?;
+        self.remember(restarted.ok().map(|()| Known {
+            base,
+            cursor: Cursor::start(&base),
+            data: fingerprint(self.incarnation(), &meta),
+        }));
+        Some(meta)
+    }
+
     fn same_dir(&self, meta: &Metadata) -> Result<()> {
         if (meta.dev(), meta.ino()) == self.layout.dir_id {
             return Ok(());
@@ -420,30 +1097,11 @@ impl Store for FileStore {
     }
 
     fn load(&self) -> Result<Option<Snapshot>> {
-        let header = self.lock.peek()?;
-        let target = &self.layout.target;
-        // Checked before opening: opening a FIFO would hang.
-        if self.stat()?.is_none() {
-            self.missing()?;
-            return Ok(None);
+        if self.known().is_some() || self.has_journal()? {
+            // A journal may hold newer values than the data file: read both under the lock.
+            return Ok(self.read_locked(None)?.map(|found| found.last));
         }
-        let mut file = match File::open(target) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("open the data file", target, e)),
-        };
-        // The identity of exactly what we read, taken from the open file.
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("inspect the data file", target, e))?;
-        check_regular(target, &meta)?;
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Error::io("read the data file", target, e))?;
-        Ok(match self.observe(header, &meta, None)? {
-            Seen::Gone => None,
-            Seen::At(version) => Some(Snapshot { bytes, version }),
-        })
+        self.load_plain()
     }
 
     fn check(&self, known: Version) -> Result<Observed> {
@@ -452,10 +1110,26 @@ impl Store for FileStore {
             self.missing()?;
             return Ok(Observed::Missing);
         };
+        // A rename, or a journal started, moves the lock file's generation first: the same
+        // generation over the same data file means nothing changed, or, with a journal
+        // this handle knows, nothing after the end it knows.
         match self.observe(header, &meta, Some(known))? {
             Seen::Gone => Ok(Observed::Missing),
+            // Over a journal this handle knows, only the journal's end tells (appends leave
+            // the lock file alone).
+            Seen::At(now) if self.known_over(now) => {
+                if self.quiet(now, known)? {
+                    return Ok(Observed::Unchanged);
+                }
+                self.changes_since(known)
+            }
             Seen::At(now) if now == known => Ok(Observed::Unchanged),
-            Seen::At(_) => Ok(self.load()?.map_or(Observed::Missing, Observed::Changed)),
+            Seen::At(_) if self.has_journal()? => self.changes_since(known),
+            Seen::At(_) => Ok(match self.load_plain()? {
+                None => Observed::Missing,
+                Some(snapshot) if snapshot.version == known => Observed::Unchanged,
+                Some(snapshot) => Observed::Changed(snapshot),
+            }),
         }
     }
 
@@ -472,15 +1146,22 @@ impl Store for FileStore {
         };
         let header = held.header()?;
         let existing = self.stat()?;
-        let (incarnation, generation) = match (&existing, header.valid()) {
+        // Opened only for a rename: an append has no use for it.
+        let mut dir = None;
+        let (incarnation, generation) = match &existing {
             // A new value starts a new incarnation, so that handles of a value released
-            // before can never take it for theirs.
-            (None, _) if creating => (new_incarnation(), 0),
-            (None, _) => return Ok(Committed::Conflict),
+            // before can never take it for theirs; a journal left beside no data file
+            // (a release cut short) goes first.
+            None if creating => {
+                self.remember(None);
+                self.remove_journal(dir.insert(self.open_dir()?))?;
+                (new_incarnation(), 0)
+            }
+            None => return Ok(Committed::Conflict),
             // Someone created the value first: go on with theirs (a creating handle has no
             // version of its own to protect).
-            (Some(meta), valid) if creating => {
-                match valid {
+            Some(meta) if creating => {
+                match header.valid() {
                     Some((incarnation, _)) => self.set_incarnation(incarnation),
                     None => {
                         self.repair(&held, meta, None)?;
@@ -488,15 +1169,33 @@ impl Store for FileStore {
                 }
                 return Ok(Committed::Conflict);
             }
-            (Some(meta), Some(valid)) => match self.observe(Some(header), meta, Some(expected))? {
-                Seen::At(now) if now == expected => valid,
-                Seen::At(_) | Seen::Gone => return Ok(Committed::Conflict),
-            },
-            (Some(meta), None) => {
-                if self.repair(&held, meta, Some(expected))? != expected {
+            Some(meta) => {
+                let now = match header.valid() {
+                    Some(_) => match self.observe(Some(header), meta, Some(expected))? {
+                        Seen::At(now) => now,
+                        Seen::Gone => return Ok(Committed::Conflict),
+                    },
+                    None => self.repair(&held, meta, Some(expected))?,
+                };
+                let current = self.current(
+                    now,
+                    Reading {
+                        write: true,
+                        ..Reading::default()
+                    },
+                )?;
+                if current.version != expected {
                     return Ok(Committed::Conflict);
                 }
-                (self.incarnation(), expected.generation)
+                let incarnation = self.incarnation();
+                if self.journal {
+                    return self.append(&held, incarnation, meta, current, encode);
+                }
+                let dir = dir.insert(self.open_dir()?);
+                if current.active.is_some() || current.stale {
+                    self.retire_journal(dir, meta, current)?;
+                }
+                (incarnation, expected.generation)
             }
         };
         // What the lock file says until the rename: restored if the rename fails.
@@ -506,13 +1205,16 @@ impl Store for FileStore {
             Some((incarnation, generation))
         };
         let next = generation.checked_add(1).unwrap_or(1);
-        let dir = self.open_dir()?;
         // The generation is bumped before the rename, not after: if writing it fails (a
         // full disk), the data file is still untouched and the failed commit changed
         // nothing; and a crash between the two leaves a new generation over the old
         // file, which others merely reload, never a new file under the old generation.
         // If the rename itself fails, the bump is undone (best effort: at worst, others
         // reload the unchanged value).
+        let dir = match dir {
+            Some(dir) => dir,
+            None => self.open_dir()?,
+        };
         let known_before = self.incarnation();
         self.set_incarnation(incarnation);
         let replaced = Replace {
@@ -563,11 +1265,18 @@ impl Store for FileStore {
 
     fn release(&self) -> Result<()> {
         let held = self.lock.acquire(self.stat()?.is_some())?;
-        match fs::remove_file(&self.layout.target) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove the data file", &self.layout.target, e)),
+        // The data file first: a release cut short leaves no value, never an older one.
+        for (file, what) in [
+            (&self.layout.target, "remove the data file"),
+            (&self.layout.journal, "remove the journal"),
+        ] {
+            match fs::remove_file(file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(what, file, e)),
+            }
         }
+        self.remember(None);
         self.remove_stale_pending_file()?;
         if let Some(held) = held {
             held.retire()?;
@@ -583,12 +1292,14 @@ impl Store for FileStore {
     }
 
     /// Watches the data file's directory (one watcher per process, shared by every live
-    /// atom): a commit renaming a new file over the data file, a write to it in place, or
-    /// its removal nudges the atom. Needs the `live` feature.
+    /// atom): a commit renaming a new file over the data file, a write to it in place, a
+    /// journal record appended (the writer closing the journal), or a removal nudges the
+    /// atom. Needs the `live` feature.
     fn follow(&self, nudge: Nudge) -> Result<Subscription> {
         #[cfg(feature = "live")]
         {
-            crate::live::follow(&self.resource, &self.layout.target, &self.layout.dir, nudge)
+            let files = [self.layout.target.as_path(), self.layout.journal.as_path()];
+            crate::live::follow(&self.resource, &files, &self.layout.dir, nudge)
         }
         #[cfg(not(feature = "live"))]
         {

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 mod common;
 
 use common::{call_of, have_strace, syscall_of, tracee_of, worker};
+use enduro_file::FileAtom;
 
 /// Runs the tests, or acts as the worker these tests start (this test binary, run again:
 /// see `common::worker`), on the main thread (see `common::harness`).
@@ -18,6 +19,8 @@ fn main() -> std::process::ExitCode {
         ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files,
         a_failed_directory_fsync_after_the_rename_is_reported_as_uncertain,
         failures_before_the_rename_change_nothing,
+        journal_append_failures_change_nothing,
+        a_journal_record_that_cannot_be_taken_back_is_reported_as_uncertain,
     ])
 }
 
@@ -53,28 +56,59 @@ fn ten_thousand_file_atoms_stay_open_under_a_limit_of_1024_files() {
     );
 }
 
+/// How the worker's atom commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A pending file renamed over the data file.
+    Replace,
+    /// A record appended to the journal (see `common::worker::journal`).
+    Journal,
+}
+
 /// A system call to fail: the `nth` call of `syscalls` (strace's names, comma-separated:
-/// one of them is made) after the worker said "ready", failing with `error`.
+/// one of them is made) after the worker said "ready", among those on a file whose path
+/// contains `on` (any call when empty), failing with `error`; and the `times - 1` calls of
+/// `syscalls` that follow it too, whatever their file.
 #[derive(Debug, Clone, Copy)]
 struct Fault {
     syscalls: &'static str,
     error: &'static str,
     nth: usize,
+    on: &'static str,
+    times: usize,
 }
 
-/// Runs the worker's `swap-twice` on `path` (a counter at 10) under strace, injecting
-/// `fault`; returns its two report lines.
-fn swap_twice_with(path: &Path, fault: Fault) -> Vec<String> {
-    // strace counts calls from the start of the thread: learn how many come before
-    // "ready" from an undisturbed run, since a process's start makes calls of its own
-    // (under qemu-user, dozens of writes of the /proc/self/maps it emulates).
+impl Fault {
+    /// The `nth` call of `syscalls` after "ready" fails with `error`.
+    const fn nth(syscalls: &'static str, error: &'static str, nth: usize) -> Fault {
+        Fault {
+            syscalls,
+            error,
+            nth,
+            on: "",
+            times: 1,
+        }
+    }
+}
+
+/// The journal's name ends so.
+const JOURNAL: &str = ".enduro-journal";
+
+/// Runs the worker's `swap-twice` on `path` (a counter at 10, see [`counter_at_ten`]) in
+/// `mode` under strace, injecting `fault`; returns its two report lines.
+fn swap_twice_with(path: &Path, mode: Mode, fault: Fault) -> Vec<String> {
+    // strace counts calls from the start of the thread: learn which call to fail from an
+    // undisturbed run, since a process's start makes calls of its own (under qemu-user,
+    // dozens of writes of the /proc/self/maps it emulates).
     let scratch = tempfile::tempdir().unwrap();
-    let before = calls_until_ready(&counter_at_ten(scratch.path()), fault.syscalls);
+    let first = call_number(&counter_at_ten(scratch.path(), mode), mode, fault);
+    let when = match fault.times {
+        1 => first.to_string(),
+        n => format!("{first}..{}", first + n - 1),
+    };
     let inject = format!(
-        "inject={}:error={}:when={}",
-        fault.syscalls,
-        fault.error,
-        before + fault.nth
+        "inject={}:error={}:when={when}",
+        fault.syscalls, fault.error
     );
     let mut strace = Command::new("strace");
     strace
@@ -82,7 +116,7 @@ fn swap_twice_with(path: &Path, fault: Fault) -> Vec<String> {
         .arg(format!("trace={}", fault.syscalls))
         .arg("-e")
         .arg(&inject);
-    let out = run_swap_twice(&mut strace, path);
+    let out = run_swap_twice(&mut strace, path, mode);
     assert!(
         out.status.success(),
         "{fault:?} ({inject}): {}",
@@ -97,18 +131,21 @@ fn swap_twice_with(path: &Path, fault: Fault) -> Vec<String> {
     lines[1..].to_vec()
 }
 
-/// How many calls of `syscalls` the worker's main thread makes up to its "ready" (that
-/// line's own write included), in an undisturbed `swap-twice` on `path`.
-fn calls_until_ready(path: &Path, syscalls: &str) -> usize {
+/// Which call of `fault.syscalls`, counted in the worker's main thread from its start, is
+/// the one `fault` is for, in an undisturbed `swap-twice` on `path` in `mode`. With
+/// `fault.on`, strace shows each descriptor's path (`-y`) to tell the files apart.
+fn call_number(path: &Path, mode: Mode, fault: Fault) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("strace.out");
     let mut strace = Command::new("strace");
+    strace.args(["-f", "-o"]).arg(&trace);
+    if !fault.on.is_empty() {
+        strace.arg("-y");
+    }
     strace
-        .args(["-f", "-o"])
-        .arg(&trace)
         .arg("-e")
-        .arg(format!("trace=write,{syscalls}"));
-    let out = run_swap_twice(&mut strace, path);
+        .arg(format!("trace=write,{}", fault.syscalls));
+    let out = run_swap_twice(&mut strace, path, mode);
     assert!(
         out.status.success(),
         "{}",
@@ -117,22 +154,33 @@ fn calls_until_ready(path: &Path, syscalls: &str) -> usize {
     let text = std::fs::read_to_string(&trace).unwrap();
     // The first line is the main thread's.
     let main = text.lines().next().map_or("", tracee_of);
-    let names: Vec<&str> = syscalls.split(',').collect();
-    let mut calls = 0;
+    let names: Vec<&str> = fault.syscalls.split(',').collect();
+    let (mut calls, mut picked, mut ready) = (0, 0, false);
     for line in text.lines().filter(|line| tracee_of(line) == main) {
+        let call = call_of(line);
         if names.contains(&syscall_of(line)) {
             calls += 1;
+            if ready && call.contains(fault.on) {
+                picked += 1;
+                if picked == fault.nth {
+                    return calls;
+                }
+            }
         }
-        if call_of(line).starts_with("write(1, \"ready\\n\"") {
-            return calls;
+        // `write(1, "ready\n", 6)`, or with `-y` `write(1<pipe:[...]>, "ready\n", 6)`.
+        if call.starts_with("write(1") && call.contains(", \"ready\\n\"") {
+            ready = true;
         }
     }
-    panic!("the worker never said ready:\n{text}");
+    panic!("{fault:?}: no such call after the worker's ready:\n{text}");
 }
 
-/// Runs the worker's `swap-twice` on `path` under `strace` (with its options), telling it
-/// to go at once; returns its output.
-fn run_swap_twice(strace: &mut Command, path: &Path) -> std::process::Output {
+/// Runs the worker's `swap-twice` on `path` in `mode` under `strace` (with its options),
+/// telling it to go at once; returns its output.
+fn run_swap_twice(strace: &mut Command, path: &Path, mode: Mode) -> std::process::Output {
+    if mode == Mode::Journal {
+        worker::journal(strace);
+    }
     let mut child = worker::run_under(strace, &["swap-twice", path.to_str().unwrap()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -143,10 +191,32 @@ fn run_swap_twice(strace: &mut Command, path: &Path) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-fn counter_at_ten(dir: &Path) -> std::path::PathBuf {
+/// A counter at 10 in `dir`: in `Mode::Journal`, with a journal holding that value in a
+/// record (the data file holds 9), so that the worker's commits only append.
+fn counter_at_ten(dir: &Path, mode: Mode) -> std::path::PathBuf {
     let path = dir.join("counter.json");
-    drop(enduro_file::file_atom(10u64, &path).unwrap());
+    match mode {
+        Mode::Replace => drop(enduro_file::file_atom(10u64, &path).unwrap()),
+        Mode::Journal => {
+            let atom = FileAtom::builder(&path).journal(true).open(9u64).unwrap();
+            assert_eq!(*atom.swap(|n| n + 1).unwrap(), 10);
+        }
+    }
     path
+}
+
+/// The value as a fresh open sees it (replaying the journal, if any).
+fn stored(path: &Path) -> u64 {
+    *enduro_file::file_atom(0u64, path).unwrap().deref()
+}
+
+/// The pending files left in `dir`.
+fn pending_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".enduro-pending"))
+        .collect()
 }
 
 /// An fsync of the directory that fails *after* the rename: the new value is in place
@@ -158,16 +228,9 @@ fn a_failed_directory_fsync_after_the_rename_is_reported_as_uncertain() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = counter_at_ten(dir.path());
+    let path = counter_at_ten(dir.path(), Mode::Replace);
     // A commit fsyncs the pending file, then the directory: the second fsync fails.
-    let lines = swap_twice_with(
-        &path,
-        Fault {
-            syscalls: "fsync",
-            error: "EIO",
-            nth: 2,
-        },
-    );
+    let lines = swap_twice_with(&path, Mode::Replace, Fault::nth("fsync", "EIO", 2));
     assert_eq!(lines, ["uncertain 11", "ok 12"]);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "12");
 }
@@ -178,11 +241,7 @@ fn failures_before_the_rename_change_nothing() {
     if !have_strace() {
         return;
     }
-    let fault = |syscalls, error| Fault {
-        syscalls,
-        error,
-        nth: 1,
-    };
+    let fault = |syscalls, error| Fault::nth(syscalls, error, 1);
     for fault in [
         // Writing the pending file's bytes.
         fault("write", "EIO"),
@@ -195,16 +254,62 @@ fn failures_before_the_rename_change_nothing() {
         fault("rename,renameat,renameat2", "EIO"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let path = counter_at_ten(dir.path());
-        let lines = swap_twice_with(&path, fault);
+        let path = counter_at_ten(dir.path(), Mode::Replace);
+        let lines = swap_twice_with(&path, Mode::Replace, fault);
         assert!(lines[0].starts_with("failed 10: "), "{fault:?}: {lines:?}");
         assert_eq!(lines[1], "ok 11", "{fault:?}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "11", "{fault:?}");
-        let left: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".enduro-pending"))
-            .collect();
+        let left = pending_files(dir.path());
         assert!(left.is_empty(), "{fault:?}: pending files left: {left:?}");
     }
+}
+
+/// In journal mode a commit writes one record into the journal and flushes it once. If
+/// either fails, the record is taken back out (zeros written over it, flushed): the swap
+/// fails with the system's error, naming the journal, and changed nothing; the next swap
+/// works.
+fn journal_append_failures_change_nothing() {
+    if !have_strace() {
+        return;
+    }
+    let on_journal = |syscalls| Fault {
+        on: JOURNAL,
+        ..Fault::nth(syscalls, "EIO", 1)
+    };
+    // Writing the record, then flushing it.
+    for fault in [on_journal("pwrite64"), on_journal("fdatasync")] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = counter_at_ten(dir.path(), Mode::Journal);
+        let lines = swap_twice_with(&path, Mode::Journal, fault);
+        assert!(lines[0].starts_with("failed 10: "), "{fault:?}: {lines:?}");
+        assert!(
+            lines[0].contains(".counter.json.enduro-journal"),
+            "{fault:?}: the error names the journal: {lines:?}"
+        );
+        // Had the failed record stayed, the second swap would have made 12.
+        assert_eq!(lines[1], "ok 11", "{fault:?}");
+        assert_eq!(stored(&path), 11, "{fault:?}");
+        let left = pending_files(dir.path());
+        assert!(left.is_empty(), "{fault:?}: pending files left: {left:?}");
+    }
+}
+
+/// The record's flush fails, and so does the flush of the zeros written over it: the
+/// record may be in the journal or not, so the swap reports `uncertain` and the atom
+/// shows what the store holds. Here the zeros were written (only their flush failed), so
+/// it holds the old value, and the next swap builds on it.
+fn a_journal_record_that_cannot_be_taken_back_is_reported_as_uncertain() {
+    if !have_strace() {
+        return;
+    }
+    let fault = Fault {
+        on: JOURNAL,
+        times: 2,
+        ..Fault::nth("fdatasync", "EIO", 1)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = counter_at_ten(dir.path(), Mode::Journal);
+    let lines = swap_twice_with(&path, Mode::Journal, fault);
+    assert_eq!(lines, ["uncertain 10", "ok 11"]);
+    assert_eq!(stored(&path), 11);
 }

@@ -43,14 +43,27 @@ struct Worker {
 
 impl Worker {
     fn spawn(args: &[&str]) -> Worker {
-        let what = format!("worker {}", args.join(" "));
+        Worker::spawn_in(args, false)
+    }
+
+    /// A worker whose atoms commit in journal mode.
+    fn spawn_journal(args: &[&str]) -> Worker {
+        Worker::spawn_in(args, true)
+    }
+
+    fn spawn_in(args: &[&str], journal: bool) -> Worker {
+        let mode = if journal { " (journal mode)" } else { "" };
+        let what = format!("worker {}{mode}", args.join(" "));
+        let mut command = worker::command(args);
+        if journal {
+            worker::journal(&mut command);
+        }
         let Piped {
             mut child,
             lines,
             stderr,
             ..
-        } = spawn_piped(&mut worker::command(args))
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        } = spawn_piped(&mut command).unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         Worker {
             what,
             stdin: child.stdin.take(),
@@ -127,6 +140,20 @@ impl Worker {
         assert_eq!(w.finish(), ["done"]);
     }
 
+    /// Lets `worker count` workers go together once all are open (for real contention),
+    /// and waits for each to finish its swaps.
+    fn count_together(mut workers: Vec<Worker>) {
+        for w in &mut workers {
+            w.expect("ready");
+        }
+        for w in &mut workers {
+            w.go();
+        }
+        for w in workers {
+            assert_eq!(w.finish(), ["done"]);
+        }
+    }
+
     /// Starts `worker hold-lock PATH SECS` and returns once it holds the atom's lock.
     fn holding_lock(path: &Path, secs: u64) -> Worker {
         let mut holder = Worker::spawn(&["hold-lock", s(path), &secs.to_string()]);
@@ -187,25 +214,51 @@ fn four_processes_times_five_hundred_swaps_end_at_exactly_two_thousand() {
     let path = dir.path().join("count.json");
     let atom = enduro_file::file_atom(0u64, &path).unwrap();
 
-    let mut workers: Vec<Worker> = (0..4)
+    let workers: Vec<Worker> = (0..4)
         .map(|_| Worker::spawn(&["count", s(&path), "500"]))
         .collect();
-    for w in &mut workers {
-        w.expect("ready");
-    }
-    // All four are open; let them go together, for real contention.
-    for w in &mut workers {
-        w.go();
-    }
-    for w in workers {
-        assert_eq!(w.finish(), ["done"]);
-    }
+    Worker::count_together(workers);
 
     assert_eq!(stored::<u64>(&path), 2000, "in the file");
     assert_eq!(*atom.refresh().unwrap(), 2000, "in an atom open all along");
     let fresh = enduro_file::file_atom(0u64, &path).unwrap();
     assert_eq!(*fresh.deref(), 2000, "in a fresh open");
     assert_only_data_and_lock(dir.path(), "count.json");
+}
+
+#[test]
+fn four_journal_processes_and_mixed_modes_end_at_exactly_the_sum() {
+    for journals in [4, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("count.json");
+        let atom = FileAtom::builder(&path).journal(true).open(0u64).unwrap();
+        // `journals` of the four commit by appending, the others by rename.
+        let workers: Vec<Worker> = (0..4)
+            .map(|i| {
+                let args = ["count", s(&path), "300"];
+                if i < journals {
+                    Worker::spawn_journal(&args)
+                } else {
+                    Worker::spawn(&args)
+                }
+            })
+            .collect();
+        Worker::count_together(workers);
+        let what = format!("{journals} of 4 processes in journal mode");
+        assert_eq!(
+            *atom.refresh().unwrap(),
+            1200,
+            "{what}: an atom open all along"
+        );
+        let plain = enduro_file::file_atom(0u64, &path).unwrap();
+        assert_eq!(*plain.deref(), 1200, "{what}: a fresh plain open");
+        let journal = FileAtom::builder(&path).journal(true).open(0u64).unwrap();
+        assert_eq!(*journal.deref(), 1200, "{what}: a fresh journal open");
+        assert!(
+            pending_files(dir.path(), "count.json").is_empty(),
+            "{what}: no pending file left"
+        );
+    }
 }
 
 #[test]

@@ -271,6 +271,7 @@ fn paths_that_name_no_file_create_nothing() {
         "other/x.json/",
         ".x.json.enduro-lock",
         "y.enduro-pending",
+        ".x.json.enduro-journal",
     ] {
         let err = file_atom(0u64, dir.path().join(bad)).unwrap_err();
         assert!(matches!(err, Error::InvalidPath { .. }), "{bad}: {err}");

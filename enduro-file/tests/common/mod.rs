@@ -23,6 +23,8 @@ use enduro_file::FileStore;
 pub struct FileBackend {
     dir: tempfile::TempDir,
     next: AtomicUsize,
+    /// Stores commit in journal mode.
+    journal: bool,
 }
 
 impl FileBackend {
@@ -31,6 +33,15 @@ impl FileBackend {
         FileBackend {
             dir: tempfile::tempdir().unwrap(),
             next: AtomicUsize::new(0),
+            journal: false,
+        }
+    }
+
+    /// A backend whose stores commit in journal mode.
+    pub fn journal() -> Self {
+        FileBackend {
+            journal: true,
+            ..FileBackend::new()
         }
     }
 }
@@ -44,10 +55,18 @@ impl Backend for FileBackend {
     }
 
     fn store(&self, path: &PathBuf) -> Result<Box<dyn Store>> {
-        Ok(Box::new(FileStore::open(path)?))
+        Ok(Box::new(
+            FileStore::builder(path).journal(self.journal).open()?,
+        ))
     }
 
+    /// The data file, read around enduro; with a journal beside it, the value as a new
+    /// store replays it.
     fn stored(&self, path: &PathBuf) -> Option<Vec<u8>> {
+        let store = FileStore::open(path).unwrap();
+        if store.journal_path().exists() {
+            return store.load().unwrap().map(|s| s.bytes);
+        }
         std::fs::read(path).ok()
     }
 

@@ -37,6 +37,9 @@
 //!                              atom shows then) or `failed V: ERROR`
 //! ```
 //!
+//! With [`JOURNAL_VAR`] set (see [`journal`]), every mode's atoms commit in journal mode;
+//! [`JOURNAL_LIMIT_VAR`] (see [`journal_limit`]) sets their compaction bound.
+//!
 //! Every mode stops by itself: the loops are bounded and a closed pipe ends the torture.
 //! The exit code is 0 on success, 1 with a message on stderr otherwise.
 
@@ -50,6 +53,52 @@ use std::time::{Duration, Instant};
 
 use enduro_file::{FileAtom, FileStore};
 use serde::{Deserialize, Serialize, Serializer};
+
+/// The environment variable that makes the worker's atoms commit in journal mode (any
+/// value but `0`); see [`journal`].
+pub const JOURNAL_VAR: &str = "ENDURO_FILE_WORKER_JOURNAL";
+
+/// Makes the worker that `command` starts open its atoms in journal mode.
+pub fn journal(command: &mut Command) -> &mut Command {
+    command.env(JOURNAL_VAR, "1")
+}
+
+/// The environment variable that sets the compaction bound of the worker's journal-mode
+/// atoms (`journal_limit`, in bytes); see [`journal_limit`].
+pub const JOURNAL_LIMIT_VAR: &str = "ENDURO_FILE_WORKER_JOURNAL_LIMIT";
+
+/// Makes the worker that `command` starts open its atoms in journal mode with a
+/// compaction bound of `bytes` (0: compact once the records pass 8 times the value's
+/// size, which for a small counter is at every commit).
+pub fn journal_limit(command: &mut Command, bytes: u64) -> &mut Command {
+    journal(command).env(JOURNAL_LIMIT_VAR, bytes.to_string())
+}
+
+/// Whether this worker's atoms commit in journal mode.
+fn journal_mode() -> bool {
+    std::env::var(JOURNAL_VAR).is_ok_and(|v| v != "0")
+}
+
+/// The builder of the worker's atom at `path`: in journal mode when asked, with the
+/// compaction bound asked for, if any.
+fn builder<T: enduro_core::Value>(path: impl AsRef<std::path::Path>) -> FileAtom<T> {
+    let builder = FileAtom::builder(path).journal(journal_mode());
+    match std::env::var(JOURNAL_LIMIT_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(limit) => builder.journal_limit(limit),
+        None => builder,
+    }
+}
+
+/// Opens the worker's atom at `path`, in journal mode when asked.
+fn open_atom<T: enduro_core::Value>(
+    init: T,
+    path: impl AsRef<std::path::Path>,
+) -> enduro_core::Result<enduro_core::Atom<T>> {
+    builder(path).open(init)
+}
 
 /// The torture loop gives up after this long even if nobody kills it.
 const TORTURE_DEADLINE: Duration = Duration::from_secs(300);
@@ -194,7 +243,7 @@ fn ready_then_wait() -> Result {
 }
 
 fn count(path: &str, n: u64) -> Result {
-    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = open_atom(0u64, path).map_err(|e| e.to_string())?;
     ready_then_wait()?;
     for _ in 0..n {
         atom.swap(|v| v + 1).map_err(|e| e.to_string())?;
@@ -203,7 +252,7 @@ fn count(path: &str, n: u64) -> Result {
 }
 
 fn append(path: &str, writer: u64, n: u64) -> Result {
-    let atom = enduro_file::file_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
+    let atom = open_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
     ready_then_wait()?;
     for seq in 0..n {
         atom.swap(|list| {
@@ -218,7 +267,7 @@ fn append(path: &str, writer: u64, n: u64) -> Result {
 }
 
 fn append_threads(path: &str, writer: u64, threads: u64, n: u64) -> Result {
-    let atom = enduro_file::file_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
+    let atom = open_atom(Vec::<(u64, u64)>::new(), path).map_err(|e| e.to_string())?;
     ready_then_wait()?;
     thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -247,7 +296,7 @@ fn append_threads(path: &str, writer: u64, threads: u64, n: u64) -> Result {
 }
 
 fn torture(path: &str) -> Result {
-    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = open_atom(0u64, path).map_err(|e| e.to_string())?;
     say(&format!("ready {}", atom.deref()))?;
     let started = Instant::now();
     while started.elapsed() < TORTURE_DEADLINE {
@@ -260,7 +309,7 @@ fn torture(path: &str) -> Result {
 /// `threads` threads swap one atom in tight loops, so that their swaps share group
 /// commits; each acknowledged value is printed as `ack VALUE`.
 fn torture_threads(path: &str, threads: u64) -> Result {
-    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = open_atom(0u64, path).map_err(|e| e.to_string())?;
     say(&format!("ready {}", atom.deref()))?;
     let started = Instant::now();
     thread::scope(|s| {
@@ -279,7 +328,7 @@ fn torture_threads(path: &str, threads: u64) -> Result {
 }
 
 fn until_released(path: &str, n: u64) -> Result {
-    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = open_atom(0u64, path).map_err(|e| e.to_string())?;
     say("ready")?;
     for _ in 0..n {
         match atom.swap(|v| v + 1) {
@@ -293,8 +342,7 @@ fn until_released(path: &str, n: u64) -> Result {
 
 fn many(dir: &str, n: u64) -> Result {
     let open = |i: u64| {
-        enduro_file::file_atom(0u64, format!("{dir}/{i}.json"))
-            .map_err(|e| format!("atom {i} of {n}: {e}"))
+        open_atom(0u64, format!("{dir}/{i}.json")).map_err(|e| format!("atom {i} of {n}: {e}"))
     };
     let atoms = (0..n).map(open).collect::<Result<Vec<_>>>()?;
     for (i, atom) in atoms.iter().enumerate().step_by(100) {
@@ -307,7 +355,7 @@ fn many(dir: &str, n: u64) -> Result {
 }
 
 fn swap_twice(path: &str) -> Result {
-    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = open_atom(0u64, path).map_err(|e| e.to_string())?;
     ready_then_wait()?;
     for _ in 0..2 {
         match atom.swap(|v| v + 1) {
@@ -320,7 +368,7 @@ fn swap_twice(path: &str) -> Result {
 }
 
 fn release(path: &str) -> Result {
-    let atom = enduro_file::file_atom(0u64, path).map_err(|e| e.to_string())?;
+    let atom = open_atom(0u64, path).map_err(|e| e.to_string())?;
     atom.release().map_err(|e| e.to_string())?;
     say("released")
 }
@@ -366,9 +414,7 @@ impl Serialize for Stalling {
 }
 
 fn stall_commit(path: &str, secs: u64) -> Result {
-    let atom = FileAtom::builder(path)
-        .open(Stalling(0))
-        .map_err(|e| e.to_string())?;
+    let atom = builder(path).open(Stalling(0)).map_err(|e| e.to_string())?;
     STALL_SECS.store(secs, Ordering::SeqCst);
     STALL.store(true, Ordering::SeqCst);
     atom.swap(|v| Stalling(v.0 + 1))
