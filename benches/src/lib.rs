@@ -2,7 +2,8 @@
 //! bare minimum code that gives the same guarantee (the *raw baseline*), written here and
 //! measured in the same run, reported as one markdown table of ratios.
 //!
-//! - [`raw`]: the raw baselines (durable replace by hand, encode + mutex).
+//! - [`raw`]: the raw baselines (durable replace by hand, a pre-zeroed append log,
+//!   encode + mutex).
 //! - [`values`]: the values the scenarios swap.
 //! - [`driver`]: a plain throughput driver (threads, fixed duration, ops/s), for the
 //!   concurrent scenarios; per-operation costs are measured with Criterion in the bench

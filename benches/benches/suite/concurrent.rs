@@ -112,13 +112,7 @@ fn measure(timing: Timing) -> Result<([Throughput; 3], Option<u64>), String> {
         timing.each,
         &mut [&mut enduro, &mut raw_one, &mut raw_mutex],
     )?;
-    let expected = totals[0].ops;
-    if *atom.deref() != expected {
-        return Err(format!(
-            "lost updates: {expected} swaps returned Ok but the atom holds {}",
-            atom.deref()
-        ));
-    }
+    no_lost_updates(*atom.deref(), totals[0].ops)?;
     let commits = commit_count(&data_file)
         .zip(commits_before)
         .map(|(after, before)| after.saturating_sub(before));
@@ -126,6 +120,16 @@ fn measure(timing: Timing) -> Result<([Throughput; 3], Option<u64>), String> {
 }
 
 /// The commit counter of a file atom (the generation in its lock file), if it can be read.
+/// Fails when the counter `held` is not the `swaps` that returned `Ok` (each adds one).
+pub fn no_lost_updates(held: u64, swaps: u64) -> Result<(), String> {
+    if held == swaps {
+        return Ok(());
+    }
+    Err(format!(
+        "lost updates: {swaps} swaps returned Ok but the atom holds {held}"
+    ))
+}
+
 fn commit_count(data_file: &Path) -> Option<u64> {
     enduro::FileStore::open(data_file)
         .and_then(|store| store.generation())

@@ -9,9 +9,13 @@
 //! Environment: `ENDURO_BENCH_DIR` (where the file scenarios run; default the system temp
 //! dir, which must be on a disk), `ENDURO_BENCH_OUT` (where the results go; default
 //! `target/bench`), `CRITERION_HOME` (Criterion's own output; default `target/criterion`),
-//! `ENDURO_BENCH_QUICK=1` (shorter runs, for trying the harness out).
+//! `ENDURO_BENCH_QUICK=1` (shorter runs, for trying the harness out; the journal-open row
+//! then opens a journal of 2,000 records instead of 100,000),
+//! `ENDURO_BENCH_JOURNAL_RECORDS` (that row's record count, whatever the mode).
 
 mod concurrent;
+mod embedded;
+mod journal;
 mod live;
 mod memory;
 mod ops;
@@ -43,6 +47,9 @@ pub struct Timing {
     pub rounds: usize,
     /// Time per contender per round.
     pub each: Duration,
+    /// `ENDURO_BENCH_QUICK` is set: smaller setups where they take long (the journal of
+    /// the journal-open row).
+    pub quick: bool,
 }
 
 impl Timing {
@@ -54,6 +61,7 @@ impl Timing {
                 passes: 1,
                 rounds: 1,
                 each: Duration::from_millis(500),
+                quick: true,
             }
         } else {
             Timing {
@@ -62,6 +70,7 @@ impl Timing {
                 passes: 3,
                 rounds: 3,
                 each: Duration::from_millis(1500),
+                quick: false,
             }
         }
     }
@@ -90,6 +99,7 @@ fn main() {
         .configure_from_args();
     let mut per_op = ops::Results::new(&criterion_home);
     ops::run(&mut c, &mut per_op, timing.passes);
+    journal::run(&mut c, &mut per_op, timing);
     #[cfg(feature = "pg")]
     let pg = pg::Cluster::start();
     #[cfg(feature = "pg")]
@@ -100,6 +110,10 @@ fn main() {
     rows.extend(per_op.file_rows());
     rows.extend(concurrent::file_small_8_threads(timing));
     rows.extend(per_op.other_file_rows());
+    rows.extend(journal::small_rows(&per_op));
+    rows.extend(journal::eight_threads(timing));
+    rows.extend(journal::large_rows(&per_op));
+    rows.extend(journal::open_rows(&per_op, timing));
     rows.push(memory::row());
     #[cfg(feature = "pg")]
     rows.push(pg::memory_row(&pg));

@@ -49,7 +49,7 @@ impl Results {
         ];
         #[cfg(not(feature = "pg"))]
         let groups = [FILE_SMALL, FILE_1MIB, RUSTBREAK, MEM_SMALL];
-        for group in groups {
+        for group in groups.into_iter().chain(crate::journal::GROUPS) {
             let _ = std::fs::remove_dir_all(home.join(group));
         }
         Results {
@@ -271,12 +271,22 @@ fn file_small(c: &mut Criterion, passes: usize) -> Setup {
 }
 
 fn file_1mib(c: &mut Criterion, passes: usize) -> Setup {
-    let dir = scratch_dir(FILE_1MIB)?;
+    one_mib(c, passes, FILE_1MIB, false)
+}
+
+/// The 1 MiB map of strings, one key touched per swap, through a file atom (in journal
+/// mode with `journal`) against the raw rename loop changing the map in place (`raw`) and
+/// cloning it first as a pure update function does (`raw_clone`), in Criterion group
+/// `name`.
+pub fn one_mib(c: &mut Criterion, passes: usize, name: &str, journal: bool) -> Setup {
+    let dir = scratch_dir(name)?;
     let mut map = values::map_of_strings(ONE_MIB);
-    let atom = enduro::file_atom(map.clone(), dir.path().join("map.json"))?;
+    let atom = enduro::FileAtom::builder(dir.path().join("map.json"))
+        .journal(journal)
+        .open(map.clone())?;
     let raw = RawFile::new(dir.path(), "raw-map.json")?;
     raw.replace_json(&map)?;
-    let mut group = c.benchmark_group(FILE_1MIB);
+    let mut group = c.benchmark_group(name);
     let (mut i, mut j, mut k) = (0, 0, 0);
     let mut cloned = map.clone();
     alternate_all(
@@ -310,20 +320,28 @@ fn file_1mib(c: &mut Criterion, passes: usize) -> Setup {
     Ok(())
 }
 
+/// rustbreak's counter: a `PathDatabase<u64, Bincode>` at `dir/rustbreak.bin`, at 0.
+pub fn rustbreak_db(dir: &Path) -> rustbreak::Result<PathDatabase<u64, Bincode>> {
+    PathDatabase::<u64, Bincode>::create_at_path(dir.join("rustbreak.bin"), 0)
+}
+
+/// One rustbreak operation: write + save.
+pub fn rustbreak_increment(db: &PathDatabase<u64, Bincode>) {
+    db.write(|n| *n += 1).expect("rustbreak write");
+    db.save().expect("rustbreak save");
+}
+
 fn rustbreak(c: &mut Criterion, passes: usize) -> Setup {
     let dir = scratch_dir(RUSTBREAK)?;
     let atom = enduro::file_atom(0u64, dir.path().join("counter.json"))?;
-    let db = PathDatabase::<u64, Bincode>::create_at_path(dir.path().join("rustbreak.bin"), 0)?;
+    let db = rustbreak_db(dir.path())?;
     let mut group = c.benchmark_group(RUSTBREAK);
     alternate(
         &mut group,
         passes,
         "rustbreak",
         || atom.swap(|n| n + 1).expect("enduro swap"),
-        || {
-            db.write(|n| *n += 1).expect("rustbreak write");
-            db.save().expect("rustbreak save");
-        },
+        || rustbreak_increment(&db),
     );
     group.finish();
     Ok(())
