@@ -918,7 +918,6 @@ impl FileStore {
     /// A journal-mode commit: appends the value `encode` writes as one record and flushes
     /// once, starting the journal (over) first when none applies, then compacts past the
     /// bound. Lock held; `current` is at `expected`.
-    #[allow(clippy::too_many_arguments)]
     fn append(
         &self,
         held: &Held<'_>,

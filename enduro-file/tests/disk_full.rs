@@ -36,17 +36,20 @@ impl SmallFs {
     fn mount(size: &str) -> Result<SmallFs, String> {
         let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "enduro-disk-full",
-            ])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run `mount`: {e}"))?;
+        let out = run_patiently(|| {
+            let mut mount = Command::new("mount");
+            mount
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size}"),
+                    "enduro-disk-full",
+                ])
+                .arg(dir.path());
+            mount
+        })
+        .map_err(|e| format!("cannot run `mount`: {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "`mount -t tmpfs` failed ({}): {}",
@@ -64,17 +67,48 @@ impl SmallFs {
 
 impl Drop for SmallFs {
     fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
+        let umount = |lazy: bool| {
+            run_patiently(|| {
+                let mut umount = Command::new("umount");
+                if lazy {
+                    umount.arg("-l");
+                }
+                umount.arg(self.dir.path());
+                umount
+            })
+        };
+        if !umount(false).is_ok_and(|out| out.status.success()) {
             // Something still has a file open there: detach it anyway.
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
+            let _ = umount(true);
         }
+    }
+}
+
+/// Runs the command `make` builds to its end and returns its output; one that neither
+/// ends nor writes anything for 20 s is killed and run again (up to 3 times). Under
+/// qemu-user, a process forked while another thread of the emulator is busy can hang
+/// before it execs (CI saw `mount` hang so on armv7); `mount` and `umount` of a fresh
+/// tmpfs are quick, so a slow one is that, not real work.
+fn run_patiently(make: impl Fn() -> Command) -> std::io::Result<std::process::Output> {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut child = make()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let started = Instant::now();
+        while child.try_wait()?.is_none() && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if child.try_wait()?.is_some() || tries == 3 {
+            return child.wait_with_output();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
