@@ -77,11 +77,13 @@ impl Journal {
     }
 
     fn zero(&self, from: u64, to: u64) -> std::io::Result<()> {
-        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        // Made when needed (zeroed pages cost nothing until written), not a static that
+        // would add its 64 KiB to every binary.
+        let zeros = vec![0u8; to.saturating_sub(from).min(64 * 1024) as usize];
         let mut at = from;
         while at < to {
-            let n = (to - at).min(ZEROS.len() as u64) as usize;
-            self.file.write_all_at(&ZEROS[..n], at)?;
+            let n = (to - at).min(zeros.len() as u64) as usize;
+            self.file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
         }
         Ok(())
