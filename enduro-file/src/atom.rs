@@ -238,7 +238,7 @@ impl<T: Value> FileAtom<T> {
     }
 
     /// Compacts the journal once its records take more than `bytes` (default 4 MiB), or
-    /// four times the value's size if that is larger; see
+    /// eight times the value's size if that is larger; see
     /// [`FileStoreBuilder::journal_limit`].
     ///
     /// ```

@@ -78,8 +78,9 @@ struct Current {
     /// The true version: the journal's generation when one applies.
     version: Version,
     active: Option<Active>,
-    /// A journal file that does not apply to the data file (or is blank) is there.
-    stale: bool,
+    /// A journal file that does not apply to the data file (or is blank), opened as
+    /// [`Reading::write`] asked: a journal commit starts it over.
+    stale: Option<Journal>,
     /// The value's bytes, when they were read on the way.
     bytes: Option<Vec<u8>>,
     /// When asked for ([`Reading::since`]): the states between that version and this one,
@@ -241,7 +242,7 @@ impl FileStoreBuilder {
 
     /// Compacts the journal (writes the value as the new snapshot, with the rename
     /// protocol, and starts the journal over) once its records take more than `bytes`, or
-    /// more than four times the value's size if that is larger. The default is 4 MiB.
+    /// more than eight times the value's size if that is larger. The default is 4 MiB.
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
@@ -584,7 +585,7 @@ impl FileStore {
                         base: known.base,
                         cursor: known.cursor,
                     }),
-                    stale: false,
+                    stale: None,
                     bytes: None,
                     earlier: Vec::new(),
                 });
@@ -603,13 +604,13 @@ impl FileStore {
             })
         };
         let Some(journal) = self.journal_at_path(reading.write)? else {
-            return plain(false, None);
+            return plain(None, None);
         };
         let base = match journal.header()? {
             journal::Header::Valid(base) => base,
             journal::Header::Blank | journal::Header::Damaged => {
                 journal.no_good_record()?;
-                return plain(true, None);
+                return plain(Some(journal), None);
             }
         };
         let known = self
@@ -620,7 +621,7 @@ impl FileStore {
             None => {
                 let bytes = self.read_data()?;
                 if !base.matches(&bytes) {
-                    return plain(true, Some(bytes));
+                    return plain(Some(journal), Some(bytes));
                 }
                 let start = Cursor::start(&base);
                 self.scan(journal, base, start, Some(bytes), now, reading)
@@ -673,7 +674,7 @@ impl FileStore {
                 base,
                 cursor,
             }),
-            stale: false,
+            stale: None,
             bytes,
             earlier,
         })
@@ -947,12 +948,12 @@ impl FileStore {
                     None => self.read_data()?,
                 };
                 let base = Base::new(&snapshot, generation);
-                let journal = match Journal::open(&self.layout.journal, true)? {
-                    Some(mut stale) if current.stale => {
+                let journal = match current.stale {
+                    Some(mut stale) => {
                         stale.restart(&base)?;
                         stale
                     }
-                    _ => self.create_journal(&base, meta, record.len() as u64)?,
+                    None => self.create_journal(&base, meta, record.len() as u64)?,
                 };
                 (journal, base, Cursor::start(&base))
             }
@@ -1176,14 +1177,16 @@ impl Store for FileStore {
                     },
                     None => self.repair(&held, meta, Some(expected))?,
                 };
+                // Written to only by a journal commit (a plain one reads it, and removes it).
                 let current = self.current(
                     now,
                     Reading {
-                        write: true,
+                        write: self.journal,
                         ..Reading::default()
                     },
                 )?;
                 if current.version != expected {
+                    self.keep_active(current);
                     return Ok(Committed::Conflict);
                 }
                 let incarnation = self.incarnation();
@@ -1191,7 +1194,7 @@ impl Store for FileStore {
                     return self.append(&held, incarnation, meta, current, encode);
                 }
                 let dir = dir.insert(self.open_dir()?);
-                if current.active.is_some() || current.stale {
+                if current.active.is_some() || current.stale.is_some() {
                     self.retire_journal(dir, meta, current)?;
                 }
                 (incarnation, expected.generation)
@@ -1292,8 +1295,8 @@ impl Store for FileStore {
 
     /// Watches the data file's directory (one watcher per process, shared by every live
     /// atom): a commit renaming a new file over the data file, a write to it in place, a
-    /// journal record appended (the writer closing the journal), or a removal nudges the
-    /// atom. Needs the `live` feature.
+    /// journal record appended (a write to the journal, which its writer keeps open), or a
+    /// removal nudges the atom. Needs the `live` feature.
     fn follow(&self, nudge: Nudge) -> Result<Subscription> {
         #[cfg(feature = "live")]
         {

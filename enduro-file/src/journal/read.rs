@@ -185,55 +185,60 @@ impl Journal {
     /// record lies in the journal (it may hold acknowledged values); without one, the
     /// journal is a crash's leftover and holds nothing.
     pub(crate) fn no_good_record(&self) -> Result<()> {
-        let mut at = FIRST;
-        while at + HEAD as u64 <= self.len {
-            let mut head = [0u8; HEAD];
-            self.read_upto(&mut head, at)?;
-            if head[..4] == RECORD_MAGIC
-                && let Read::Record { .. } | Read::Stale = self.read(at, word(&head, 8))?
-            {
-                return Err(Error::Corrupt {
-                    path: self.path.clone(),
-                    offset: 0,
-                    reason: format!(
-                        "the journal's header is blank or damaged (both copies), but it holds records \
-                         (the first good one at byte {at}); nothing was written. The data \
-                         file holds the last snapshot; move the journal away to open the \
-                         atom at that snapshot, or keep it for recovery"
-                    ),
-                });
-            }
-            at += BLOCK;
-        }
-        Ok(())
+        let Some((at, _)) = self.first_good(FIRST, None, 0)? else {
+            return Ok(());
+        };
+        Err(Error::Corrupt {
+            path: self.path.clone(),
+            offset: 0,
+            reason: format!(
+                "the journal's header is blank or damaged (both copies), but it holds \
+                 records (the first good one at byte {at}); nothing was written. The data \
+                 file holds the last snapshot; move the journal away to open the atom at \
+                 that snapshot, or keep it for recovery"
+            ),
+        })
     }
 
     /// Fails with corruption at `cursor.tail` if a good record of this epoch lies after it.
     fn nothing_after(&self, base: &Base, cursor: Cursor, why: &str) -> Result<()> {
+        let from = cursor.tail + BLOCK;
+        let Some((found, follows)) = self.first_good(from, Some(base.epoch), cursor.generation)?
+        else {
+            return Ok(());
+        };
+        Err(Error::Corrupt {
+            path: self.path.clone(),
+            offset: cursor.tail,
+            reason: format!(
+                "{why}, yet a good record (generation {}) follows at byte {found}: an \
+                 acknowledged record was damaged. Nothing was written; the data file still \
+                 holds the last snapshot",
+                follows + 1
+            ),
+        })
+    }
+
+    /// The first good record at a block boundary from `from` on, of epoch `epoch` (any,
+    /// with `None`) and following generation `since` or a later one: its offset and the
+    /// generation it follows. Heads are read 64 blocks at a time; only a head that looks
+    /// right is read whole.
+    fn first_good(&self, from: u64, epoch: Option<u64>, since: u64) -> Result<Option<(u64, u64)>> {
         const CHUNK: u64 = 64 * BLOCK;
-        let mut at = cursor.tail + BLOCK;
+        let mut at = from;
         let mut chunk = vec![0u8; CHUNK as usize];
         while at + HEAD as u64 <= self.len {
             let got = self.read_upto(&mut chunk, at)?;
             let mut offset = 0;
             while offset + HEAD <= got {
                 let head = &chunk[offset..offset + HEAD];
-                if head[..4] == RECORD_MAGIC && word(head, 8) == base.epoch {
+                let its_epoch = word(head, 8);
+                if head[..4] == RECORD_MAGIC && epoch.is_none_or(|e| e == its_epoch) {
                     let found = at + offset as u64;
-                    if let Read::Record { follows, .. } = self.read(found, base.epoch)?
-                        && follows >= cursor.generation
+                    if let Read::Record { follows, .. } = self.read(found, its_epoch)?
+                        && follows >= since
                     {
-                        return Err(Error::Corrupt {
-                            path: self.path.clone(),
-                            offset: cursor.tail,
-                            reason: format!(
-                                "{why}, yet a good record (generation {}) follows at byte \
-                                 {found}: an acknowledged record was damaged. Nothing was \
-                                 written; the data file `{}` still holds the last snapshot",
-                                follows + 1,
-                                self.path.display()
-                            ),
-                        });
+                        return Ok(Some((found, follows)));
                     }
                 }
                 offset += BLOCK as usize;
@@ -243,6 +248,6 @@ impl Journal {
             }
             at += CHUNK;
         }
-        Ok(())
+        Ok(None)
     }
 }
