@@ -1082,15 +1082,29 @@ fn deletes_the_data_file() -> CrashPoint {
         .leaves(After::Alive)
 }
 
+/// A release's steps: delete the data file (the decisive call), then the journal (with
+/// `with_journal`), the pending file and the lock file, then fsync the directory.
+fn release_points(with_journal: bool) -> Vec<CrashPoint> {
+    let released = |name, syscall, pick| {
+        at(name, syscall, pick)
+            .counted_from(releasing)
+            .leaves(After::Released)
+    };
+    let mut points = vec![deletes_the_data_file()];
+    if with_journal {
+        points.push(released("delete the journal", UNLINK, journal));
+    }
+    points.extend([
+        released("delete the pending file", UNLINK, pending),
+        released("delete the lock file", UNLINK, lock),
+        released("fsync the directory", FSYNC, dir),
+    ]);
+    points
+}
+
 fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state() {
     // Deterministic crash points, with real SIGKILLs: strace kills the worker on entering
     // a chosen syscall of its commit (or release), so the syscall never runs.
-    #[rustfmt::skip]
-    let release = vec![
-        deletes_the_data_file(),
-        at("delete the lock file", UNLINK, lock).counted_from(releasing).leaves(After::Released),
-        at("fsync the directory", FSYNC, dir).counted_from(releasing).leaves(After::Released),
-    ];
     crash_matrices(vec![
         Matrix {
             what: "a plain commit",
@@ -1108,7 +1122,7 @@ fn sigkill_at_each_step_of_a_commit_and_of_a_release_leaves_a_consistent_state()
             release: true,
             journal: false,
             decisive: deletes_the_data_file(),
-            points: release,
+            points: release_points(false),
         },
     ]);
 }
@@ -1181,14 +1195,6 @@ fn sigkill_at_each_step_of_retiring_or_releasing_a_journal_leaves_a_consistent_s
             at("fsync the directory after deleting the journal", FSYNC, dir).nth(dir_sync),
         ]
     };
-    #[rustfmt::skip]
-    let release = vec![
-        deletes_the_data_file(),
-        at("delete the journal", UNLINK, journal).counted_from(releasing).leaves(After::Released),
-        at("delete the pending file", UNLINK, pending).counted_from(releasing).leaves(After::Released),
-        at("delete the lock file", UNLINK, lock).counted_from(releasing).leaves(After::Released),
-        at("fsync the directory", FSYNC, dir).counted_from(releasing).leaves(After::Released),
-    ];
     crash_matrices(vec![
         Matrix {
             what: "a plain commit meeting a journal",
@@ -1217,7 +1223,7 @@ fn sigkill_at_each_step_of_retiring_or_releasing_a_journal_leaves_a_consistent_s
             release: true,
             journal: true,
             decisive: deletes_the_data_file(),
-            points: release,
+            points: release_points(true),
         },
     ]);
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 mod common;
 
-use common::names;
+use common::{fresh, journal_atom, names};
 use enduro_core::{Atom, Error};
 use enduro_file::FileAtom;
 
@@ -307,28 +307,11 @@ fn journal_of(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.enduro-journal"))
 }
 
-fn journal_atom<T: enduro_core::Value>(path: &Path, init: T) -> Atom<T> {
-    FileAtom::builder(path).journal(true).open(init).unwrap()
-}
-
 /// `list` with `n` appended.
 fn pushed(list: &[u32], n: u32) -> Vec<u32> {
     let mut list = list.to_vec();
     list.push(n);
     list
-}
-
-/// What fresh opens of `path` see, in journal mode and in plain mode (each replays the
-/// journal), checked to agree.
-fn fresh<T: enduro_core::Value + Clone + PartialEq + std::fmt::Debug>(path: &Path, init: T) -> T {
-    let journaled = journal_atom(path, init.clone()).deref().as_ref().clone();
-    let plain = enduro_file::file_atom(init, path)
-        .unwrap()
-        .deref()
-        .as_ref()
-        .clone();
-    assert_eq!(journaled, plain, "journal and plain opens agree");
-    plain
 }
 
 /// Checks that `err` is a clear ENOSPC error about the journal `journal`.

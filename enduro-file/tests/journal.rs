@@ -10,15 +10,15 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
+use enduro_core::Error;
 use enduro_core::conformance::{assert_rising_chain, eventually, recorder};
-use enduro_core::{Atom, Error};
 use enduro_file::{FileAtom, FileStore};
 
-const BLOCK: u64 = 4096;
+mod common;
 
-fn journal_atom<T: enduro_core::Value>(path: &Path, init: T) -> Atom<T> {
-    FileAtom::builder(path).journal(true).open(init).unwrap()
-}
+use common::{fresh, journal_atom};
+
+const BLOCK: u64 = 4096;
 
 fn journal_path(path: &Path) -> PathBuf {
     FileStore::open(path).unwrap().journal_path().to_path_buf()
@@ -73,8 +73,7 @@ fn commits_append_records_at_block_boundaries_and_the_data_file_stays_the_snapsh
         "the space after the last record is zeros, written ahead"
     );
     // Every handle sees the value, whatever its mode.
-    assert_eq!(*enduro_file::file_atom(0u64, &path).unwrap().deref(), 3);
-    assert_eq!(*journal_atom(&path, 0u64).deref(), 3);
+    assert_eq!(fresh(&path, 0u64), 3);
     // One commit per record: the generation counts them.
     assert_eq!(FileStore::open(&path).unwrap().generation().unwrap(), 4);
 }
@@ -133,7 +132,7 @@ fn a_torn_tail_is_cut_at_open_and_the_next_record_goes_there() {
     assert_eq!(*atom.swap(|n| n + 1).unwrap(), 4);
     let bytes = fs::read(&journal).unwrap();
     assert_eq!(&bytes[tail as usize..tail as usize + 4], b"EJR1");
-    assert_eq!(*enduro_file::file_atom(0u64, &path).unwrap().deref(), 4);
+    assert_eq!(fresh(&path, 0u64), 4);
 }
 
 #[test]
@@ -192,7 +191,7 @@ fn a_damaged_header_over_records_is_corruption_and_a_blank_journal_is_ignored() 
     let atom = journal_atom(&path, 7u64);
     assert_eq!(*atom.deref(), 0, "the snapshot");
     assert_eq!(*atom.swap(|n| n + 1).unwrap(), 1);
-    assert_eq!(*enduro_file::file_atom(0u64, &path).unwrap().deref(), 1);
+    assert_eq!(fresh(&path, 0u64), 1);
 }
 
 #[test]
@@ -237,12 +236,7 @@ fn compaction_bounds_the_journal_and_every_value_reads_back() {
         snapshots.len()
     );
     assert_eq!(seen.lock().unwrap().len(), 100, "one transition per swap");
-    assert_eq!(
-        *enduro_file::file_atom(Vec::<String>::new(), &path)
-            .unwrap()
-            .deref(),
-        *atom.deref()
-    );
+    assert_eq!(fresh(&path, Vec::<String>::new()), *atom.deref());
 }
 
 #[test]
@@ -273,7 +267,7 @@ fn release_removes_the_journal_and_a_new_value_never_takes_up_old_records() {
     assert_eq!(*again.deref(), 0);
     assert_eq!(*again.swap(|n| n + 10).unwrap(), 10);
     drop(again);
-    assert_eq!(*enduro_file::file_atom(0u64, &path).unwrap().deref(), 10);
+    assert_eq!(fresh(&path, 0u64), 10);
 
     // A release cut short after the data file went: the journal is left alone beside no
     // data. Creating the value again must not take its records up either.
@@ -281,10 +275,10 @@ fn release_removes_the_journal_and_a_new_value_never_takes_up_old_records() {
     drop(journal_atom(&path2, 0u64));
     fs::remove_file(&path2).unwrap();
     fs::write(journal_path(&path2), &kept).unwrap();
-    let fresh = journal_atom(&path2, 0u64);
-    assert_eq!(*fresh.deref(), 0);
-    assert_eq!(*fresh.swap(|n| n + 1).unwrap(), 1);
-    assert_eq!(*enduro_file::file_atom(0u64, &path2).unwrap().deref(), 1);
+    let created = journal_atom(&path2, 0u64);
+    assert_eq!(*created.deref(), 0);
+    assert_eq!(*created.swap(|n| n + 1).unwrap(), 1);
+    assert_eq!(fresh(&path2, 0u64), 1);
 }
 
 #[test]
@@ -295,7 +289,7 @@ fn a_data_file_replaced_by_hand_wins_over_the_journal() {
     fs::write(&path, "42").unwrap();
     assert_eq!(*atom.refresh().unwrap(), 42);
     assert_eq!(*atom.swap(|n| n + 1).unwrap(), 43);
-    assert_eq!(*enduro_file::file_atom(0u64, &path).unwrap().deref(), 43);
+    assert_eq!(fresh(&path, 0u64), 43);
 }
 
 #[test]
@@ -339,7 +333,7 @@ fn concurrent_swaps_share_flushes() {
     }
     let swaps = THREADS as u64 * EACH;
     assert_eq!(*atom.deref(), swaps);
-    assert_eq!(*enduro_file::file_atom(0u64, &path).unwrap().deref(), swaps);
+    assert_eq!(fresh(&path, 0u64), swaps);
     // Commits (one record, one flush each) = generation - 1 (the first is the creation).
     let commits = FileStore::open(&path).unwrap().generation().unwrap() - 1;
     assert!(

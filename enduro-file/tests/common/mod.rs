@@ -15,8 +15,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 
 use enduro_core::conformance::Backend;
-use enduro_core::{Result, Store};
-use enduro_file::FileStore;
+use enduro_core::{Atom, Result, Store, Value};
+use enduro_file::{FileAtom, FileStore};
 
 /// Files in a private temp dir, removed when the backend drops.
 #[derive(Debug)]
@@ -73,6 +73,24 @@ impl Backend for FileBackend {
     fn plant(&self, path: &PathBuf, bytes: &[u8]) {
         std::fs::write(path, bytes).unwrap();
     }
+}
+
+/// A file atom in journal mode at `path`.
+pub fn journal_atom<T: Value>(path: &Path, init: T) -> Atom<T> {
+    FileAtom::builder(path).journal(true).open(init).unwrap()
+}
+
+/// The value a fresh open finds at `path` (with `init` if there is none), checked to be
+/// the same whether it opens in journal mode or plain.
+pub fn fresh<T: Value + Clone + PartialEq + std::fmt::Debug>(path: &Path, init: T) -> T {
+    let journaled = journal_atom(path, init.clone()).deref().as_ref().clone();
+    let plain = enduro_file::file_atom(init, path)
+        .unwrap()
+        .deref()
+        .as_ref()
+        .clone();
+    assert_eq!(journaled, plain, "journal and plain opens agree");
+    plain
 }
 
 /// A child process whose stdout arrives on a channel, one whole line at a time (the
