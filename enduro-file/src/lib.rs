@@ -16,8 +16,8 @@
 //! Under an OS lock on the sidecar lock file `.NAME.enduro-lock` (beside the data file):
 //! check that nobody committed since this atom's version (a generation counter kept in
 //! the lock file, and the data file's identity, so a file replaced by hand counts too);
-//! write the encoded value through a buffer into the pending file `.NAME.HASH.enduro-pending`
-//! in the pending dir; fsync it; bump the counter; rename it over the data file; fsync the
+//! write the encoded value through a buffer into the pending file `.NAME.enduro-pending`
+//! (`.NAME.HASH.enduro-pending` in a pending dir of its own); fsync it; bump the counter; rename it over the data file; fsync the
 //! directory. A crash at any point leaves the old or the new value, never a torn one;
 //! a pending file left by a crash is removed by the next commit or open.
 //!

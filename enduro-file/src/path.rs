@@ -29,9 +29,10 @@ const JOURNAL_SUFFIX: &str = ".enduro-journal";
 /// The longest file name Linux file systems take (ext4, xfs, btrfs, tmpfs: `NAME_MAX`).
 const NAME_MAX: usize = 255;
 
-/// The longest sidecar name is a pending file's: `.` STEM `.` 16 hex and the suffix. The
-/// hex is a hash of the data file's whole path, so that atoms of the same name in
-/// different directories never share a pending file in a common pending dir.
+/// The longest sidecar name is a pending file's in a pending dir of its own: `.` STEM `.`
+/// 16 hex and the suffix. The hex is a hash of the data file's whole path, so that atoms
+/// of the same name in different directories never share a pending file in a common
+/// pending dir.
 const PENDING_EXTRA: usize = 1 + 1 + 16 + PENDING_SUFFIX.len();
 
 /// The longest data file name whose sidecars use it whole.
@@ -49,9 +50,14 @@ pub(crate) struct Layout {
     pub(crate) lock: PathBuf,
     /// The journal beside it (journal mode).
     pub(crate) journal: PathBuf,
-    /// The name of this atom's pending file (in the pending dir): one name, since the lock
-    /// lets one commit at a time write it.
+    /// The name of this atom's pending file beside the data file: one name, since the lock
+    /// lets one commit at a time write it. It does not depend on the path the directory is
+    /// reached by, so that a crash's pending file is removed by the next open even when
+    /// the disk is then mounted elsewhere or the directory moved.
     pub(crate) pending_name: OsString,
+    /// Its name in a pending dir of its own (`pending_dir`), which atoms of other
+    /// directories may share: with a hash of the data file's whole path.
+    pub(crate) shared_pending_name: OsString,
 }
 
 impl Layout {
@@ -105,7 +111,9 @@ impl Layout {
         let journal = dir.join(OsString::from_vec(
             [b".", stem.as_slice(), JOURNAL_SUFFIX.as_bytes()].concat(),
         ));
-        let pending_name = OsString::from_vec(
+        let pending_name =
+            OsString::from_vec([b".", stem.as_slice(), PENDING_SUFFIX.as_bytes()].concat());
+        let shared_pending_name = OsString::from_vec(
             [
                 b".",
                 stem.as_slice(),
@@ -120,6 +128,7 @@ impl Layout {
             lock,
             journal,
             pending_name,
+            shared_pending_name,
             target,
         })
     }

@@ -188,6 +188,13 @@ impl FileStoreBuilder {
     /// missing). It must be on the same file system, or opening fails with an error that
     /// says so.
     ///
+    /// Atoms of several directories may share one pending dir: a pending file there is
+    /// named `.NAME.HASH.enduro-pending`, the hash of the data file's path. A pending file
+    /// that a crash leaves there is removed by the next open or commit through the same
+    /// path; after the files are reached by another path (the disk mounted elsewhere),
+    /// it stays, harmless but unused. Beside the data file (the default) the name,
+    /// `.NAME.enduro-pending`, does not depend on the path.
+    ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
     /// let store = enduro::FileStore::builder(dir.join("a.json"))
@@ -320,13 +327,18 @@ impl FileStore {
             Some(dir) => crate::path::pending_dir(dir, &layout.dir)?,
             None => layout.dir.clone(),
         };
+        let pending_name = if pending_dir == layout.dir {
+            &layout.pending_name
+        } else {
+            &layout.shared_pending_name
+        };
         let mut lock = LockFile::new(layout.lock.clone(), builder.lock_timeout);
         if builder.journal {
             lock = lock.keep_open();
         }
         let store = FileStore {
             resource: format!("file `{}`", layout.target.display()),
-            pending: pending_dir.join(&layout.pending_name),
+            pending: pending_dir.join(pending_name),
             layout,
             pending_dir,
             lock,

@@ -502,6 +502,30 @@ fn a_process_killed_mid_commit_leaves_the_old_value_and_a_pending_file_the_next_
     assert_only_data_and_lock(dir.path(), "stalled.json");
 }
 
+/// The power-loss test found it: a disk mounted elsewhere after the crash (a Pi's SD card
+/// in a reader, a volume in another container) reaches the same files by another path,
+/// and a pending file named after the old path was never removed.
+#[test]
+fn a_pending_file_left_by_a_crash_is_removed_when_the_directory_is_reached_by_another_path() {
+    let top = tempfile::tempdir().unwrap();
+    let (before, after) = (top.path().join("before"), top.path().join("after"));
+    let path = before.join("moved.json");
+    drop(FileAtom::builder(&path).open(41u64).unwrap());
+    let mut stalled = Worker::spawn(&["stall-commit", s(&path), "600"]);
+    stalled.expect("stalled");
+    stalled.kill();
+    assert_eq!(pending_files(&before, "moved.json").len(), 1);
+
+    std::fs::rename(&before, &after).unwrap();
+    let atom = FileAtom::builder(after.join("moved.json"))
+        .open(0u64)
+        .unwrap();
+    assert_eq!(*atom.deref(), 41);
+    assert_only_data_and_lock(&after, "moved.json");
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 42);
+    assert_only_data_and_lock(&after, "moved.json");
+}
+
 #[test]
 fn the_lock_file_is_never_data_and_release_removes_it() {
     let dir = tempfile::tempdir().unwrap();
