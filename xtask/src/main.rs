@@ -7,6 +7,8 @@
 //! - `pg`: starts a private PostgreSQL cluster for manual use and prints its URL.
 //! - `torture [KILLS]`: the crash torture of the file backend, for longer runs.
 //! - `bench`: the benchmarks, with ratios against raw baselines.
+//! - `powerloss [--full] [--drop-sync] [FILTER...]`: power loss simulated on ext4, xfs and
+//!   btrfs images with outagefs (installed under `target/` first); also part of `ci`.
 //! - `pi`: the file-only build on the Raspberry Pi's targets (aarch64, armv7), its example
 //!   and enduro-file's tests run under qemu-user.
 
@@ -17,6 +19,7 @@ use std::process::{Command, ExitCode};
 mod bench;
 mod pg;
 mod pi;
+mod powerloss;
 mod slim;
 mod torture;
 
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("pg") => pg::run(),
         Some("pi") => pi::run(),
+        Some("powerloss") => powerloss::run_powerloss(&args[1..]),
         Some("torture") => torture::run_torture(&args[1..]),
         Some(other) => Err(format!("unknown task `{other}`\n{USAGE}")),
         None => Err(USAGE.to_owned()),
@@ -43,7 +47,8 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <ci | slim | pg | pi | torture [KILLS] | bench>";
+const USAGE: &str = "usage: cargo xtask <ci | slim | pg | pi | torture [KILLS] | bench | \
+                     powerloss [--full] [--drop-sync] [FILTER...]>";
 
 /// The workspace root (the parent of this crate's directory).
 pub(crate) fn root() -> PathBuf {
@@ -92,7 +97,19 @@ fn ci() -> Result {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"])?;
+    // The power-loss test (enduro/tests/power_loss.rs) runs with the others; it needs
+    // outagefs, which CI builds once per clean target dir. Elsewhere a missing one makes
+    // that test say so and pass.
+    let mut test = cargo_command();
+    test.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
+    match powerloss::install() {
+        Ok(outagefs) => {
+            test.env("ENDURO_OUTAGEFS", outagefs);
+        }
+        Err(e) if env::var("CI").as_deref() == Ok("true") => return Err(e),
+        Err(e) => eprintln!("xtask: the power-loss test will be skipped: {e}"),
+    }
+    run(&mut test)?;
     run(cargo_command()
         .args(["doc", "--workspace", "--all-features", "--no-deps"])
         // Broken intra-doc links are named on their own so that they stay denied even
