@@ -484,13 +484,12 @@ mod roles {
         std::env::var(name).map_err(|_| format!("{name} is not set"))
     }
 
-    /// Run by `outagefs mount --record --exec`, with the FUSE file as the argument: mounts
-    /// the image on it, plays the scenario, unmounts, and writes `ok` or the error to the
-    /// status file.
+    /// Run by `outagefs mount --record --exec`: mounts the image (the FUSE file), plays
+    /// the scenario, unmounts, and writes `ok` or the error to the status file.
     fn record(scenario: Scenario) -> Result<(), String> {
         let status = var(STATUS_VAR)?;
         let result = (|| {
-            let image = std::env::args().nth(1).ok_or("no image argument")?;
+            let image = var(IMAGE_VAR)?;
             let fs = var(FS_VAR)?;
             let fs = FILE_SYSTEMS
                 .into_iter()
@@ -738,24 +737,33 @@ mod roles {
     }
 }
 
-/// Mounts `image` on `at` (made if needed).
-fn mount(fs: &FileSystem, image: &Path, at: &Path) -> Result<(), String> {
-    fs::create_dir_all(at).map_err(|e| format!("cannot make {}: {e}", at.display()))?;
-    let out = Command::new("mount")
-        .args(["-t", fs.name, "-o", fs.mount])
-        .arg(image)
-        .arg(at)
+/// Runs `command` to its end; an error, named `what`, holds what it wrote to stderr.
+fn run_command(command: &mut Command, what: &str) -> Result<(), String> {
+    let out = command
         .output()
-        .map_err(|e| format!("cannot run mount: {e}"))?;
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "mount: the {} image does not mount: {}",
-            fs.name,
+            "{what} failed ({}): {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// Mounts `image` on `at` (made if needed).
+fn mount(fs: &FileSystem, image: &Path, at: &Path) -> Result<(), String> {
+    fs::create_dir_all(at).map_err(|e| format!("cannot make {}: {e}", at.display()))?;
+    run_command(
+        Command::new("mount")
+            .args(["-t", fs.name, "-o", fs.mount])
+            .arg(image)
+            .arg(at),
+        "mount",
+    )
+    .map_err(|e| format!("mount: the {} image does not mount: {e}", fs.name))
 }
 
 /// Unmounts `at`, retrying while it is busy (a process that just exited may still hold
@@ -763,20 +771,10 @@ fn mount(fs: &FileSystem, image: &Path, at: &Path) -> Result<(), String> {
 fn umount(at: &Path) -> Result<(), String> {
     let mut tries = 0;
     loop {
-        let out = Command::new("umount")
-            .arg(at)
-            .output()
-            .map_err(|e| format!("cannot run umount: {e}"))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        tries += 1;
-        if tries == 50 {
-            return Err(format!(
-                "cannot unmount {}: {}",
-                at.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+        match run_command(Command::new("umount").arg(at), "umount") {
+            Ok(()) => return Ok(()),
+            Err(e) if tries == 49 => return Err(format!("cannot unmount {}: {e}", at.display())),
+            Err(_) => tries += 1,
         }
         thread::sleep(Duration::from_millis(100));
     }
@@ -974,7 +972,7 @@ mod driver {
             tempfile::tempdir()
         }
         .map_err(|e| format!("cannot make a work dir: {e}"))?;
-        let mut rows = Vec::new();
+        let mut total = 0;
         let mut failed = Vec::new();
         for fs in FILE_SYSTEMS {
             let scenarios: Vec<Scenario> = SCENARIOS
@@ -995,16 +993,23 @@ mod driver {
                 if let Some(failure) = &tally.failure {
                     failed.push(format!("{}/{}: {failure}", fs.name, scenario.name));
                 }
-                rows.push(tally);
+                total += tally.verified;
             }
         }
-        let total: usize = rows.iter().map(|t| t.verified).sum();
         println!("power_loss: {total} cases verified in all");
         if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(failed.join("\n"))
+            return Ok(());
         }
+        // Kept, so that a failed case can be looked at and replayed by hand: each file
+        // system's `base` image, each recording's `changes` (`outagefs mount -b BASE -c
+        // CHANGES --filter F` with the filter printed) and the failed cases' images.
+        let kept = work.keep();
+        Err(format!(
+            "{}\nthe images are kept in {} (<fs>/base, <fs>/<scenario>/changes, \
+             <fs>/<scenario>/w*/failed-case-N.img)",
+            failed.join("\n"),
+            kept.display()
+        ))
     }
 
     fn fnv(text: &str) -> u64 {
@@ -1041,18 +1046,10 @@ mod driver {
         File::create(&full)
             .and_then(|f| f.set_len(fs.bytes()))
             .map_err(|e| format!("cannot make the image: {e}"))?;
-        let out = Command::new(fs.mkfs[0])
-            .args(&fs.mkfs[1..])
-            .arg(&full)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", fs.mkfs[0]))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} failed: {}",
-                fs.mkfs[0],
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        run_command(
+            Command::new(fs.mkfs[0]).args(&fs.mkfs[1..]).arg(&full),
+            fs.mkfs[0],
+        )?;
         let mnt = dir.join("prepare");
         mount(fs, &full, &mnt)?;
         let made = (|| {
@@ -1076,20 +1073,10 @@ mod driver {
 
     /// Copies an image keeping (and making) holes: images are mostly zeros.
     fn copy_sparse(from: &Path, to: &Path) -> Result<(), String> {
-        let out = Command::new("cp")
-            .arg("--sparse=always")
-            .arg(from)
-            .arg(to)
-            .output()
-            .map_err(|e| format!("cannot run cp: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "cp failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+        run_command(
+            Command::new("cp").arg("--sparse=always").arg(from).arg(to),
+            "cp",
+        )
     }
 
     /// Records the scenario on the image through outagefs.
@@ -1101,8 +1088,8 @@ mod driver {
         dir: &Path,
         drop_sync: bool,
     ) -> Result<Vec<Change>, String> {
-        let changes = dir.join("changes");
-        let status = dir.join("status");
+        let (changes, status) = (dir.join("changes"), dir.join("status"));
+        let (fuse, mnt) = (dir.join("fuse"), dir.join("mnt"));
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let quoted = format!("'{}'", exe.display().to_string().replace('\'', r"'\''"));
         let mut command = Command::new(&tools.outagefs);
@@ -1113,15 +1100,15 @@ mod driver {
             .arg("--changes")
             .arg(&changes)
             .arg("--dest")
-            .arg(dir.join("fuse"))
+            .arg(&fuse)
             .arg("--record")
             .arg("--exec")
-            .arg(format!("exec {quoted} \"$1\""))
+            .arg(format!("exec {quoted}"))
             .env(ROLE_VAR, "record")
             .env(SCENARIO_VAR, scenario.name)
             .env(FS_VAR, fs.name)
-            .env(MOUNT_VAR, dir.join("mnt"))
-            .env(IMAGE_VAR, dir.join("fuse"))
+            .env(MOUNT_VAR, &mnt)
+            .env(IMAGE_VAR, &fuse)
             .env(MARKS_AT_VAR, fs.bytes().to_string())
             .env(STATUS_VAR, &status);
         let ran = run_bounded(
@@ -1132,7 +1119,7 @@ mod driver {
         );
         let (exit, log) = ran.inspect_err(|_| {
             // Killed: its mounts go with it, or at least out of the way.
-            for mounted in [dir.join("mnt"), dir.join("fuse")] {
+            for mounted in [&mnt, &fuse] {
                 let _ = Command::new("umount").arg("-l").arg(mounted).status();
             }
         })?;
@@ -1144,21 +1131,16 @@ mod driver {
             ));
         }
         if drop_sync {
-            let out = Command::new(&tools.outagefs)
-                .arg("mutate")
-                .arg("--base")
-                .arg(base)
-                .arg("--changes")
-                .arg(&changes)
-                .arg("--drop-sync")
-                .output()
-                .map_err(|e| format!("cannot run outagefs: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "outagefs mutate failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
+            run_command(
+                Command::new(&tools.outagefs)
+                    .arg("mutate")
+                    .arg("--base")
+                    .arg(base)
+                    .arg("--changes")
+                    .arg(&changes)
+                    .arg("--drop-sync"),
+                "outagefs mutate",
+            )?;
         }
         let bytes = fs::read(&changes).map_err(|e| format!("cannot read the changes: {e}"))?;
         decode_changes(&bytes)
@@ -1190,16 +1172,13 @@ mod driver {
             picked.sort_unstable();
             cases = picked.into_iter().map(|i| cases[i].clone()).collect();
         }
+        let writes = changes
+            .iter()
+            .filter(|c| matches!(c, Change::Write { .. }))
+            .count();
         let mut tally = Tally {
-            writes: changes
-                .iter()
-                .filter(|c| matches!(c, Change::Write { .. }))
-                .count(),
-            flushes: changes.len()
-                - changes
-                    .iter()
-                    .filter(|c| matches!(c, Change::Write { .. }))
-                    .count(),
+            writes,
+            flushes: changes.len() - writes,
             generated,
             ..Tally::default()
         };
@@ -1213,7 +1192,15 @@ mod driver {
                 let dir = dir.join(format!("w{w}"));
                 s.spawn(move || {
                     let outcome = (|| -> Result<(), String> {
-                        let mut replayer = Replayer::new(fs, scenario, base, &dir, changes, gaps)?;
+                        let mut replayer = Replayer::new(
+                            fs,
+                            scenario,
+                            base,
+                            &dir,
+                            changes,
+                            gaps,
+                            !options.drop_sync,
+                        )?;
                         loop {
                             if stop.load(Ordering::Relaxed) {
                                 return Ok(());
@@ -1222,7 +1209,7 @@ mod driver {
                             let Some(case) = cases.get(i) else {
                                 return Ok(());
                             };
-                            let verdict = replayer.check(case)?;
+                            let verdict = replayer.check(i, case)?;
                             let failed = verdict.is_err();
                             results.lock().unwrap().push((i, verdict));
                             if failed && !options.drop_sync {
@@ -1280,6 +1267,9 @@ mod driver {
         checkpoint: File,
         /// The gap the checkpoint stands before.
         at: usize,
+        /// Whether a failed case's image is kept (as `failed-case-N.img`): not where
+        /// failures are expected (`--drop-sync`).
+        keep_failed: bool,
     }
 
     impl<'a> Replayer<'a> {
@@ -1290,6 +1280,7 @@ mod driver {
             dir: &Path,
             changes: &'a [Change],
             gaps: &'a [Gap],
+            keep_failed: bool,
         ) -> Result<Replayer<'a>, String> {
             fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             let path = dir.join("checkpoint");
@@ -1306,12 +1297,13 @@ mod driver {
                 gaps,
                 checkpoint,
                 at: 0,
+                keep_failed,
             })
         }
 
         /// Builds the case's image, mounts it, runs the verifier: `Err` holds what it
         /// found; the outer `Err` is the harness's own failure.
-        fn check(&mut self, case: &Case) -> Result<Result<(), String>, String> {
+        fn check(&mut self, index: usize, case: &Case) -> Result<Result<(), String>, String> {
             let target = self.gaps[case.gap].start;
             let from = self.gaps.get(self.at).map_or(target, |g| g.start);
             for change in &self.changes[from..target] {
@@ -1334,16 +1326,19 @@ mod driver {
             let marked = marked(&file, self.fs.bytes())?;
             drop(file);
             let mnt = self.dir.join("mnt");
-            if let Err(e) = mount(self.fs, &image, &mnt) {
-                return Ok(Err(e));
+            let verdict = match mount(self.fs, &image, &mnt) {
+                Ok(()) => {
+                    let verdict = self.verify(&mnt.join("atoms"), marked)?;
+                    umount(&mnt)?;
+                    verdict
+                }
+                Err(e) => Err(e),
+            };
+            if verdict.is_err() && self.keep_failed {
+                let kept = self.dir.join(format!("failed-case-{index}.img"));
+                fs::rename(&image, &kept).map_err(|e| format!("cannot keep a case: {e}"))?;
             }
-            let verdict = self.verify(&mnt.join("atoms"), marked);
-            umount(&mnt)?;
-            if verdict.is_err() {
-                let kept = self.dir.join(format!("failed-{}", case.gap));
-                let _ = fs::rename(&image, &kept);
-            }
-            verdict
+            Ok(verdict)
         }
 
         fn verify(
