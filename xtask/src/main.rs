@@ -104,7 +104,7 @@ fn ci() -> Result {
     test.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
     match powerloss::install() {
         Ok(outagefs) => {
-            test.env("ENDURO_OUTAGEFS", outagefs);
+            test.env(powerloss::OUTAGEFS_VAR, outagefs);
         }
         Err(e) if env::var("CI").as_deref() == Ok("true") => return Err(e),
         Err(e) => eprintln!("xtask: the power-loss test will be skipped: {e}"),

@@ -17,7 +17,7 @@ use crate::{Result, cargo_command, run, target_dir};
 const OUTAGEFS_VERSION: &str = "0.1.0";
 
 /// Where the test finds the binary (it also looks there by itself).
-const OUTAGEFS_VAR: &str = "ENDURO_OUTAGEFS";
+pub(crate) const OUTAGEFS_VAR: &str = "ENDURO_OUTAGEFS";
 
 pub(crate) fn run_powerloss(args: &[String]) -> Result {
     let outagefs = install()?;
