@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
 
+use crate::apply::Apply;
 use crate::error::{Error, Result};
 use crate::live::Live;
 use crate::options::{self, Options, Validation};
@@ -20,7 +21,9 @@ use crate::protocol::{
 use crate::state::{
     Core, Opening, Outcome, Refusal, digest, encode, lock, panic_message, validate_with,
 };
-use crate::store::{Committed, Nudge, Observed, Snapshot, Subscription, Version, cannot_follow};
+use crate::store::{
+    Committed, Nudge, Observed, Replay, Snapshot, Subscription, Version, cannot_follow,
+};
 use crate::value::Value;
 
 /// A boxed future that is `Send`, as [`AsyncStore`] methods return.
@@ -85,6 +88,27 @@ pub trait AsyncStore: Send + Sync + 'static {
     fn commit(&self, expected: Version, bytes: Vec<u8>) -> BoxFuture<'_, Result<Committed>>;
     /// Deletes the resource.
     fn release(&self) -> BoxFuture<'_, Result<()>>;
+    /// Like [`commit`](AsyncStore::commit), for a change made of ops; see
+    /// [`Store::commit_ops`](crate::Store::commit_ops). The whole value is encoded only if
+    /// `value` is called. The default encodes it and commits it.
+    fn commit_ops(
+        &self,
+        expected: Version,
+        ops: Vec<Arc<[u8]>>,
+        value: Deferred,
+    ) -> BoxFuture<'_, Result<Committed>> {
+        let _ = ops;
+        Box::pin(async move {
+            let mut bytes = Vec::new();
+            value(&mut bytes)?;
+            self.commit(expected, bytes).await
+        })
+    }
+    /// The stored value and the ops after it; see
+    /// [`Store::load_replay`](crate::Store::load_replay). The default is `load`'s value.
+    fn load_replay(&self) -> BoxFuture<'_, Result<Option<Replay>>> {
+        Box::pin(async move { Ok(self.load().await?.map(Replay::from)) })
+    }
     /// Whether `check` is cheap enough to run before every swap; see
     /// [`Store::cheap_check`](crate::Store::cheap_check). `false` unless overridden, as a
     /// store behind a network should answer: a swap is then one round trip when nobody
@@ -100,6 +124,11 @@ pub trait AsyncStore: Send + Sync + 'static {
         Err(cannot_follow(self.resource()))
     }
 }
+
+/// Writes the whole value of a change made of ops, if the store asks for it (see
+/// [`AsyncStore::commit_ops`]); it fails with [`Error::Encode`] when the value does not
+/// encode.
+pub type Deferred = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<()> + Send + 'static>;
 
 /// The async twin of [`Atom`](crate::Atom): same semantics, same method names; the ones
 /// that touch storage are `async`. Clone, `Send` and `Sync`, with `Send` futures, so it
@@ -194,8 +223,8 @@ impl<T: Value> AsyncAtom<T> {
             });
         }
         let (value, version, digest) = loop {
-            match Core::opening(&resource, &options, store.load().await?)? {
-                Opening::Existing(value, version, digest) => break (value, version, Some(digest)),
+            match Core::opening(&resource, &options, store.load_replay().await?)? {
+                Opening::Existing(value, version, digest) => break (value, version, digest),
                 Opening::Create(expected) => {
                     validate_with(options.validator.as_ref(), &init)?;
                     let mut bytes = Vec::new();
@@ -596,6 +625,18 @@ impl<T: Value> AsyncAtom<T> {
         purpose: Purpose,
         decide: impl FnMut(&T) -> Option<Arc<T>> + Send,
     ) -> Result<Outcome<T>> {
+        self.transact_op(call, purpose, decide, None).await
+    }
+
+    /// [`transact`](AsyncAtom::transact), for a change that is the op `op` (encoded) when
+    /// there is one.
+    async fn transact_op(
+        &self,
+        call: &'static str,
+        purpose: Purpose,
+        decide: impl FnMut(&T) -> Option<Arc<T>> + Send,
+        op: Option<Arc<[u8]>>,
+    ) -> Result<Outcome<T>> {
         let inner = &*self.inner;
         let Inner {
             core, store, group, ..
@@ -604,7 +645,7 @@ impl<T: Value> AsyncAtom<T> {
         // No gathering here: waiting with a timeout needs a timer, and an async store's
         // round trips overlap on the runtime anyway.
         let mode = Mode::new(purpose, store.cheap_check(), false);
-        let mut txn = Txn::new(group, core, mode, decide);
+        let mut txn = Txn::new(group, core, mode, decide).with_op(op);
         let mut input = Input::Go;
         loop {
             input = match txn.next(input) {
@@ -629,15 +670,81 @@ impl<T: Value> AsyncAtom<T> {
     }
 }
 
+impl<T: Value + Apply> AsyncAtom<T>
+where
+    T::Op: Send,
+{
+    /// Applies `op` to the value once it is durable, as
+    /// [`Atom::apply`](crate::Atom::apply) does: a swap whose change is the op; a file
+    /// atom in journal mode opened with `ops()` stores the op, not the value.
+    ///
+    /// ```
+    /// use enduro::{Apply, AsyncAtom, MemStore, OffThread, Options};
+    ///
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Counter(u64);
+    /// impl Apply for Counter {
+    ///     type Op = u64;
+    ///     fn apply(&mut self, add: &u64) { self.0 += add; }
+    /// }
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # rt.block_on(async {
+    /// let store = OffThread::new(MemStore::new())?;
+    /// let counter = AsyncAtom::open(store, Counter(1), Options::new().ops()).await?;
+    /// assert_eq!(counter.apply(2).await?.0, 3);
+    /// # Ok::<(), enduro::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn apply(&self, op: T::Op) -> Result<Arc<T>> {
+        let core = &self.inner.core;
+        core.refuse_reentry("apply")?;
+        let (bytes, op) = if core.keeps_ops() {
+            let (bytes, op) = core.encode_op(&op)?;
+            (Some(bytes), op)
+        } else {
+            (None, op)
+        };
+        let decide = move |current: &T| {
+            let mut next = current.clone();
+            next.apply(&op);
+            Some(Arc::new(next))
+        };
+        self.transact_op("apply", Purpose::Change, decide, bytes)
+            .await
+            .map(|o| o.new)
+    }
+}
+
+/// What an async commit carries: the value's bytes, or the means to write them.
+enum Payload {
+    Bytes(Vec<u8>),
+    Later(Deferred),
+}
+
 impl<T: Value> Inner<T> {
     /// For the leader: starts the batch's store calls (`first`, then what `machine`
     /// asks for) as a [`Flight`] that any waiter drives. Never awaits, so the leader
     /// cannot be dropped half-way through.
     fn launch(&self, batch: u64, mut machine: StoreCalls, first: Call<Arc<T>>) {
         // The value is encoded here, with the atom at hand; the flight only moves bytes.
-        let first = match first.encoded(|value| self.core.encode_to_vec(value)) {
-            Ok(call) => call,
-            Err(e) => return self.group.settle(&self.core, batch, Stored::Failed(e)),
+        // A change made of ops leaves it to the store, which may not need it at all.
+        let first = match first {
+            Call::Commit {
+                expected,
+                value,
+                ops: Some(ops),
+            } => {
+                self.core.forget_committing();
+                Call::Commit {
+                    expected,
+                    value: Payload::Later(self.core.deferred(value)),
+                    ops: Some(ops),
+                }
+            }
+            first => match first.encoded(|value| self.core.encode_to_vec(value)) {
+                Ok(call) => call.map_value(Payload::Bytes),
+                Err(e) => return self.group.settle(&self.core, batch, Stored::Failed(e)),
+            },
         };
         let store = Arc::clone(&self.store);
         let calls = Box::pin(async move {
@@ -645,10 +752,29 @@ impl<T: Value> Inner<T> {
             loop {
                 let answer = match call {
                     Call::Check(known) => Answer::Checked(store.check(known).await),
-                    Call::Commit { expected, value } => {
-                        Answer::Committed(store.commit(expected, value).await)
+                    Call::Commit {
+                        expected,
+                        value: Payload::Bytes(bytes),
+                        ops: None,
+                    } => Answer::Committed(store.commit(expected, bytes).await),
+                    Call::Commit {
+                        expected,
+                        value,
+                        ops,
+                    } => {
+                        let value = match value {
+                            Payload::Later(later) => later,
+                            Payload::Bytes(bytes) => {
+                                Box::new(move |out: &mut dyn std::io::Write| {
+                                    out.write_all(&bytes)
+                                        .map_err(|e| Error::backend("a value", e.to_string(), None))
+                                })
+                            }
+                        };
+                        let ops = ops.unwrap_or_default();
+                        Answer::Committed(store.commit_ops(expected, ops, value).await)
                     }
-                    Call::Load => Answer::Loaded(store.load().await),
+                    Call::Load => Answer::Loaded(store.load_replay().await),
                 };
                 match machine.answer(answer) {
                     Next::Call(next) => call = next,

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::apply::Apply;
 use crate::background::Background;
 use crate::error::{Error, Result};
 use crate::live::{CatchUp, Follower, Live};
@@ -80,8 +81,8 @@ impl<T: Value> Atom<T> {
         let resource = store.resource();
         let options = options.resolved(&resource)?;
         let (value, version, digest) = loop {
-            match Core::opening(&resource, &options, store.load()?)? {
-                Opening::Existing(value, version, digest) => break (value, version, Some(digest)),
+            match Core::opening(&resource, &options, store.load_replay()?)? {
+                Opening::Existing(value, version, digest) => break (value, version, digest),
                 Opening::Create(expected) => {
                     validate_with(options.validator.as_ref(), &init)?;
                     let mut written = None;
@@ -500,6 +501,18 @@ impl<T: Value> Atom<T> {
         purpose: Purpose,
         decide: impl FnMut(&T) -> Option<Arc<T>>,
     ) -> Result<Outcome<T>> {
+        self.transact_op(call, purpose, decide, None)
+    }
+
+    /// [`transact`](Atom::transact), for a change that is the op `op` (encoded) when there
+    /// is one: a store that keeps ops stores it instead of the value.
+    fn transact_op(
+        &self,
+        call: &'static str,
+        purpose: Purpose,
+        decide: impl FnMut(&T) -> Option<Arc<T>>,
+        op: Option<Arc<[u8]>>,
+    ) -> Result<Outcome<T>> {
         let Inner {
             core,
             store,
@@ -512,7 +525,7 @@ impl<T: Value> Atom<T> {
             return Self::transact_in_background(core, committer, order, decide);
         }
         let mode = Mode::new(purpose, store.cheap_check(), true);
-        let mut txn = Txn::new(group, core, mode, decide);
+        let mut txn = Txn::new(group, core, mode, decide).with_op(op);
         let mut input = Input::Go;
         loop {
             input = match txn.next(input) {
@@ -573,6 +586,55 @@ impl<T: Value> Atom<T> {
     /// ```
     pub fn version(&self) -> Version {
         self.inner.core.current().1
+    }
+}
+
+impl<T: Value + Apply> Atom<T> {
+    /// Applies `op` to the value (see [`Apply`]) and returns the new value once it is
+    /// durable: a [`swap`](Atom::swap) whose change is the op, with the same guarantees
+    /// (validator, watches, group commit, retries on another writer's commit; a panic in
+    /// `apply` reaches the caller and changes nothing).
+    ///
+    /// Where the store keeps ops — a file atom in journal mode opened with `ops()` (see
+    /// [`Options::ops`]) — the journal stores the op, encoded with the codec, instead of
+    /// the whole value, so the commit costs what the op costs; the value is encoded only
+    /// when the journal is compacted. Other stores commit the value the op makes.
+    ///
+    /// The op is encoded and decoded back before anything else, and the decoded op is the
+    /// one applied: what a replay will apply. An op that does not read back as itself
+    /// fails with [`Error::Encode`](crate::Error::Encode), and nothing changes.
+    ///
+    /// ```
+    /// use enduro::{Apply, Atom, MemStore, Options};
+    ///
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Counter(u64);
+    /// impl Apply for Counter {
+    ///     type Op = u64;
+    ///     fn apply(&mut self, add: &u64) { self.0 += add; }
+    /// }
+    ///
+    /// let counter = Atom::open(MemStore::new(), Counter(1), Options::new().ops())?;
+    /// assert_eq!(counter.apply(2)?.0, 3);
+    /// # Ok::<(), enduro::Error>(())
+    /// ```
+    pub fn apply(&self, op: T::Op) -> Result<Arc<T>> {
+        let core = &self.inner.core;
+        core.refuse_reentry("apply")?;
+        // The background committer writes whole values.
+        let (bytes, op) = if core.keeps_ops() && self.inner.background.is_none() {
+            let (bytes, op) = core.encode_op(&op)?;
+            (Some(bytes), op)
+        } else {
+            (None, op)
+        };
+        let decide = |current: &T| {
+            let mut next = current.clone();
+            next.apply(&op);
+            Some(Arc::new(next))
+        };
+        self.transact_op("apply", Purpose::Change, decide, bytes)
+            .map(|o| o.new)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::runtime::{Handle, Runtime};
 
@@ -251,6 +252,26 @@ impl<S: AsyncStore> Store for Blocking<S> {
 
     fn release(&self) -> Result<()> {
         self.run(self.store.release())
+    }
+
+    fn commit_ops(
+        &self,
+        expected: Version,
+        ops: &[&[u8]],
+        encode: Encoder<'_>,
+    ) -> Result<Committed> {
+        let mut bytes = Vec::new();
+        encode(&mut bytes)?;
+        let ops = ops.iter().map(|op| Arc::from(*op)).collect();
+        let value: crate::async_atom::Deferred = Box::new(move |out| {
+            out.write_all(&bytes)
+                .map_err(|e| Error::backend("a value", e.to_string(), None))
+        });
+        self.run(self.store.commit_ops(expected, ops, value))
+    }
+
+    fn load_replay(&self) -> Result<Option<crate::store::Replay>> {
+        self.run(self.store.load_replay())
     }
 
     fn cheap_check(&self) -> bool {

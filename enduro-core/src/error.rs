@@ -182,6 +182,29 @@ pub enum Error {
         reason: String,
     },
 
+    /// An op stored after the last whole value (see [`Apply`](crate::Apply)) cannot be
+    /// replayed: it does not decode as the value's op type, applying it panicked, or the
+    /// atom was opened without `ops()` and cannot apply ops at all. Nothing was written;
+    /// the stored data is as it was.
+    ///
+    /// ```
+    /// let e = enduro::Error::Replay {
+    ///     resource: "file `/srv/book.json`".into(),
+    ///     at: "the record at byte 8192 of the journal `/srv/.book.json.enduro-journal`".into(),
+    ///     reason: "applying it panicked: no such entry".into(),
+    /// };
+    /// assert!(e.to_string().contains("at byte 8192"));
+    /// ```
+    #[error("cannot replay the op in {at} ({resource}): {reason}; nothing was written")]
+    Replay {
+        /// The resource.
+        resource: String,
+        /// Where the op is stored.
+        at: String,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
+
     /// A store that is not a file failed (a database, a network service, an injected
     /// fault), or a backend refused how it was set up. The message never contains a
     /// password. Build it with [`Error::backend`].
@@ -296,6 +319,15 @@ impl Error {
             },
             Error::InvalidPath { path, reason } => Error::InvalidPath {
                 path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::Replay {
+                resource,
+                at,
+                reason,
+            } => Error::Replay {
+                resource: resource.clone(),
+                at: at.clone(),
                 reason: reason.clone(),
             },
             Error::Corrupt {

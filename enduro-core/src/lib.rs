@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod apply;
 #[cfg(feature = "async")]
 mod async_atom;
 mod atom;
@@ -51,8 +52,9 @@ mod store;
 pub mod testing;
 mod value;
 
+pub use apply::Apply;
 #[cfg(feature = "async")]
-pub use async_atom::{AsyncAtom, AsyncStore, BoxFuture};
+pub use async_atom::{AsyncAtom, AsyncStore, BoxFuture, Deferred};
 pub use atom::Atom;
 #[cfg(feature = "async")]
 pub use blocking::Blocking;
@@ -61,5 +63,8 @@ pub use error::{CodecError, Error, Result};
 #[cfg(feature = "async")]
 pub use off_thread::OffThread;
 pub use options::{CommitMode, Options, Validation, Validator};
-pub use store::{Committed, Encoder, Nudge, Observed, Snapshot, Store, Subscription, Version};
+pub use store::{
+    Committed, Encoder, Nudge, Observed, OpRecord, Replay, Snapshot, Step, Store, Subscription,
+    Version,
+};
 pub use value::Value;

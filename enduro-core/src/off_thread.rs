@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
-use crate::async_atom::{AsyncStore, BoxFuture};
+use crate::async_atom::{AsyncStore, BoxFuture, Deferred};
 use crate::error::{Error, Result};
 use crate::state::panic_message;
 use crate::store::{
-    Committed, Nudge, Observed, Snapshot, Store, Subscription, Version, commit_bytes,
+    Committed, Nudge, Observed, Replay, Snapshot, Store, Subscription, Version, commit_bytes,
 };
 
 /// Any blocking [`Store`] as an [`AsyncStore`]: each call runs on the blocking thread pool
@@ -158,6 +158,33 @@ impl<S: Store> AsyncStore for OffThread<S> {
 
     fn release(&self) -> BoxFuture<'_, Result<()>> {
         self.run(|store| store.release(), failed)
+    }
+
+    fn commit_ops(
+        &self,
+        expected: Version,
+        ops: Vec<Arc<[u8]>>,
+        value: Deferred,
+    ) -> BoxFuture<'_, Result<Committed>> {
+        self.run(
+            move |store| {
+                let ops: Vec<&[u8]> = ops.iter().map(|op| &op[..]).collect();
+                let mut value = Some(value);
+                store.commit_ops(expected, &ops, &mut |out| match value.take() {
+                    Some(value) => value(out),
+                    None => Err(Error::backend(
+                        store.resource(),
+                        "the store asked for the value twice",
+                        None,
+                    )),
+                })
+            },
+            uncertain,
+        )
+    }
+
+    fn load_replay(&self) -> BoxFuture<'_, Result<Option<Replay>>> {
+        self.run(|store| store.load_replay(), failed)
     }
 
     fn cheap_check(&self) -> bool {

@@ -4,8 +4,15 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::apply::Apply;
 use crate::codec::{Codec, Json, Typed, TypedCodec};
 use crate::value::Value;
+
+/// How an atom opened with [`Options::ops`] applies a stored op: decodes it from its JSON
+/// data as the value's op type and applies it to a copy of the value; `Err` says why it
+/// could not be decoded.
+pub(crate) type Replayer<T> =
+    Arc<dyn Fn(&T, serde_json::Value) -> Result<T, String> + Send + Sync + 'static>;
 
 /// When a change counts as done.
 ///
@@ -101,6 +108,10 @@ pub struct Options<T> {
     pub(crate) validator: Option<Validator<T>>,
     pub(crate) mode: CommitMode,
     pub(crate) live: bool,
+    /// The codec again, for JSON data (ops travel as `serde_json::Value`).
+    pub(crate) data: Arc<dyn TypedCodec<serde_json::Value>>,
+    /// Set by [`Options::ops`]: the atom stores ops where its store can, and replays them.
+    pub(crate) ops: Option<Replayer<T>>,
 }
 
 impl<T: Value> Options<T> {
@@ -113,13 +124,17 @@ impl<T: Value> Options<T> {
             validator: None,
             mode: CommitMode::Durable,
             live: false,
+            data: Arc::new(Typed(Json::default())),
+            ops: None,
         }
     }
 
     /// Uses `codec` to turn values into bytes and back.
     pub fn codec<C: Codec>(mut self, codec: C) -> Self {
         self.json = (&codec as &dyn Any).downcast_ref::<Json>().copied();
-        self.codec = Arc::new(Typed(codec));
+        let codec = Arc::new(Typed(codec));
+        self.data = Arc::clone(&codec) as Arc<dyn TypedCodec<serde_json::Value>>;
+        self.codec = codec;
         self
     }
 
@@ -165,6 +180,7 @@ impl<T: Value> Options<T> {
                     Json::compact()
                 };
                 self.codec = Arc::new(Typed(json));
+                self.data = Arc::new(Typed(json));
                 self.json = Some(json);
             }
             (Some(true), None) => {
@@ -248,9 +264,47 @@ impl<T> Options<T> {
         self.live
     }
 
+    /// Whether the atom stores ops where its store can; see [`ops`](Options::ops).
+    pub fn has_ops(&self) -> bool {
+        self.ops.is_some()
+    }
+
     /// Whether a validator is set.
     pub fn has_validator(&self) -> bool {
         self.validator.is_some()
+    }
+}
+
+impl<T: Value + Apply> Options<T> {
+    /// Stores ops, not whole values, where the store can: a file atom in journal mode
+    /// appends each [`apply`](crate::Atom::apply)'s op to its journal (encoded with the
+    /// codec) instead of the whole value, and compaction writes the value now and then.
+    /// Every other store commits the value `apply` computes, as a swap does. An atom
+    /// needs this to open a journal that holds ops (it replays them); one without it
+    /// fails there with [`Error::Replay`](crate::Error::Replay).
+    ///
+    /// ```
+    /// use enduro::{Apply, Atom, MemStore, Options};
+    ///
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Total(u64);
+    /// impl Apply for Total {
+    ///     type Op = u64;
+    ///     fn apply(&mut self, add: &u64) { self.0 += add; }
+    /// }
+    ///
+    /// let total = Atom::open(MemStore::new(), Total(0), Options::new().ops())?;
+    /// assert_eq!(total.apply(5)?.0, 5);
+    /// # Ok::<(), enduro::Error>(())
+    /// ```
+    pub fn ops(mut self) -> Self {
+        self.ops = Some(Arc::new(|value: &T, data| {
+            let op: T::Op = serde_json::from_value(data).map_err(|e| e.to_string())?;
+            let mut next = value.clone();
+            next.apply(&op);
+            Ok(next)
+        }));
+        self
     }
 }
 
@@ -269,6 +323,8 @@ impl<T> Clone for Options<T> {
             validator: self.validator.clone(),
             mode: self.mode,
             live: self.live,
+            data: Arc::clone(&self.data),
+            ops: self.ops.clone(),
         }
     }
 }
@@ -281,6 +337,7 @@ impl<T> fmt::Debug for Options<T> {
             .field("validator", &self.validator.is_some())
             .field("mode", &self.mode)
             .field("live", &self.live)
+            .field("ops", &self.ops.is_some())
             .finish()
     }
 }

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use crate::codec::TypedCodec;
 use crate::error::{Error, Result};
-use crate::options::{Options, Validator};
+use crate::options::{Options, Replayer, Validator};
 use crate::reentry;
-use crate::store::{Snapshot, Version};
+use crate::store::{OpRecord, Replay, Snapshot, Step, Version};
 use crate::value::Value;
 
 /// A watch: called with `(old, new)` after each committed transition.
@@ -85,8 +85,8 @@ impl Write for Digesting<'_> {
 /// What the store holds at open: a value to adopt, or nothing, so `init` must be committed
 /// over the given version.
 pub(crate) enum Opening<T> {
-    /// The value, its version, and the digest of its bytes.
-    Existing(T, Version, u64),
+    /// The value, its version, and the digest of its bytes (when it was read whole).
+    Existing(T, Version, Option<u64>),
     Create(Version),
 }
 
@@ -146,6 +146,10 @@ pub(crate) struct Core<T> {
     delivering: Mutex<()>,
     /// The digest of the bytes of the commit under way, taken when it is published.
     committing: Mutex<Option<u64>>,
+    /// The codec, for JSON data (ops).
+    data: Arc<dyn TypedCodec<serde_json::Value>>,
+    /// How to apply a stored op, when the atom was opened with `ops()`.
+    ops: Option<Replayer<T>>,
     /// The value for async code awaiting changes, updated as the watches are shown each
     /// transition.
     #[cfg(feature = "async")]
@@ -157,11 +161,20 @@ impl<T: Value> Core<T> {
     pub(crate) fn opening(
         resource: &str,
         options: &Options<T>,
-        stored: Option<Snapshot>,
+        stored: Option<Replay>,
     ) -> Result<Opening<T>> {
         match stored {
-            Some(snapshot) if !options.codec.is_blank(&snapshot.bytes) => {
-                let value = decode(resource, &*options.codec, &snapshot.bytes)?;
+            Some(Replay { base, ops })
+                if !ops.is_empty() || !options.codec.is_blank(&base.bytes) =>
+            {
+                let mut value = decode(resource, &*options.codec, &base.bytes)?;
+                let mut version = base.version;
+                let mut digest = Some(digest(&base.bytes));
+                for op in &ops {
+                    value = replay(resource, &*options.data, options.ops.as_ref(), &value, op)?;
+                    version = op.version;
+                    digest = None;
+                }
                 // The stored value is not this handle's to change: an error that names
                 // the resource, not the `Invalid` of a refused change.
                 validate_with(options.validator.as_ref(), &value).map_err(|e| {
@@ -173,13 +186,9 @@ impl<T: Value> Core<T> {
                         },
                     }
                 })?;
-                Ok(Opening::Existing(
-                    value,
-                    snapshot.version,
-                    digest(&snapshot.bytes),
-                ))
+                Ok(Opening::Existing(value, version, digest))
             }
-            Some(blank) => Ok(Opening::Create(blank.version)),
+            Some(blank) => Ok(Opening::Create(blank.base.version)),
             None => Ok(Opening::Create(Version::ABSENT)),
         }
     }
@@ -194,6 +203,8 @@ impl<T: Value> Core<T> {
         Core {
             resource,
             codec: options.codec,
+            data: options.data,
+            ops: options.ops,
             #[cfg(feature = "async")]
             changes: tokio::sync::watch::Sender::new(Arc::clone(&value)),
             current: RwLock::new(Current {
@@ -278,6 +289,69 @@ impl<T: Value> Core<T> {
         Ok(())
     }
 
+    /// Forgets the digest of an earlier commit's bytes, before a commit that may not
+    /// encode the value at all (a store that keeps ops).
+    pub(crate) fn forget_committing(&self) {
+        *lock(&self.committing) = None;
+    }
+
+    /// Whether the atom stores ops where its store can (opened with `ops()`).
+    pub(crate) fn keeps_ops(&self) -> bool {
+        self.ops.is_some()
+    }
+
+    /// Encodes `op` as the store keeps it (its JSON data, encoded with the codec) and
+    /// decodes it back: the op an atom applies is the one a replay will apply, and an op
+    /// that would not read back is refused here, before anything is written.
+    pub(crate) fn encode_op<O: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        op: &O,
+    ) -> Result<(Arc<[u8]>, O)> {
+        let refused = |why: String| Error::Encode {
+            resource: self.resource.clone(),
+            codec: self.data.name(),
+            source: why.into(),
+        };
+        let data = self
+            .user_code(|| catch_unwind(AssertUnwindSafe(|| serde_json::to_value(op))))
+            .map_err(|panic| {
+                refused(format!(
+                    "the op's Serialize implementation panicked: {}",
+                    panic_message(&*panic)
+                ))
+            })?
+            .map_err(|e| refused(format!("the op cannot be written as JSON data: {e}")))?;
+        let mut bytes = Vec::new();
+        encode_with(&self.resource, &*self.data, &data, &mut bytes)?;
+        let back = self
+            .data
+            .decode(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|data| {
+                self.user_code(|| {
+                    catch_unwind(AssertUnwindSafe(|| serde_json::from_value::<O>(data)))
+                        .map_err(|panic| {
+                            format!("its Deserialize panicked: {}", panic_message(&*panic))
+                        })?
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .map_err(|why| {
+                refused(format!(
+                    "the op would not read back as itself ({why}); nothing was written"
+                ))
+            })?;
+        Ok((bytes.into(), back))
+    }
+
+    /// What writes `value` later, for an async store that may want it (see
+    /// [`AsyncStore::commit_ops`](crate::AsyncStore::commit_ops)).
+    #[cfg(feature = "async")]
+    pub(crate) fn deferred(&self, value: Arc<T>) -> crate::async_atom::Deferred {
+        let (resource, codec) = (self.resource.clone(), Arc::clone(&self.codec));
+        Box::new(move |out| encode_with(&resource, &*codec, &value, out))
+    }
+
     /// Encodes the value a commit stores into bytes (for an async store), keeping their
     /// digest for when the commit is published.
     #[cfg(feature = "async")]
@@ -359,12 +433,43 @@ impl<T: Value> Core<T> {
     /// [`Observed::Steps`](crate::store::Observed::Steps)), so that the watches see one
     /// transition per commit; the last step's value and version. No steps: the current
     /// value.
-    pub(crate) fn adopt_steps(&self, steps: Vec<Snapshot>) -> Result<(Arc<T>, Version)> {
+    pub(crate) fn adopt_steps(&self, steps: Vec<Step>) -> Result<(Arc<T>, Version)> {
         let mut last = self.current();
         for step in steps {
-            last = self.adopt(step)?;
+            last = match step {
+                Step::Value(snapshot) => self.adopt(snapshot)?,
+                Step::Op(op) => {
+                    let value = Arc::new(self.replay(&last.0, &op)?);
+                    self.publish(Arc::clone(&value), op.version, None);
+                    (value, op.version)
+                }
+            };
         }
         Ok(last)
+    }
+
+    /// Adopts what another writer left: a value with ops after it, applied here and shown
+    /// to the watches as one transition (the store could not tell which of them this atom
+    /// had seen). Without ops, as [`adopt`](Core::adopt).
+    pub(crate) fn adopt_replay(&self, replay: Replay) -> Result<(Arc<T>, Version)> {
+        let Replay { base, ops } = replay;
+        if ops.is_empty() {
+            return self.adopt(base);
+        }
+        let mut value = decode(&self.resource, &*self.codec, &base.bytes)?;
+        let mut version = base.version;
+        for op in &ops {
+            value = self.replay(&value, op)?;
+            version = op.version;
+        }
+        let value = Arc::new(value);
+        self.publish(Arc::clone(&value), version, None);
+        Ok((value, version))
+    }
+
+    /// `value` with the stored op `op` applied.
+    fn replay(&self, value: &T, op: &OpRecord) -> Result<T> {
+        self.user_code(|| replay(&self.resource, &*self.data, self.ops.as_ref(), value, op))
     }
 
     /// Shows queued transitions to the watches, in order, on whichever thread gets here
@@ -426,6 +531,49 @@ impl<T: Value> Core<T> {
 
     pub(crate) fn clear_validator(&self) {
         *write(&self.validator) = None;
+    }
+}
+
+/// `value` with the stored op `op` applied by `replayer`: an op that does not decode, an
+/// apply that panics, or no replayer at all is [`Error::Replay`], naming where the op is.
+fn replay<T: Value>(
+    resource: &str,
+    data: &dyn TypedCodec<serde_json::Value>,
+    replayer: Option<&Replayer<T>>,
+    value: &T,
+    op: &OpRecord,
+) -> Result<T> {
+    let failed = |reason: String| Error::Replay {
+        resource: resource.to_owned(),
+        at: op.at.clone(),
+        reason,
+    };
+    let Some(replayer) = replayer else {
+        return Err(failed(format!(
+            "the value is stored as ops, and this atom of `{}` was opened without `ops()`, \
+             so it cannot apply them: open it with `ops()` (its type implements \
+             `enduro::Apply`)",
+            std::any::type_name::<T>()
+        )));
+    };
+    let decoded = data.decode(&op.bytes).map_err(|e| {
+        failed(format!(
+            "the op does not decode as {} data: {e}",
+            data.name()
+        ))
+    })?;
+    // A clone of `value` can panic too (a user's `Clone`): inside the catch.
+    let applied = catch_unwind(AssertUnwindSafe(|| replayer(value, decoded)));
+    match applied {
+        Ok(Ok(next)) => Ok(next),
+        Ok(Err(why)) => Err(failed(format!(
+            "the op does not decode as an op of `{}`: {why}",
+            std::any::type_name::<T>()
+        ))),
+        Err(panic) => Err(failed(format!(
+            "applying it panicked: {}",
+            panic_message(&*panic)
+        ))),
     }
 }
 

@@ -61,14 +61,107 @@ pub struct Snapshot {
     pub version: Version,
 }
 
+/// An op as a store keeps it (see [`Store::commit_ops`]): the encoded op, the version
+/// the resource has once it is applied, and where the store keeps it (for errors).
+///
+/// ```
+/// use enduro::Version;
+/// use enduro::store::OpRecord;
+///
+/// let op = OpRecord { bytes: b"{\"Add\":1}".to_vec(), version: Version::new(3, 1), at: "record 3".into() };
+/// assert_eq!(op.version.generation, 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpRecord {
+    /// The op, encoded with the atom's codec, exactly as stored.
+    pub bytes: Vec<u8>,
+    /// The resource's version once this op is applied.
+    pub version: Version,
+    /// Where the store keeps it, for an error about it, e.g. ``the record at byte 8192 of
+    /// the journal `/var/lib/app/.state.json.enduro-journal` ``.
+    pub at: String,
+}
+
+/// What a store holds when it keeps ops: a whole value, then the ops committed after it,
+/// oldest first. The atom decodes the value and applies each op (see
+/// [`Apply`](crate::Apply)); the resource's version is the last op's (the value's when
+/// there is none).
+///
+/// ```
+/// use enduro::Version;
+/// use enduro::store::{Replay, Snapshot};
+///
+/// let plain = Replay::from(Snapshot { bytes: b"1".to_vec(), version: Version::new(1, 1) });
+/// assert!(plain.ops.is_empty());
+/// assert_eq!(plain.version(), Version::new(1, 1));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The last whole value stored.
+    pub base: Snapshot,
+    /// The ops committed after it, oldest first.
+    pub ops: Vec<OpRecord>,
+}
+
+impl Replay {
+    /// The resource's version: the last op's, or the value's.
+    pub fn version(&self) -> Version {
+        self.ops.last().map_or(self.base.version, |op| op.version)
+    }
+}
+
+impl From<Snapshot> for Replay {
+    fn from(base: Snapshot) -> Self {
+        Replay {
+            base,
+            ops: Vec::new(),
+        }
+    }
+}
+
+/// One commit as a store kept it, for [`Observed::Steps`]: a whole value, or an op
+/// applied to the state before it.
+///
+/// ```
+/// use enduro::Version;
+/// use enduro::store::{Snapshot, Step};
+///
+/// let step = Step::Value(Snapshot { bytes: b"2".to_vec(), version: Version::new(2, 1) });
+/// assert_eq!(step.version(), Version::new(2, 1));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A whole value.
+    Value(Snapshot),
+    /// An op, applied to the value of the step before (or the atom's value, for the
+    /// first step).
+    Op(OpRecord),
+}
+
+impl Step {
+    /// The version the resource has after this step.
+    pub fn version(&self) -> Version {
+        match self {
+            Step::Value(snapshot) => snapshot.version,
+            Step::Op(op) => op.version,
+        }
+    }
+}
+
+impl From<Snapshot> for Step {
+    fn from(snapshot: Snapshot) -> Self {
+        Step::Value(snapshot)
+    }
+}
+
 /// What [`Store::check`] found.
 ///
 /// ```
 /// use enduro::Version;
-/// use enduro::store::{Observed, Snapshot};
+/// use enduro::store::{Observed, Snapshot, Step};
 ///
 /// assert!(matches!(Observed::Unchanged, Observed::Unchanged));
-/// let step = |n: u64| Snapshot { bytes: n.to_string().into_bytes(), version: Version::new(n, 1) };
+/// let step = |n: u64| Step::Value(Snapshot { bytes: n.to_string().into_bytes(), version: Version::new(n, 1) });
 /// // Two commits by someone else, each kept: the watches see 1 -> 2, then 2 -> 3.
 /// let seen = Observed::Steps(vec![step(2), step(3)]);
 /// assert!(matches!(seen, Observed::Steps(steps) if steps.len() == 2));
@@ -84,7 +177,12 @@ pub enum Observed {
     /// resource holds now. The atom shows its watches one transition per step. A store
     /// that keeps only the latest value returns [`Changed`](Observed::Changed); an empty
     /// list counts as [`Unchanged`](Observed::Unchanged).
-    Steps(Vec<Snapshot>),
+    Steps(Vec<Step>),
+    /// Someone else committed, and the resource holds a value with ops after it (a store
+    /// that keeps ops, see [`Store::commit_ops`]) that the store cannot tell apart from
+    /// the states this atom knows: the atom applies them and shows its watches one
+    /// transition, to the result.
+    Replay(Replay),
     /// The resource is gone (released by another handle or process).
     Missing,
 }
@@ -271,6 +369,13 @@ pub(crate) fn commit_bytes<S: Store + ?Sized>(
 /// it again. It never blocks nor calls the store from inside a nudge. The default
 /// refuses: such a store's atoms cannot be live.
 ///
+/// **Ops** (optional). A store may keep ops instead of whole values
+/// ([`commit_ops`](Store::commit_ops)): then [`load_replay`](Store::load_replay) returns
+/// the last whole value and the ops after it, [`check`](Store::check) returns them as
+/// [`Observed::Steps`] (one per op, since the known version) or [`Observed::Replay`],
+/// and [`load`](Store::load) may fail while ops follow the last value (it has no value to
+/// give). Every op gets a version of its own, under the same rules as a commit's.
+///
 /// **Names.** [`resource`](Store::resource) names the resource for error messages and
 /// never includes a password.
 ///
@@ -336,6 +441,33 @@ pub trait Store: Send + Sync + 'static {
     /// encoder errors and unknown outcomes.
     fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed>;
 
+    /// Like [`commit`](Store::commit), for a change made of ops (see
+    /// [`Atom::apply`](crate::Atom::apply)): `ops` are the encoded ops, oldest first, that
+    /// turn the value at `expected` into the value `encode` writes. A store that keeps ops
+    /// stores them (one commit, one flush) and gives the resource one new version per op,
+    /// so that other atoms see one transition per op; it may call `encode` too, to store
+    /// the whole value instead (when it compacts). It must then return them from
+    /// [`load_replay`](Store::load_replay) and [`check`](Store::check).
+    ///
+    /// The default stores the whole value: `commit(expected, encode)`, what every store
+    /// that keeps only values does.
+    fn commit_ops(
+        &self,
+        expected: Version,
+        ops: &[&[u8]],
+        encode: Encoder<'_>,
+    ) -> Result<Committed> {
+        let _ = ops;
+        self.commit(expected, encode)
+    }
+
+    /// What [`load`](Store::load) reads, for a store that may hold ops after its last
+    /// whole value (see [`commit_ops`](Store::commit_ops)): the value and those ops. The
+    /// default is `load`'s snapshot with no ops.
+    fn load_replay(&self) -> Result<Option<Replay>> {
+        Ok(self.load()?.map(Replay::from))
+    }
+
     /// Deletes the resource. Other handles then see it as [`Observed::Missing`]; releasing
     /// a resource that is gone succeeds.
     fn release(&self) -> Result<()>;
@@ -376,6 +508,17 @@ macro_rules! forward_store {
             }
             fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
                 (**self).commit(expected, encode)
+            }
+            fn commit_ops(
+                &self,
+                expected: Version,
+                ops: &[&[u8]],
+                encode: Encoder<'_>,
+            ) -> Result<Committed> {
+                (**self).commit_ops(expected, ops, encode)
+            }
+            fn load_replay(&self) -> Result<Option<Replay>> {
+                (**self).load_replay()
             }
             fn release(&self) -> Result<()> {
                 (**self).release()

@@ -237,6 +237,32 @@ impl<S: Store> Store for FaultyStore<S> {
         }
     }
 
+    fn commit_ops(
+        &self,
+        expected: Version,
+        ops: &[&[u8]],
+        encode: Encoder<'_>,
+    ) -> Result<Committed> {
+        match self.faults.next_commit() {
+            None => self.inner.commit_ops(expected, ops, encode),
+            // Ops reach the store whole or not at all: cut short, nothing is written.
+            Some(FailPoint::BeforeWrite | FailPoint::MidWrite) => {
+                Err(injected(self.inner.resource(), "commit"))
+            }
+            Some(FailPoint::AfterWrite) => {
+                self.inner.commit_ops(expected, ops, encode)?;
+                Err(lost_answer(self.inner.resource()))
+            }
+        }
+    }
+
+    fn load_replay(&self) -> Result<Option<crate::Replay>> {
+        if Faults::take(&mut lock(&self.faults.plan).fail_loads) {
+            return Err(injected(self.inner.resource(), "load"));
+        }
+        self.inner.load_replay()
+    }
+
     fn release(&self) -> Result<()> {
         self.inner.release()
     }
@@ -302,6 +328,32 @@ impl<S: crate::AsyncStore> crate::AsyncStore for FaultyAsyncStore<S> {
             }
         })
     }
+    fn commit_ops(
+        &self,
+        expected: Version,
+        ops: Vec<std::sync::Arc<[u8]>>,
+        value: crate::Deferred,
+    ) -> crate::BoxFuture<'_, Result<Committed>> {
+        Box::pin(async move {
+            match self.faults.next_commit() {
+                None => self.inner.commit_ops(expected, ops, value).await,
+                Some(FailPoint::AfterWrite) => {
+                    self.inner.commit_ops(expected, ops, value).await?;
+                    Err(lost_answer(self.inner.resource()))
+                }
+                Some(FailPoint::BeforeWrite | FailPoint::MidWrite) => {
+                    Err(injected(self.inner.resource(), "commit"))
+                }
+            }
+        })
+    }
+    fn load_replay(&self) -> crate::BoxFuture<'_, Result<Option<crate::Replay>>> {
+        if Faults::take(&mut lock(&self.faults.plan).fail_loads) {
+            let failed = Err(injected(self.inner.resource(), "load"));
+            return Box::pin(std::future::ready(failed));
+        }
+        self.inner.load_replay()
+    }
     fn release(&self) -> crate::BoxFuture<'_, Result<()>> {
         self.inner.release()
     }
@@ -344,6 +396,29 @@ impl<S: Store> crate::AsyncStore for Inline<S> {
     }
     fn commit(&self, expected: Version, bytes: Vec<u8>) -> crate::BoxFuture<'_, Result<Committed>> {
         Box::pin(async move { crate::store::commit_bytes(&self.0, expected, &bytes) })
+    }
+    fn commit_ops(
+        &self,
+        expected: Version,
+        ops: Vec<std::sync::Arc<[u8]>>,
+        value: crate::Deferred,
+    ) -> crate::BoxFuture<'_, Result<Committed>> {
+        Box::pin(async move {
+            let ops: Vec<&[u8]> = ops.iter().map(|op| &op[..]).collect();
+            let mut value = Some(value);
+            self.0
+                .commit_ops(expected, &ops, &mut |out| match value.take() {
+                    Some(value) => value(out),
+                    None => Err(crate::Error::backend(
+                        self.0.resource(),
+                        "the value was asked for twice",
+                        None,
+                    )),
+                })
+        })
+    }
+    fn load_replay(&self) -> crate::BoxFuture<'_, Result<Option<crate::Replay>>> {
+        Box::pin(async move { self.0.load_replay() })
     }
     fn release(&self) -> crate::BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.0.release() })

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use enduro_core::{Atom, Codec, CommitMode, Options, Result, Validation, Value};
+use enduro_core::{Apply, Atom, Codec, CommitMode, Options, Result, Validation, Value};
 
 use crate::store::{FileStore, FileStoreBuilder};
 
@@ -81,6 +81,43 @@ impl<T> fmt::Debug for FileAtom<T> {
             .field("store", &self.store)
             .field("options", &self.options)
             .finish()
+    }
+}
+
+impl<T: Value + Apply> FileAtom<T> {
+    /// Stores ops, not whole values (see [`Apply`] and
+    /// [`Options::ops`](enduro_core::Options::ops)): in journal mode, each
+    /// [`apply`](Atom::apply) appends its op to the journal, and the value is written only
+    /// when the journal is compacted, so a one-key change to a large map costs about what
+    /// the key costs. In plain mode `apply` rewrites the value, as `swap` does. Needed to
+    /// open a journal that holds ops, which the atom then replays.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use enduro::{Apply, FileAtom};
+    ///
+    /// #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+    /// struct Scores(BTreeMap<String, u32>);
+    /// impl Apply for Scores {
+    ///     type Op = (String, u32);
+    ///     fn apply(&mut self, (name, score): &(String, u32)) {
+    ///         self.0.insert(name.clone(), *score);
+    ///     }
+    /// }
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let path = dir.join("scores.json");
+    /// let scores = FileAtom::builder(&path).journal(true).ops().open(Scores::default())?;
+    /// scores.apply(("ada".into(), 3))?; // one small record, one flush
+    /// drop(scores);
+    /// let again = FileAtom::builder(&path).journal(true).ops().open(Scores::default())?;
+    /// assert_eq!(again.deref().0["ada"], 3); // the op, replayed
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ops(mut self) -> Self {
+        self.options = self.options.ops();
+        self
     }
 }
 

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use enduro_core::{
-    Committed, Encoder, Error, Nudge, Observed, Result, Snapshot, Store, Subscription, Version,
+    Committed, Encoder, Error, Nudge, Observed, OpRecord, Replay, Result, Snapshot, Step, Store,
+    Subscription, Version,
 };
 
-use crate::journal::{self, Base, Cursor, Journal};
+use crate::journal::{self, Base, Cursor, Item, Journal, Kind};
 use crate::lock::{Header, Held, LockFile, new_incarnation};
 use crate::path::{Layout, check_regular, fnv1a};
 use crate::replace::Replace;
@@ -81,24 +82,36 @@ struct Current {
     /// A journal file that does not apply to the data file (or is blank), opened as
     /// [`Reading::write`] asked: a journal commit starts it over.
     stale: Option<Journal>,
-    /// The value's bytes, when they were read on the way.
+    /// The data file's bytes, when they were read on the way.
     bytes: Option<Vec<u8>>,
-    /// When asked for ([`Reading::since`]): the states between that version and this one,
-    /// oldest first, one per record.
-    earlier: Vec<Snapshot>,
+    /// The values and ops the records read hold (see [`journal::read::Scan`]).
+    items: Vec<Item>,
+    /// Whether `items` are every commit since [`Reading::since`].
+    steps: bool,
 }
 
-/// What a read under the lock found: the value, and the states before it when asked for.
-struct Found {
-    earlier: Vec<Snapshot>,
-    last: Snapshot,
+/// What a read under the lock found.
+enum Found {
+    /// Each commit since the version asked for ([`Reading::since`]), oldest first; none
+    /// when nothing changed.
+    Steps(Vec<Step>),
+    /// What the path holds.
+    State(Replay),
 }
 
-impl Found {
-    fn last(last: Snapshot) -> Found {
-        Found {
-            earlier: Vec::new(),
-            last,
+/// A commit's change, as a journal may store it.
+enum Change<'a, 'b> {
+    /// A whole value.
+    Value(Encoder<'a>),
+    /// Ops, and the value they make (for a compaction, or a rename).
+    Ops(&'b [&'b [u8]], Encoder<'a>),
+}
+
+impl<'a> Change<'a, '_> {
+    /// What writes the whole value.
+    fn value(self) -> Encoder<'a> {
+        match self {
+            Change::Value(encode) | Change::Ops(_, encode) => encode,
         }
     }
 }
@@ -446,7 +459,7 @@ impl FileStore {
     /// ```
     pub fn generation(&self) -> Result<u64> {
         if self.has_journal()? {
-            return Ok(self.load()?.map_or(0, |s| s.version.generation));
+            return Ok(self.load_replay()?.map_or(0, |s| s.version().generation));
         }
         Ok(match self.lock.peek()? {
             Some(Header::Valid { generation, .. }) => generation,
@@ -590,8 +603,9 @@ impl FileStore {
             // No record at its end: nobody appended (nor grew the journal for a record), so
             // the size it knows holds too.
             if !journal.probe(known.base.epoch, known.cursor)? {
+                let version = Version::new(known.cursor.generation, now.fingerprint);
                 return Ok(Current {
-                    version: Version::new(known.cursor.generation, now.fingerprint),
+                    version,
                     active: Some(Active {
                         journal,
                         base: known.base,
@@ -599,7 +613,9 @@ impl FileStore {
                     }),
                     stale: None,
                     bytes: None,
-                    earlier: Vec::new(),
+                    items: Vec::new(),
+                    // Nothing since the version asked for, if it is this one.
+                    steps: reading.since == Some(version),
                 });
             }
             // Another process appended, and may have grown the journal.
@@ -612,7 +628,8 @@ impl FileStore {
                 active: None,
                 stale,
                 bytes,
-                earlier: Vec::new(),
+                items: Vec::new(),
+                steps: false,
             })
         };
         let Some(journal) = self.journal_at_path(reading.write)? else {
@@ -666,19 +683,6 @@ impl FileStore {
             cursor,
             data: now.fingerprint,
         }));
-        let bytes = match (scan.last, cursor.last) {
-            (Some(last), _) => Some(last),
-            (None, None) => snapshot,
-            (None, Some(_)) => None,
-        };
-        let earlier = scan
-            .earlier
-            .into_iter()
-            .map(|(generation, bytes)| Snapshot {
-                bytes,
-                version: Version::new(generation, now.fingerprint),
-            })
-            .collect();
         Ok(Current {
             version: Version::new(cursor.generation, now.fingerprint),
             active: Some(Active {
@@ -687,8 +691,9 @@ impl FileStore {
                 cursor,
             }),
             stale: None,
-            bytes,
-            earlier,
+            bytes: snapshot,
+            items: scan.items,
+            steps: scan.steps,
         })
     }
 
@@ -764,12 +769,11 @@ impl FileStore {
     fn changes_since(&self, known: Version) -> Result<Observed> {
         Ok(match self.read_locked(Some(known))? {
             None => Observed::Missing,
-            Some(found) if found.last.version == known => Observed::Unchanged,
-            Some(Found { earlier, last }) if earlier.is_empty() => Observed::Changed(last),
-            Some(Found { mut earlier, last }) => {
-                earlier.push(last);
-                Observed::Steps(earlier)
-            }
+            Some(Found::Steps(steps)) if steps.is_empty() => Observed::Unchanged,
+            Some(Found::Steps(steps)) => Observed::Steps(steps),
+            Some(Found::State(state)) if state.version() == known => Observed::Unchanged,
+            Some(Found::State(state)) if state.ops.is_empty() => Observed::Changed(state.base),
+            Some(Found::State(state)) => Observed::Replay(state),
         })
     }
 
@@ -782,20 +786,111 @@ impl FileStore {
         }
     }
 
-    /// The value's bytes in `current` (taken out of it): read on the way, or the last
-    /// record, or the data file.
-    fn bytes_of(&self, current: &mut Current) -> Result<Vec<u8>> {
-        if let Some(bytes) = current.bytes.take() {
-            return Ok(bytes);
+    /// What the path holds, from `current` (what it read is taken out of it): the last
+    /// value — a record, or the data file — and the ops after it. Reads what the scan
+    /// behind `current` did not: the last value, and, when ops follow a value it did
+    /// not read, the records from that value on.
+    fn state(&self, current: &mut Current) -> Result<Replay> {
+        let fingerprint = current.version.fingerprint;
+        let mut items = std::mem::take(&mut current.items);
+        let Some(active) = &current.active else {
+            let bytes = self.snapshot_of(current)?;
+            return Ok(Replay::from(Snapshot {
+                bytes,
+                version: current.version,
+            }));
+        };
+        if !items.iter().any(|item| item.op.is_none()) {
+            let from = match active.cursor.last {
+                Some(at) => {
+                    let (generation, bytes) = active.journal.payload(&active.base, at)?;
+                    if !active.cursor.ops {
+                        return Ok(Replay::from(Snapshot {
+                            bytes,
+                            version: Version::new(generation, fingerprint),
+                        }));
+                    }
+                    Cursor {
+                        tail: at,
+                        generation: generation - 1,
+                        last: None,
+                        ops: false,
+                    }
+                }
+                None => Cursor::start(&active.base),
+            };
+            if active.cursor.last.is_none() && !active.cursor.ops {
+                let bytes = self.snapshot_of(current)?;
+                return Ok(Replay::from(Snapshot {
+                    bytes,
+                    version: current.version,
+                }));
+            }
+            items = active.journal.scan(&active.base, from, false, false)?.items;
         }
-        match &current.active {
-            Some(Active {
-                journal,
-                base,
-                cursor: Cursor { last: Some(at), .. },
-            }) => journal.payload(base, *at),
-            _ => self.read_data(),
+        let (base, ops) = match items.iter().rposition(|item| item.op.is_none()) {
+            Some(last) => {
+                let ops = items.split_off(last + 1);
+                let value = items.pop().map(|item| Snapshot {
+                    bytes: item.bytes,
+                    version: Version::new(item.generation, fingerprint),
+                });
+                (value, ops)
+            }
+            None => (None, items),
+        };
+        let base = match base {
+            Some(base) => base,
+            None => Snapshot {
+                bytes: self.snapshot_of(current)?,
+                version: Version::new(
+                    current.active.as_ref().map_or(0, |a| a.base.generation),
+                    fingerprint,
+                ),
+            },
+        };
+        let ops = ops
+            .into_iter()
+            .map(|item| self.op_record(item, fingerprint))
+            .collect();
+        Ok(Replay { base, ops })
+    }
+
+    /// The data file's bytes: read on the way, or now.
+    fn snapshot_of(&self, current: &mut Current) -> Result<Vec<u8>> {
+        match current.bytes.take() {
+            Some(bytes) => Ok(bytes),
+            None => self.read_data(),
         }
+    }
+
+    /// An op read from the journal, as the atom takes it.
+    fn op_record(&self, item: Item, fingerprint: u64) -> OpRecord {
+        let (index, count) = item.op.unwrap_or((0, 1));
+        OpRecord {
+            bytes: item.bytes,
+            version: Version::new(item.generation, fingerprint),
+            at: format!(
+                "the record at byte {} of the journal `{}` (op {} of {count})",
+                item.at,
+                self.layout.journal.display(),
+                index + 1
+            ),
+        }
+    }
+
+    /// The records read since the version asked for, one step per value or op.
+    fn steps_of(&self, items: Vec<Item>, fingerprint: u64) -> Vec<Step> {
+        items
+            .into_iter()
+            .map(|item| match item.op {
+                None => Step::Value(Snapshot {
+                    bytes: item.bytes,
+                    version: Version::new(item.generation, fingerprint),
+                }),
+                Some(_) => Step::Op(self.op_record(item, fingerprint)),
+            })
+            .collect()
     }
 
     /// Reads the value under the lock (shared; exclusive when the lock file needs a
@@ -804,7 +899,7 @@ impl FileStore {
     fn read_locked(&self, since: Option<Version>) -> Result<Option<Found>> {
         let Some(held) = self.lock.acquire_shared()? else {
             // No lock file: released (or deleted by hand: the plain read repairs it).
-            return Ok(self.load_plain()?.map(Found::last));
+            return Ok(self.load_plain()?.map(|s| Found::State(s.into())));
         };
         let header = held.header()?;
         if header.valid().is_none() {
@@ -836,21 +931,21 @@ impl FileStore {
             },
             (_, Some(held)) => self.repair(held, &meta, None)?,
             // Damaged since the shared lock was let go: read it as it is.
-            (_, None) => return Ok(self.load_plain()?.map(Found::last)),
+            (_, None) => return Ok(self.load_plain()?.map(|s| Found::State(s.into()))),
         };
         let reading = Reading {
             since,
             ..Reading::default()
         };
         let mut current = self.current(now, reading)?;
-        let earlier = std::mem::take(&mut current.earlier);
-        let version = current.version;
-        let bytes = self.bytes_of(&mut current)?;
+        let found = if since.is_some() && current.steps {
+            let items = std::mem::take(&mut current.items);
+            Found::Steps(self.steps_of(items, current.version.fingerprint))
+        } else {
+            Found::State(self.state(&mut current)?)
+        };
         self.keep_active(current);
-        Ok(Some(Found {
-            earlier,
-            last: Snapshot { bytes, version },
-        }))
+        Ok(Some(found))
     }
 
     /// `load` of a path without a journal: no lock needed, the data file is replaced
@@ -920,8 +1015,9 @@ impl FileStore {
         if current.active.is_some() {
             // Even with no record: a new data file is what tells the handles that keep
             // the journal open that it is gone.
-            let bytes = self.bytes_of(&mut current)?;
-            self.write_snapshot(dir, meta, &bytes)?;
+            // (A journal whose records end in ops is not retired: see `commit_change`.)
+            let state = self.state(&mut current)?;
+            self.write_snapshot(dir, meta, &state.base.bytes)?;
         }
         self.remember(None);
         drop(self.take_kept());
@@ -937,16 +1033,32 @@ impl FileStore {
         incarnation: u64,
         meta: &Metadata,
         current: Current,
-        encode: Encoder<'_>,
+        change: Change<'_, '_>,
+        force_compaction: bool,
     ) -> Result<Committed> {
         let generation = current.version.generation;
-        // Sized like the last record (and a little more), so that a large value is not
-        // copied again and again as the buffer grows.
-        let hint = self.last_record.load(Ordering::Relaxed);
-        let mut record = Vec::with_capacity(hint + hint / 16 + journal::HEAD);
-        record.resize(journal::HEAD, 0);
-        encode(&mut record)?;
-        self.last_record.store(record.len(), Ordering::Relaxed);
+        let (mut record, kind, mut encode) = match change {
+            Change::Value(encode) => {
+                // Sized like the last record (and a little more), so that a large value
+                // is not copied again and again as the buffer grows.
+                let hint = self.last_record.load(Ordering::Relaxed);
+                let mut record = Vec::with_capacity(hint + hint / 16 + journal::HEAD);
+                record.resize(journal::HEAD, 0);
+                encode(&mut record)?;
+                self.last_record.store(record.len(), Ordering::Relaxed);
+                (record, Kind::Value, None)
+            }
+            Change::Ops(ops, encode) => {
+                let len: usize = ops.iter().map(|op| 4 + op.len()).sum();
+                let mut record = Vec::with_capacity(journal::HEAD + len);
+                record.resize(journal::HEAD, 0);
+                journal::put_ops(&mut record, ops);
+                let count = u32::try_from(ops.len()).map_err(|_| {
+                    Error::backend(&self.resource, "too many ops in one commit", None)
+                })?;
+                (record, Kind::Ops(count), Some(encode))
+            }
+        };
         let started = current.active.is_none();
         let (mut journal, base, cursor) = match current.active {
             Some(Active {
@@ -979,7 +1091,7 @@ impl FileStore {
         if started {
             held.write(incarnation, next)?;
         }
-        let appended = journal.append(&self.resource, &base, cursor, &mut record);
+        let appended = journal.append(&self.resource, &base, cursor, &mut record, kind);
         let cursor = match appended {
             Ok(cursor) => cursor,
             Err(e) => {
@@ -1003,12 +1115,30 @@ impl FileStore {
             cursor,
             data: fingerprint,
         }));
-        let value = &record[journal::HEAD..];
+        let next = cursor.generation;
         let mut done = Version::new(next, fingerprint);
-        if cursor.tail - journal::FIRST > journal::bound(self.journal_limit, value.len() as u64)
-            && let Some(meta) = self.compact(&mut journal, meta, value, next)
-        {
-            done = version(incarnation, next, &meta);
+        // The value's size: the record's, or, for ops, the snapshot's (the value is not
+        // encoded unless a compaction needs it).
+        let value_len = match kind {
+            Kind::Value => (record.len() - journal::HEAD) as u64,
+            Kind::Ops(_) => base.len,
+        };
+        let due = cursor.tail - journal::FIRST > journal::bound(self.journal_limit, value_len);
+        if due || force_compaction {
+            let value = match encode.as_mut() {
+                None => Some(record.split_off(journal::HEAD)),
+                // A value that does not encode is not compacted: its ops stay, and the
+                // next commit tries again.
+                Some(encode) => {
+                    let mut bytes = Vec::new();
+                    encode(&mut bytes).ok().map(|()| bytes)
+                }
+            };
+            if let Some(value) = value
+                && let Some(meta) = self.compact(&mut journal, meta, &value, next)
+            {
+                done = version(incarnation, next, &meta);
+            }
         }
         self.keep_journal(journal);
         Ok(Committed::Done(done))
@@ -1103,49 +1233,9 @@ impl FileStore {
     }
 }
 
-impl Store for FileStore {
-    fn resource(&self) -> String {
-        self.resource.clone()
-    }
-
-    fn load(&self) -> Result<Option<Snapshot>> {
-        if self.known().is_some() || self.has_journal()? {
-            // A journal may hold newer values than the data file: read both under the lock.
-            return Ok(self.read_locked(None)?.map(|found| found.last));
-        }
-        self.load_plain()
-    }
-
-    fn check(&self, known: Version) -> Result<Observed> {
-        let header = self.lock.peek()?;
-        let Some(meta) = self.stat()? else {
-            self.missing()?;
-            return Ok(Observed::Missing);
-        };
-        // A rename, or a journal started, moves the lock file's generation first: the same
-        // generation over the same data file means nothing changed, or, with a journal
-        // this handle knows, nothing after the end it knows.
-        match self.observe(header, &meta, Some(known))? {
-            Seen::Gone => Ok(Observed::Missing),
-            // Over a journal this handle knows, only the journal's end tells (appends leave
-            // the lock file alone).
-            Seen::At(now) if self.known_over(now) => {
-                if self.quiet(now, known)? {
-                    return Ok(Observed::Unchanged);
-                }
-                self.changes_since(known)
-            }
-            Seen::At(now) if now == known => Ok(Observed::Unchanged),
-            Seen::At(_) if self.has_journal()? => self.changes_since(known),
-            Seen::At(_) => Ok(match self.load_plain()? {
-                None => Observed::Missing,
-                Some(snapshot) if snapshot.version == known => Observed::Unchanged,
-                Some(snapshot) => Observed::Changed(snapshot),
-            }),
-        }
-    }
-
-    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
+impl FileStore {
+    /// A commit of `change` over `expected` (see [`Store::commit`]).
+    fn commit_change(&self, expected: Version, change: Change<'_, '_>) -> Result<Committed> {
         // Creating the value may follow a release by another process (a new lock file at
         // the path); changing it may not: a handle of a released value recreates nothing.
         let creating = expected == Version::ABSENT;
@@ -1203,7 +1293,33 @@ impl Store for FileStore {
                 }
                 let incarnation = self.incarnation();
                 if self.journal {
-                    return self.append(&held, incarnation, meta, current, encode);
+                    return self.append(&held, incarnation, meta, current, change, false);
+                }
+                if current.active.as_ref().is_some_and(|a| a.cursor.ops) {
+                    // The journal ends in ops, and only an atom can apply them: the new
+                    // value goes in as a record, then becomes the snapshot (a compaction),
+                    // which leaves an empty journal over it.
+                    let current = if current
+                        .active
+                        .as_ref()
+                        .is_some_and(|a| a.journal.writable())
+                    {
+                        current
+                    } else {
+                        self.keep_active(current);
+                        let reading = Reading {
+                            write: true,
+                            ..Reading::default()
+                        };
+                        let current = self.current(now, reading)?;
+                        if current.version != expected {
+                            self.keep_active(current);
+                            return Ok(Committed::Conflict);
+                        }
+                        current
+                    };
+                    let value = Change::Value(change.value());
+                    return self.append(&held, incarnation, meta, current, value, true);
                 }
                 let dir = dir.insert(self.open_dir()?);
                 if current.active.is_some() || current.stale.is_some() {
@@ -1244,7 +1360,7 @@ impl Store for FileStore {
                 }
             },
         }
-        .run(encode);
+        .run(change.value());
         match replaced {
             Ok(()) => {}
             // In place, but not known to be durable: the value is the store's now.
@@ -1275,6 +1391,88 @@ impl Store for FileStore {
                 source: Some(Box::new(e)),
             }),
         }
+    }
+}
+
+impl Store for FileStore {
+    fn resource(&self) -> String {
+        self.resource.clone()
+    }
+
+    fn load(&self) -> Result<Option<Snapshot>> {
+        if self.known().is_some() || self.has_journal()? {
+            // A journal may hold newer values than the data file: read both under the lock.
+            return match self.read_locked(None)? {
+                Some(Found::State(state)) if !state.ops.is_empty() => Err(Error::Replay {
+                    resource: self.resource.clone(),
+                    at: state.ops[0].at.clone(),
+                    reason: "the value is stored as ops after its last snapshot, which only \
+                             an atom of the value's type can apply: use `Store::load_replay`, \
+                             or open the atom with `ops()`"
+                        .into(),
+                }),
+                Some(Found::State(state)) => Ok(Some(state.base)),
+                Some(Found::Steps(_)) | None => Ok(None),
+            };
+        }
+        self.load_plain()
+    }
+
+    fn check(&self, known: Version) -> Result<Observed> {
+        let header = self.lock.peek()?;
+        let Some(meta) = self.stat()? else {
+            self.missing()?;
+            return Ok(Observed::Missing);
+        };
+        // A rename, or a journal started, moves the lock file's generation first: the same
+        // generation over the same data file means nothing changed, or, with a journal
+        // this handle knows, nothing after the end it knows.
+        match self.observe(header, &meta, Some(known))? {
+            Seen::Gone => Ok(Observed::Missing),
+            // Over a journal this handle knows, only the journal's end tells (appends leave
+            // the lock file alone).
+            Seen::At(now) if self.known_over(now) => {
+                if self.quiet(now, known)? {
+                    return Ok(Observed::Unchanged);
+                }
+                self.changes_since(known)
+            }
+            Seen::At(now) if now == known => Ok(Observed::Unchanged),
+            Seen::At(_) if self.has_journal()? => self.changes_since(known),
+            Seen::At(_) => Ok(match self.load_plain()? {
+                None => Observed::Missing,
+                Some(snapshot) if snapshot.version == known => Observed::Unchanged,
+                Some(snapshot) => Observed::Changed(snapshot),
+            }),
+        }
+    }
+
+    fn commit(&self, expected: Version, encode: Encoder<'_>) -> Result<Committed> {
+        self.commit_change(expected, Change::Value(encode))
+    }
+
+    /// In journal mode, appends the ops as one record (one flush); in plain mode, writes
+    /// the value they make, as `commit` does.
+    fn commit_ops(
+        &self,
+        expected: Version,
+        ops: &[&[u8]],
+        encode: Encoder<'_>,
+    ) -> Result<Committed> {
+        if ops.is_empty() {
+            return self.commit(expected, encode);
+        }
+        self.commit_change(expected, Change::Ops(ops, encode))
+    }
+
+    fn load_replay(&self) -> Result<Option<Replay>> {
+        if self.known().is_some() || self.has_journal()? {
+            return Ok(match self.read_locked(None)? {
+                Some(Found::State(state)) => Some(state),
+                Some(Found::Steps(_)) | None => None,
+            });
+        }
+        Ok(self.load_plain()?.map(Replay::from))
     }
 
     fn release(&self) -> Result<()> {

@@ -305,6 +305,65 @@ fn list_appends_across_four_processes_keep_every_acknowledged_id_once_in_order()
 }
 
 #[test]
+fn ops_from_processes_in_journal_and_plain_mode_keep_every_acknowledged_op_once_in_order() {
+    use worker::Log;
+    const EACH: u64 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.json");
+    let open = || {
+        FileAtom::builder(&path)
+            .journal(true)
+            .ops()
+            .open(Log::default())
+            .unwrap()
+    };
+    let atom = open();
+    // Three append their ops to the journal; the fourth, in plain mode, rewrites the
+    // value (after the ops the others appended).
+    let mut workers: Vec<Worker> = (0..4u64)
+        .map(|w| {
+            let args = ["apply", s(&path), &w.to_string(), &EACH.to_string()];
+            if w < 3 {
+                Worker::spawn_journal(&args)
+            } else {
+                Worker::spawn(&args)
+            }
+        })
+        .collect();
+    for w in &mut workers {
+        w.expect("ready");
+    }
+    for w in &mut workers {
+        w.go();
+    }
+    let mut acknowledged = BTreeSet::new();
+    for (writer, w) in workers.into_iter().enumerate() {
+        for id in acknowledged_ids(w.finish()) {
+            assert_eq!(id.0, writer as u64);
+            assert!(acknowledged.insert(id), "acknowledged twice");
+        }
+    }
+    assert_eq!(acknowledged.len() as u64, 4 * EACH);
+    let list = atom.refresh().unwrap().0.clone();
+    let unique: BTreeSet<(u64, u64)> = list.iter().copied().collect();
+    assert_eq!(unique.len(), list.len(), "an op applied twice");
+    assert_eq!(unique, acknowledged, "every acknowledged op, nothing else");
+    for writer in 0..4 {
+        let seqs: Vec<u64> = list
+            .iter()
+            .filter(|(w, _)| *w == writer)
+            .map(|(_, seq)| *seq)
+            .collect();
+        assert_eq!(seqs, (0..EACH).collect::<Vec<_>>(), "writer {writer} order");
+    }
+    assert_eq!(
+        open().deref().0,
+        list,
+        "a fresh open replays to the same list"
+    );
+}
+
+#[test]
 fn several_atoms_on_one_path_in_one_process_and_another_process_stay_exact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.json");

@@ -44,12 +44,12 @@
     deny(rustdoc::broken_intra_doc_links)
 )]
 
+pub use enduro_core::{
+    Apply, Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validation,
+    Validator, Value, Version,
+};
 #[cfg(feature = "async")]
 pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture, OffThread};
-pub use enduro_core::{
-    Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validation, Validator,
-    Value, Version,
-};
 #[cfg(all(feature = "file", feature = "async"))]
 pub use enduro_file::file_atom_async;
 #[cfg(feature = "file")]
@@ -71,9 +71,10 @@ pub mod store {
     /// `commit_mode`); see [`Options`](crate::Options).
     pub use enduro_core::option_setters;
     #[cfg(feature = "async")]
-    pub use enduro_core::{AsyncStore, Blocking, BoxFuture, OffThread};
+    pub use enduro_core::{AsyncStore, Blocking, BoxFuture, Deferred, OffThread};
     pub use enduro_core::{
-        Committed, Encoder, Nudge, Observed, Snapshot, Store, Subscription, Version,
+        Committed, Encoder, Nudge, Observed, OpRecord, Replay, Snapshot, Step, Store, Subscription,
+        Version,
     };
 }
 

@@ -24,7 +24,7 @@ use std::thread;
 use crate::testing::{FailPoint, FaultyStore};
 use crate::{Atom, Error, Options, Store};
 
-use super::{Backend, assert_rising_chain, eventually, recorder};
+use super::{Backend, Tally, TallyOp, assert_rising_chain, eventually, recorder};
 
 /// The stored bytes decoded as JSON of type `T`.
 fn stored_as<B: Backend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource) -> T {
@@ -1622,4 +1622,123 @@ pub fn a_live_atom_tries_a_failed_catch_up_again<B: Backend>(b: &B) {
         "the live atom shows the commit once its checks work again",
         || *live.deref() == 7,
     );
+}
+
+fn tally<B: Backend>(b: &B, r: &B::Resource) -> Atom<Tally> {
+    b.open_with(r, Tally::default(), Options::new().ops())
+        .unwrap()
+}
+
+/// `apply` is a swap whose change is the op: it returns the new value once durable, the
+/// watches see the transition, a validator refuses what it refuses, and a reopened atom
+/// (which replays what the store keeps) reads the same value; an atom opened without
+/// `ops()` applies ops too.
+pub fn apply_is_a_swap_whose_change_is_the_op<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = tally(b, &r);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    atom.add_watch("log", move |old: &Tally, new: &Tally| {
+        log.lock().unwrap().push((old.total, new.total));
+    });
+    assert_eq!(atom.apply(TallyOp::Add(2)).unwrap().total, 2);
+    let noted = atom.apply(TallyOp::Note("hello".into())).unwrap();
+    assert_eq!((noted.total, noted.note.as_deref()), (2, Some("hello")));
+    assert_eq!(atom.apply(TallyOp::Scale(1.5)).unwrap().total, 3);
+    assert_eq!(*seen.lock().unwrap(), [(0, 2), (2, 2), (2, 3)]);
+    atom.set_validator(|t: &Tally| t.total < 10).unwrap();
+    let err = atom.apply(TallyOp::Add(100)).unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    assert_eq!(atom.deref().total, 3, "a refused op changes nothing");
+    // Swaps and ops mix.
+    atom.swap(|t| Tally {
+        total: t.total + 1,
+        note: t.note.clone(),
+    })
+    .unwrap();
+    assert_eq!(atom.apply(TallyOp::Add(1)).unwrap().total, 5);
+    let again = tally(b, &r);
+    assert_eq!(
+        *again.deref(),
+        *atom.deref(),
+        "reopening replays to the same value"
+    );
+    // Without `ops()`, `apply` commits the value it makes.
+    let plain = b.fresh();
+    let whole = b
+        .open_with(&plain, Tally::default(), Options::new())
+        .unwrap();
+    assert_eq!(whole.apply(TallyOp::Add(7)).unwrap().total, 7);
+    let reopened = b
+        .open_with(&plain, Tally::default(), Options::new())
+        .unwrap();
+    assert_eq!(reopened.deref().total, 7);
+}
+
+/// Ops from several threads of two atoms on one resource lose none and apply none twice;
+/// a fresh atom replays to the same total.
+pub fn ops_from_threads_and_two_atoms_are_exact_and_replay_to_the_same_value<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let first = tally(b, &r);
+    let second = tally(b, &r);
+    thread::scope(|s| {
+        for atom in [&first, &second] {
+            for _ in 0..2 {
+                let atom = atom.clone();
+                s.spawn(move || {
+                    for _ in 0..100 {
+                        atom.apply(TallyOp::Add(1)).unwrap();
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(first.refresh().unwrap().total, 400);
+    assert_eq!(second.refresh().unwrap().total, 400);
+    assert_eq!(tally(b, &r).deref().total, 400);
+}
+
+/// An op whose `apply` panics fails its own call (the panic reaches the caller) and
+/// changes nothing; an op that would not read back as itself (a NaN, which JSON cannot
+/// hold) is refused with `Error::Encode` before anything is written. The atom goes on.
+pub fn an_op_that_panics_or_would_not_read_back_changes_nothing<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let atom = tally(b, &r);
+    atom.apply(TallyOp::Add(1)).unwrap();
+    let version = atom.version();
+    let panicked = catch_unwind(AssertUnwindSafe(|| atom.apply(TallyOp::Panic)));
+    assert!(panicked.is_err(), "the panic reaches the caller");
+    let err = atom.apply(TallyOp::Scale(f64::NAN)).unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert!(err.to_string().contains("read back"), "{err}");
+    assert_eq!((atom.deref().total, atom.version()), (1, version));
+    assert_eq!(atom.refresh().unwrap().total, 1);
+    assert_eq!(tally(b, &r).deref().total, 1, "nothing was stored");
+    assert_eq!(atom.apply(TallyOp::Add(1)).unwrap().total, 2);
+}
+
+/// Another atom picks up applied ops with `refresh` and its watches see a chain of
+/// transitions (one per op where the store keeps ops, one in all where it keeps values),
+/// ending at the writer's value.
+pub fn other_atoms_see_applied_ops_as_a_chain_of_transitions<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let writer = tally(b, &r);
+    let reader = tally(b, &r);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    reader.add_watch("log", move |old: &Tally, new: &Tally| {
+        log.lock().unwrap().push((old.total, new.total));
+    });
+    for n in 1..=3 {
+        writer.apply(TallyOp::Add(n)).unwrap();
+    }
+    assert_eq!(reader.refresh().unwrap().total, 6);
+    writer.apply(TallyOp::Add(4)).unwrap();
+    assert_eq!(reader.refresh().unwrap().total, 10);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.first().map(|t| t.0), Some(0));
+    for pair in seen.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "a chain: {seen:?}");
+    }
+    assert_eq!(seen.last().map(|t| t.1), Some(10));
 }

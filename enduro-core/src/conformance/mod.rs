@@ -72,6 +72,41 @@ use std::time::{Duration, Instant};
 
 use crate::{Atom, Committed, Error, Options, Result, Store, Value, Version};
 
+/// The value of the ops cases (see [`Apply`](crate::Apply)): a running total, and the
+/// last note.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
+    /// The sum of every [`TallyOp::Add`].
+    pub total: u64,
+    /// The last [`TallyOp::Note`].
+    pub note: Option<String>,
+}
+
+/// The ops of [`Tally`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum TallyOp {
+    /// Adds to the total.
+    Add(u64),
+    /// Keeps a note.
+    Note(String),
+    /// Scales the total (a float: `NaN` does not survive JSON, so such an op is refused).
+    Scale(f64),
+    /// Panics when applied.
+    Panic,
+}
+
+impl crate::Apply for Tally {
+    type Op = TallyOp;
+    fn apply(&mut self, op: &TallyOp) {
+        match op {
+            TallyOp::Add(n) => self.total += n,
+            TallyOp::Note(note) => self.note = Some(note.clone()),
+            TallyOp::Scale(by) => self.total = (self.total as f64 * by) as u64,
+            TallyOp::Panic => panic!("this op panics on purpose"),
+        }
+    }
+}
+
 /// What the blocking suite needs from a backend.
 pub trait Backend: Send + Sync + 'static {
     /// Names one resource (a file path, a table and key, a memory cell).
@@ -289,6 +324,10 @@ macro_rules! conformance {
             many_live_atoms_each_follow_their_own_resource,
             a_live_atom_takes_a_blank_value_for_a_rewrite_in_progress,
             a_live_atom_tries_a_failed_catch_up_again,
+            apply_is_a_swap_whose_change_is_the_op,
+            ops_from_threads_and_two_atoms_are_exact_and_replay_to_the_same_value,
+            an_op_that_panics_or_would_not_read_back_changes_nothing,
+            other_atoms_see_applied_ops_as_a_chain_of_transitions,
         );
     };
     (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {
@@ -349,6 +388,7 @@ macro_rules! async_conformance {
             async_a_live_atom_follows_other_writers_without_refresh,
             async_a_live_atom_that_writes_too_stays_exact,
             async_a_live_atom_tries_a_failed_catch_up_again,
+            async_ops_from_tasks_are_exact_and_replay_to_the_same_value,
         );
     };
     (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {

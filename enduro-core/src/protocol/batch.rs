@@ -56,6 +56,10 @@ pub(super) struct Batch<T> {
     pub(super) tip: Arc<T>,
     /// Each swap's new value (`None`: it kept the value), in order.
     pub(super) entries: Vec<Option<Arc<T>>>,
+    /// The encoded op of each change, in order, while every change is one.
+    pub(super) ops: Vec<Arc<[u8]>>,
+    /// A change that is not an op joined: the batch commits its value.
+    pub(super) whole: bool,
     /// Without a value to commit, the store must still be asked whether the batch's
     /// base is current.
     pub(super) verify: bool,
@@ -83,6 +87,8 @@ impl<T> Batch<T> {
             after,
             tip,
             entries: Vec::new(),
+            ops: Vec::new(),
+            whole: false,
             verify: false,
             following: false,
             pre_encode: false,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::state::Core;
-use crate::store::{Committed, Observed, Snapshot, Store, Version};
+use crate::store::{Committed, Observed, Replay, Store, Version};
 use crate::value::Value;
 
 /// The store calls a closed batch needs.
@@ -30,6 +30,8 @@ pub(crate) enum Plan<T> {
         expected: Version,
         value: Arc<T>,
         earlier: Vec<Arc<T>>,
+        /// When every change of the batch is an op: the encoded ops, in order.
+        ops: Option<Vec<Arc<[u8]>>>,
     },
     /// The batch was built on one that failed: all of it retries, nothing is stored.
     Abandon,
@@ -41,9 +43,33 @@ pub(crate) enum Call<V> {
     /// Is the resource still at this version?
     Check(Version),
     /// Store `value` over `expected`.
-    Commit { expected: Version, value: V },
+    Commit {
+        expected: Version,
+        value: V,
+        ops: Option<Vec<Arc<[u8]>>>,
+    },
     /// What does the resource hold now?
     Load,
+}
+
+impl<V> Call<V> {
+    /// The same call with its value turned into another form.
+    #[cfg(feature = "async")]
+    pub(crate) fn map_value<W>(self, f: impl FnOnce(V) -> W) -> Call<W> {
+        match self {
+            Call::Check(known) => Call::Check(known),
+            Call::Commit {
+                expected,
+                value,
+                ops,
+            } => Call::Commit {
+                expected,
+                value: f(value),
+                ops,
+            },
+            Call::Load => Call::Load,
+        }
+    }
 }
 
 impl<T> Call<Arc<T>> {
@@ -55,9 +81,14 @@ impl<T> Call<Arc<T>> {
     ) -> Result<Call<Vec<u8>>> {
         Ok(match self {
             Call::Check(known) => Call::Check(known),
-            Call::Commit { expected, value } => Call::Commit {
+            Call::Commit {
+                expected,
+                value,
+                ops,
+            } => Call::Commit {
                 expected,
                 value: encode(&value)?,
+                ops,
             },
             Call::Load => Call::Load,
         })
@@ -68,7 +99,7 @@ impl<T> Call<Arc<T>> {
 pub(crate) enum Answer {
     Checked(Result<Observed>),
     Committed(Result<Committed>),
-    Loaded(Result<Option<Snapshot>>),
+    Loaded(Result<Option<Replay>>),
 }
 
 /// What to do next: a call, or the end.
@@ -83,7 +114,7 @@ pub(crate) enum Stored {
     Nothing,
     Committed(Version),
     /// Someone else committed first; here is what the store holds now (`None`: gone).
-    Conflict(Option<Snapshot>),
+    Conflict(Option<Replay>),
     /// What a check found.
     Observed(Observed),
     /// Nothing was stored.
@@ -96,7 +127,7 @@ pub(crate) enum Stored {
 
 /// What the store held right after a commit whose outcome is unknown.
 pub(crate) enum After {
-    Holds(Snapshot),
+    Holds(Replay),
     /// The resource is gone.
     Gone,
     /// It could not be read.
@@ -126,16 +157,24 @@ impl StoreCalls {
             Plan::Nothing => Next::Stored(Stored::Nothing),
             Plan::Abandon => Next::Stored(Stored::Abandoned),
             Plan::Check(known) => Next::Call(Call::Check(known)),
+            // Ops were checked to read back when they were made, and the values they make
+            // are not stored: no value is encoded for them here.
             Plan::Commit {
                 expected,
                 value,
                 earlier,
+                ops,
             } => match earlier
                 .iter()
+                .filter(|_| ops.is_none())
                 .try_for_each(|value| core.encode(value, &mut io::sink()))
             {
                 Err(e) => Next::Stored(Stored::Failed(e)),
-                Ok(()) => Next::Call(Call::Commit { expected, value }),
+                Ok(()) => Next::Call(Call::Commit {
+                    expected,
+                    value,
+                    ops,
+                }),
             },
         };
         (machine, next)
@@ -186,10 +225,25 @@ pub(crate) fn call_blocking<T: Value>(
 ) -> Answer {
     match call {
         Call::Check(known) => Answer::Checked(store.check(known)),
-        Call::Commit { expected, value } => {
+        Call::Commit {
+            expected,
+            value,
+            ops: None,
+        } => {
             Answer::Committed(store.commit(expected, &mut |out| core.encode_committed(&value, out)))
         }
-        Call::Load => Answer::Loaded(store.load()),
+        Call::Commit {
+            expected,
+            value,
+            ops: Some(ops),
+        } => {
+            core.forget_committing();
+            let ops: Vec<&[u8]> = ops.iter().map(|op| &op[..]).collect();
+            Answer::Committed(store.commit_ops(expected, &ops, &mut |out| {
+                core.encode_committed(&value, out)
+            }))
+        }
+        Call::Load => Answer::Loaded(store.load_replay()),
     }
 }
 
@@ -223,10 +277,10 @@ mod tests {
         };
         let next: Next<u8> = machine.answer(Answer::Committed(Err(lost())));
         assert!(matches!(next, Next::Call(Call::Load)));
-        let found = Snapshot {
+        let found = Replay::from(crate::store::Snapshot {
             bytes: b"1".to_vec(),
             version: Version::new(2, 0),
-        };
+        });
         let next: Next<u8> = machine.answer(Answer::Loaded(Ok(Some(found))));
         assert!(matches!(
             next,

@@ -111,6 +111,7 @@ impl<T: Value> Group<T> {
         mode: Mode,
         pre_encode: bool,
         decide: Decide<'_, T>,
+        op: Option<&Arc<[u8]>>,
     ) -> Result<Entered<T>> {
         let mut state = self.state();
         core.ensure_live()?;
@@ -183,6 +184,10 @@ impl<T: Value> Group<T> {
         };
         if let Some(value) = &new {
             batch.tip = Arc::clone(value);
+            match op {
+                Some(op) => batch.ops.push(Arc::clone(op)),
+                None => batch.whole = true,
+            }
         }
         // A swap that kept the value decided on what it saw; unless the commit of a later
         // value proves that was current, the store must be asked (a refresh, or a
@@ -233,6 +238,7 @@ impl<T: Value> Group<T> {
             }
             Observed::Changed(snapshot) => core.adopt(snapshot)?,
             Observed::Steps(steps) => core.adopt_steps(steps)?,
+            Observed::Replay(replay) => core.adopt_replay(replay)?,
             Observed::Missing => return Err(core.mark_released()),
         };
         state.open_batch(Some(version), None, value);
@@ -285,6 +291,7 @@ impl<T: Value> Group<T> {
                 expected,
                 value: Arc::clone(&batch.tip),
                 earlier,
+                ops: (!batch.whole).then(|| batch.ops.clone()),
             }
         } else if batch.verify {
             Plan::Check(expected)

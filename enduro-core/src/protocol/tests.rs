@@ -61,7 +61,9 @@ fn what<T>(step: &Step<T>) -> &'static str {
 
 fn commit<T: Copy>(step: Step<T>) -> (Version, T) {
     match step {
-        Step::Call(Call::Commit { expected, value }) => (expected, *value),
+        Step::Call(Call::Commit {
+            expected, value, ..
+        }) => (expected, *value),
         other => panic!("expected a commit, got {}", what(&other)),
     }
 }
@@ -142,7 +144,9 @@ fn each_step_another_writer_kept_is_a_transition_of_its_own() {
     let mut txn = Txn::new(&group, &core, mode, add(1));
     assert!(matches!(txn.next(Input::Go), Step::Check(V1)));
     let steps = (2..=4).map(|n| snapshot(&n.to_string(), Version::new(n, 0)));
-    let other = Input::Checked(Ok(Observed::Steps(steps.collect())));
+    let other = Input::Checked(Ok(Observed::Steps(
+        steps.map(crate::store::Step::Value).collect(),
+    )));
     assert_eq!(commit(txn.next(other)), (Version::new(4, 0), 5));
     assert_eq!(done(txn.next(stored(Version::new(5, 0)))), (4, 5));
     assert_eq!(*seen.lock().unwrap(), [(0, 2), (2, 3), (3, 4), (4, 5)]);
@@ -180,9 +184,9 @@ fn a_conflict_reloads_and_runs_f_again() {
     let step = txn.next(Input::Answered(Answer::Committed(Ok(Committed::Conflict))));
     expect(&step, "call: load");
     let v5 = Version::new(5, 0);
-    let step = txn.next(Input::Answered(Answer::Loaded(Ok(Some(snapshot(
-        "10", v5,
-    ))))));
+    let step = txn.next(Input::Answered(Answer::Loaded(Ok(Some(
+        snapshot("10", v5).into(),
+    )))));
     assert_eq!(commit(step), (v5, 11));
     assert_eq!(done(txn.next(stored(Version::new(6, 0)))), (10, 11));
     assert_eq!(runs.get(), 2);
@@ -200,7 +204,9 @@ fn a_lost_acknowledgement_shows_what_is_stored_and_never_runs_again() {
     commit(txn.next(Input::Go));
     let step = txn.next(Input::Answered(Answer::Committed(Err(lost()))));
     expect(&step, "call: load");
-    let step = txn.next(Input::Answered(Answer::Loaded(Ok(Some(snapshot("1", V2))))));
+    let step = txn.next(Input::Answered(Answer::Loaded(Ok(Some(
+        snapshot("1", V2).into(),
+    )))));
     assert!(failed(step).may_have_been_stored());
     assert_eq!(runs.get(), 1, "an uncertain commit must never be repeated");
     assert_eq!(

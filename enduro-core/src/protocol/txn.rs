@@ -126,6 +126,8 @@ pub(crate) struct Txn<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> {
     decide: D,
     /// The last batch failed on a value that does not encode: encode before joining.
     pre_encode: bool,
+    /// The change is this op (encoded), for a store that keeps ops.
+    op: Option<Arc<[u8]>>,
     at: At<T>,
 }
 
@@ -137,8 +139,16 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
             mode,
             decide,
             pre_encode: false,
+            op: None,
             at: At::Entering,
         }
+    }
+
+    /// The change `decide` makes is the op `op` (encoded), which a store that keeps ops
+    /// stores instead of the value.
+    pub(crate) fn with_op(mut self, op: Option<Arc<[u8]>>) -> Self {
+        self.op = op;
+        self
     }
 
     /// Takes `input` (what the last step asked for) and runs the protocol up to the next
@@ -163,7 +173,13 @@ impl<'a, T: Value, D: FnMut(&T) -> Option<Arc<T>>> Txn<'a, T, D> {
         loop {
             at = match at {
                 At::Entering => {
-                    let entered = group.enter(core, self.mode, self.pre_encode, &mut self.decide);
+                    let entered = group.enter(
+                        core,
+                        self.mode,
+                        self.pre_encode,
+                        &mut self.decide,
+                        self.op.as_ref(),
+                    );
                     match entered {
                         Err(e) => return self.finish(Err(e)),
                         Ok(Entered::Check(known)) => return (At::Checking, Step::Check(known)),

@@ -36,8 +36,12 @@ impl Verdict {
                 Verdict::Done
             }
             // Another writer's value: the swaps decided on an old one, so they decide again.
-            Stored::Observed(Observed::Changed(snapshot)) | Stored::Conflict(Some(snapshot)) => {
-                match core.adopt(snapshot) {
+            Stored::Observed(Observed::Changed(snapshot)) => match core.adopt(snapshot) {
+                Ok(_) => retry,
+                Err(e) => Verdict::Fail(e),
+            },
+            Stored::Observed(Observed::Replay(replay)) | Stored::Conflict(Some(replay)) => {
+                match core.adopt_replay(replay) {
                     Ok(_) => retry,
                     Err(e) => Verdict::Fail(e),
                 }
@@ -60,10 +64,10 @@ impl Verdict {
             // apply them twice). Show what the store holds, and say so.
             Stored::Uncertain(error, found) => {
                 match found {
-                    After::Holds(snapshot) if snapshot.version != core.current().1 => {
+                    After::Holds(replay) if replay.version() != core.current().1 => {
                         // Data that does not decode stays in the store for the next swap
                         // to report; this swap reports the unknown outcome.
-                        let _ = core.adopt(snapshot);
+                        let _ = core.adopt_replay(replay);
                     }
                     After::Gone => {
                         core.mark_released();

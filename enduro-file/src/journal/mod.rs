@@ -71,6 +71,50 @@ const RECORD_MAGIC: [u8; 4] = *b"EJR1";
 pub(crate) const HEAD: usize = 48;
 /// A record holding a whole encoded value.
 const KIND_VALUE: u32 = 0;
+/// A record holding ops (see `enduro::Apply`): the head's count says how many; the
+/// payload is each op as a 4-byte little-endian length and the encoded op. Each op is a
+/// generation of its own.
+const KIND_OPS: u32 = 1;
+
+/// What a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A whole value.
+    Value,
+    /// This many ops.
+    Ops(u32),
+}
+
+impl Kind {
+    /// How many generations the record takes.
+    fn generations(self) -> u64 {
+        match self {
+            Kind::Value => 1,
+            Kind::Ops(count) => u64::from(count),
+        }
+    }
+}
+
+/// Appends `ops` to `record` as an ops record's payload.
+pub(crate) fn put_ops(record: &mut Vec<u8>, ops: &[&[u8]]) {
+    for op in ops {
+        record.extend_from_slice(&(op.len() as u32).to_le_bytes());
+        record.extend_from_slice(op);
+    }
+}
+
+/// One value or op read from the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Item {
+    /// The generation it made.
+    pub(crate) generation: u64,
+    /// Where its record is.
+    pub(crate) at: u64,
+    /// For an op: its place in its record, and how many the record holds.
+    pub(crate) op: Option<(u32, u32)>,
+    /// The encoded value or op.
+    pub(crate) bytes: Vec<u8>,
+}
 
 /// CRC-32 (IEEE) of `bytes`.
 pub(crate) fn crc(bytes: &[u8]) -> u32 {
@@ -161,8 +205,11 @@ pub(crate) struct Cursor {
     pub(crate) tail: u64,
     /// The generation of the last record read (the base's when there is none).
     pub(crate) generation: u64,
-    /// Where the last record is, when there is one.
+    /// Where the last value record is, when there is one (else the snapshot is the last
+    /// value).
     pub(crate) last: Option<u64>,
+    /// Whether ops follow the last value.
+    pub(crate) ops: bool,
 }
 
 impl Cursor {
@@ -172,6 +219,7 @@ impl Cursor {
             tail: FIRST,
             generation: base.generation,
             last: None,
+            ops: false,
         }
     }
 }
@@ -371,7 +419,13 @@ mod tests {
         let mut cursor = Cursor::start(&base);
         for n in 1..=3u8 {
             cursor = j
-                .append("test", &base, cursor, &mut record(&vec![n; 5000]))
+                .append(
+                    "test",
+                    &base,
+                    cursor,
+                    &mut record(&vec![n; 5000]),
+                    Kind::Value,
+                )
                 .expect("append");
         }
         assert_eq!(cursor.generation, 6);
@@ -380,7 +434,9 @@ mod tests {
             .scan(&base, Cursor::start(&base), true, false)
             .expect("scan");
         assert_eq!(scan.cursor, cursor);
-        assert_eq!(scan.last, Some(vec![3; 5000]));
+        let last = scan.items.last().map(|item| item.bytes.clone());
+        assert_eq!(last, Some(vec![3; 5000]));
+        assert_eq!(scan.items.len(), 1, "without steps, from the last value on");
         // A torn fourth record: cut, not an error.
         j.file
             .write_all_at(b"EJR1garbage", cursor.tail)
@@ -409,6 +465,82 @@ mod tests {
     }
 
     #[test]
+    fn ops_records_take_one_generation_per_op_and_read_back_after_the_last_value() {
+        let base = Base::new(b"0", 10);
+        let dir = tempfile::tempdir().expect("dir");
+        let mut j = journal(dir.path(), &base);
+        let mut cursor = Cursor::start(&base);
+        let ops = |ops: &[&[u8]]| {
+            let mut r = vec![0u8; HEAD];
+            put_ops(&mut r, ops);
+            r
+        };
+        cursor = j
+            .append(
+                "test",
+                &base,
+                cursor,
+                &mut ops(&[b"a", b"", b"bc"]),
+                Kind::Ops(3),
+            )
+            .expect("ops");
+        assert_eq!(
+            (cursor.generation, cursor.last, cursor.ops),
+            (13, None, true)
+        );
+        let value_at = cursor.tail;
+        cursor = j
+            .append("test", &base, cursor, &mut record(b"V"), Kind::Value)
+            .expect("value");
+        assert_eq!(
+            (cursor.generation, cursor.last, cursor.ops),
+            (14, Some(value_at), false)
+        );
+        cursor = j
+            .append("test", &base, cursor, &mut ops(&[b"d"]), Kind::Ops(1))
+            .expect("ops");
+        assert_eq!(cursor.generation, 15);
+        // Every item, with steps; from the last value on, without.
+        let all = j
+            .scan(&base, Cursor::start(&base), true, true)
+            .expect("scan");
+        type Seen<'a> = (u64, Option<(u32, u32)>, &'a [u8]);
+        let seen: Vec<Seen> = all
+            .items
+            .iter()
+            .map(|i| (i.generation, i.op, &i.bytes[..]))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (11, Some((0, 3)), &b"a"[..]),
+                (12, Some((1, 3)), &b""[..]),
+                (13, Some((2, 3)), &b"bc"[..]),
+                (14, None, &b"V"[..]),
+                (15, Some((0, 1)), &b"d"[..]),
+            ]
+        );
+        assert!(all.steps);
+        assert_eq!(all.cursor, cursor);
+        let tail = j
+            .scan(&base, Cursor::start(&base), true, false)
+            .expect("scan");
+        assert_eq!(tail.items.len(), 2);
+        assert_eq!(tail.items[0].bytes, b"V");
+        // An ops record whose count does not match its contents: damage, named.
+        let at = cursor.tail;
+        j.append("test", &base, cursor, &mut ops(&[b"x"]), Kind::Ops(2))
+            .expect("append");
+        let err = j
+            .scan(&base, Cursor::start(&base), true, false)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { offset, reason, .. } if *offset == at && reason.contains("2 ops")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_restarted_journal_ignores_the_old_records() {
         let base = Base::new(b"0", 1);
         let dir = tempfile::tempdir().expect("dir");
@@ -416,7 +548,7 @@ mod tests {
         let mut cursor = Cursor::start(&base);
         for _ in 0..3 {
             cursor = j
-                .append("test", &base, cursor, &mut record(b"x"))
+                .append("test", &base, cursor, &mut record(b"x"), Kind::Value)
                 .expect("append");
         }
         let next = Base::new(b"x", cursor.generation);
@@ -426,7 +558,7 @@ mod tests {
             .scan(&next, Cursor::start(&next), true, false)
             .expect("scan");
         assert_eq!(scan.cursor, Cursor::start(&next));
-        assert_eq!(scan.last, None);
+        assert!(scan.items.is_empty());
         assert_eq!(scan.torn, None);
     }
 }

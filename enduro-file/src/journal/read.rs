@@ -3,7 +3,8 @@
 use enduro_core::{Error, Result};
 
 use super::{
-    BLOCK, Base, Cursor, FIRST, HEAD, Journal, KIND_VALUE, RECORD_MAGIC, crc, half, span, word,
+    BLOCK, Base, Cursor, FIRST, HEAD, Item, Journal, KIND_OPS, KIND_VALUE, Kind, RECORD_MAGIC, crc,
+    half, span, word,
 };
 
 /// How many bytes of earlier records a scan keeps for [`Scan::earlier`]; a reader that
@@ -14,11 +15,12 @@ const EARLIER_CAP: usize = 64 << 20;
 #[derive(Debug)]
 pub(crate) struct Scan {
     pub(crate) cursor: Cursor,
-    /// The payload of the last record read, if any was.
-    pub(crate) last: Option<Vec<u8>>,
-    /// When asked for: the records read before the last one, with their generations,
-    /// oldest first (none once they pass [`EARLIER_CAP`] bytes).
-    pub(crate) earlier: Vec<(u64, Vec<u8>)>,
+    /// The values and ops read, oldest first: every one when [`steps`](Scan::steps),
+    /// else the last value read and the ops after it (only ops when no value was read).
+    pub(crate) items: Vec<Item>,
+    /// Whether `items` holds every value and op read (asked for, and less than
+    /// [`EARLIER_CAP`] bytes of them).
+    pub(crate) steps: bool,
     /// A bad record at the tail (offset, space it may take): a crash's torn write.
     pub(crate) torn: Option<(u64, u64)>,
 }
@@ -27,6 +29,7 @@ pub(crate) struct Scan {
 enum Read {
     Record {
         follows: u64,
+        kind: Kind,
         payload: Vec<u8>,
     },
     /// Zeros, or the end of the file: nothing was ever written here.
@@ -34,10 +37,7 @@ enum Read {
     /// A good record of another epoch: space reused after a compaction.
     Stale,
     /// Anything else: a torn or damaged record; `span` is the space it may take.
-    Bad {
-        span: u64,
-        why: String,
-    },
+    Bad { span: u64, why: String },
 }
 
 impl Journal {
@@ -85,23 +85,53 @@ impl Journal {
         if word(&bytes, 8) != epoch {
             return Ok(Read::Stale);
         }
-        let kind = half(&bytes, 24);
-        if kind != KIND_VALUE {
-            return Err(Error::Corrupt {
-                path: self.path.clone(),
-                offset: at,
-                reason: format!(
-                    "the record is of kind {kind}, which this version of enduro does not \
-                     know (written by a newer enduro?); open it with that version"
-                ),
-            });
-        }
+        let kind = match (half(&bytes, 24), half(&bytes, 28)) {
+            (KIND_VALUE, _) => Kind::Value,
+            (KIND_OPS, count) if count > 0 => Kind::Ops(count),
+            (code, _) => {
+                return Err(Error::Corrupt {
+                    path: self.path.clone(),
+                    offset: at,
+                    reason: format!(
+                        "the record is of kind {code}, which this version of enduro does \
+                         not know (written by a newer enduro?); open it with that version"
+                    ),
+                });
+            }
+        };
         let follows = word(&bytes, 16);
         bytes.drain(..HEAD);
         Ok(Read::Record {
             follows,
+            kind,
             payload: bytes,
         })
+    }
+
+    /// The ops of an ops record at `at` (its checksum was good: a payload that does not
+    /// split into `count` ops was written so, and is reported as damage).
+    fn split_ops(&self, at: u64, payload: &[u8], count: u32) -> Result<Vec<Vec<u8>>> {
+        let mut ops = Vec::with_capacity(count as usize);
+        let mut rest = payload;
+        while rest.len() >= 4 && ops.len() < count as usize {
+            let len = half(rest, 0) as usize;
+            let Some(op) = rest.get(4..4 + len) else {
+                break;
+            };
+            ops.push(op.to_vec());
+            rest = &rest[4 + len..];
+        }
+        if ops.len() != count as usize || !rest.is_empty() {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                offset: at,
+                reason: format!(
+                    "the record says it holds {count} ops, but its contents do not split \
+                     into {count} ops"
+                ),
+            });
+        }
+        Ok(ops)
     }
 
     /// Reads the records of the journal of `base` from `from` on, keeping the last
@@ -110,35 +140,64 @@ impl Journal {
     /// corruption (an error naming the offset).
     pub(crate) fn scan(&self, base: &Base, from: Cursor, check: bool, steps: bool) -> Result<Scan> {
         let mut cursor = from;
-        let mut last: Option<Vec<u8>> = None;
-        let mut earlier = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
         let mut kept = 0;
         let mut steps = steps;
-        let done = |cursor, last, earlier, torn| {
+        let done = |cursor, items, steps, torn| {
             Ok(Scan {
                 cursor,
-                last,
-                earlier,
+                items,
+                steps,
                 torn,
             })
         };
         loop {
             match self.read(cursor.tail, base.epoch)? {
-                Read::Record { follows, payload } if follows == cursor.generation => {
-                    if let Some(previous) = last.take()
-                        && steps
-                    {
-                        kept += previous.len();
-                        earlier.push((cursor.generation, previous));
-                        if kept > EARLIER_CAP {
-                            earlier = Vec::new();
-                            steps = false;
+                Read::Record {
+                    follows,
+                    kind,
+                    payload,
+                } if follows == cursor.generation => {
+                    let at = cursor.tail;
+                    cursor.tail += span(payload.len() as u64);
+                    cursor.generation += kind.generations();
+                    match kind {
+                        Kind::Value => {
+                            if !steps {
+                                items.clear();
+                                kept = 0;
+                            }
+                            kept += payload.len();
+                            items.push(Item {
+                                generation: cursor.generation,
+                                at,
+                                op: None,
+                                bytes: payload,
+                            });
+                            cursor.last = Some(at);
+                            cursor.ops = false;
+                        }
+                        Kind::Ops(count) => {
+                            let ops = self.split_ops(at, &payload, count)?;
+                            for (index, op) in ops.into_iter().enumerate() {
+                                kept += op.len();
+                                items.push(Item {
+                                    generation: follows + 1 + index as u64,
+                                    at,
+                                    op: Some((index as u32, count)),
+                                    bytes: op,
+                                });
+                            }
+                            cursor.ops = true;
                         }
                     }
-                    cursor.last = Some(cursor.tail);
-                    cursor.tail += span(payload.len() as u64);
-                    cursor.generation += 1;
-                    last = Some(payload);
+                    if steps && kept > EARLIER_CAP {
+                        // Too far behind for one step per commit: from the last value on.
+                        steps = false;
+                        if let Some(last) = items.iter().rposition(|item| item.op.is_none()) {
+                            items.drain(..last);
+                        }
+                    }
                 }
                 Read::Record { follows, .. } => {
                     return Err(Error::Corrupt {
@@ -151,26 +210,31 @@ impl Journal {
                         ),
                     });
                 }
-                Read::Zero => return done(cursor, last, earlier, None),
+                Read::Zero => return done(cursor, items, steps, None),
                 Read::Stale | Read::Bad { .. } if !check => {
-                    return done(cursor, last, earlier, None);
+                    return done(cursor, items, steps, None);
                 }
                 Read::Stale => {
                     self.nothing_after(base, cursor, "a record of an earlier journal")?;
-                    return done(cursor, last, earlier, None);
+                    return done(cursor, items, steps, None);
                 }
                 Read::Bad { span, why } => {
                     self.nothing_after(base, cursor, &why)?;
-                    return done(cursor, last, earlier, Some((cursor.tail, span)));
+                    return done(cursor, items, steps, Some((cursor.tail, span)));
                 }
             }
         }
     }
 
-    /// The payload of the record at `at` (read before, so it must be good).
-    pub(crate) fn payload(&self, base: &Base, at: u64) -> Result<Vec<u8>> {
+    /// The payload of the value record at `at` (read before, so it must be good), and
+    /// the generation it made.
+    pub(crate) fn payload(&self, base: &Base, at: u64) -> Result<(u64, Vec<u8>)> {
         match self.read(at, base.epoch)? {
-            Read::Record { payload, .. } => Ok(payload),
+            Read::Record {
+                follows,
+                kind: Kind::Value,
+                payload,
+            } => Ok((follows + 1, payload)),
             _ => Err(Error::Corrupt {
                 path: self.path.clone(),
                 offset: at,

@@ -8,8 +8,8 @@ use std::path::Path;
 use enduro_core::{Error, Result};
 
 use super::{
-    BLOCK, Base, COPY, COPY_B, Cursor, FIRST, GROW, HEAD, Journal, KIND_VALUE, RECORD_MAGIC, crc,
-    span,
+    BLOCK, Base, COPY, COPY_B, Cursor, FIRST, GROW, HEAD, Journal, KIND_OPS, KIND_VALUE, Kind,
+    RECORD_MAGIC, crc, span,
 };
 
 impl Journal {
@@ -115,8 +115,9 @@ impl Journal {
         Ok(())
     }
 
-    /// Appends `record` (a [`HEAD`]-byte gap, then the payload) after `cursor`, as the
-    /// record following its generation in the journal of `base`, and flushes it once.
+    /// Appends `record` (a [`HEAD`]-byte gap, then the payload) of kind `kind` after
+    /// `cursor`, as the record following its generation in the journal of `base`, and
+    /// flushes it once.
     /// On an error, the record is not in the journal: a failed flush zeroes it again
     /// (flushed), and when even that fails the error is [`Error::Uncertain`].
     pub(crate) fn append(
@@ -125,6 +126,7 @@ impl Journal {
         base: &Base,
         cursor: Cursor,
         record: &mut [u8],
+        kind: Kind,
     ) -> Result<Cursor> {
         let len = (record.len() - HEAD) as u64;
         let span = span(len);
@@ -133,8 +135,12 @@ impl Journal {
         record[..4].copy_from_slice(&RECORD_MAGIC);
         record[8..16].copy_from_slice(&base.epoch.to_le_bytes());
         record[16..24].copy_from_slice(&cursor.generation.to_le_bytes());
-        record[24..28].copy_from_slice(&KIND_VALUE.to_le_bytes());
-        record[28..32].fill(0);
+        let (code, count) = match kind {
+            Kind::Value => (KIND_VALUE, 0),
+            Kind::Ops(count) => (KIND_OPS, count),
+        };
+        record[24..28].copy_from_slice(&code.to_le_bytes());
+        record[28..32].copy_from_slice(&count.to_le_bytes());
         record[32..40].copy_from_slice(&len.to_le_bytes());
         record[40..48].fill(0);
         let check = crc(&record[8..]);
@@ -161,10 +167,16 @@ impl Journal {
                 },
             });
         }
+        let value = kind == Kind::Value;
         Ok(Cursor {
             tail: cursor.tail + span,
-            generation: cursor.generation + 1,
-            last: Some(cursor.tail),
+            generation: cursor.generation + kind.generations(),
+            last: if value {
+                Some(cursor.tail)
+            } else {
+                cursor.last
+            },
+            ops: !value,
         })
     }
 }

@@ -13,6 +13,8 @@
 //! worker append PATH WRITER N  "ready", waits for a line on stdin, appends
 //!                              [WRITER, SEQ] for SEQ in 0..N to a list,
 //!                              printing "ack WRITER SEQ" after each swap
+//! worker apply PATH WRITER N   as `append`, with ops: the atom (a [`Log`],
+//!                              opened with `ops()`) applies (WRITER, SEQ)
 //! worker append-threads PATH WRITER THREADS N
 //!                              the same from THREADS threads sharing one
 //!                              atom (so their swaps share group commits):
@@ -201,6 +203,7 @@ fn run(args: &[String]) -> Result {
     match args.as_slice() {
         ["count", path, n] => count(path, number(n)?),
         ["append", path, writer, n] => append(path, number(writer)?, number(n)?),
+        ["apply", path, writer, n] => apply(path, number(writer)?, number(n)?),
         ["append-threads", path, writer, threads, n] => {
             append_threads(path, number(writer)?, number(threads)?, number(n)?)
         }
@@ -261,6 +264,30 @@ fn append(path: &str, writer: u64, n: u64) -> Result {
             list
         })
         .map_err(|e| e.to_string())?;
+        say(&format!("ack {writer} {seq}"))?;
+    }
+    say("done")
+}
+
+/// A list that grows by ops: each op appends one `(writer, seq)` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Log(pub Vec<(u64, u64)>);
+
+impl enduro_core::Apply for Log {
+    type Op = (u64, u64);
+    fn apply(&mut self, entry: &(u64, u64)) {
+        self.0.push(*entry);
+    }
+}
+
+fn apply(path: &str, writer: u64, n: u64) -> Result {
+    let atom = builder(path)
+        .ops()
+        .open(Log::default())
+        .map_err(|e| e.to_string())?;
+    ready_then_wait()?;
+    for seq in 0..n {
+        atom.apply((writer, seq)).map_err(|e| e.to_string())?;
         say(&format!("ack {writer} {seq}"))?;
     }
     say("done")

@@ -1,0 +1,346 @@
+//! Ops in journal mode, from outside: what lies on disk (small op records, the data file
+//! left as the snapshot), replay at open, other handles applying ops they have not seen
+//! (one transition per op), plain handles committing over ops, compaction, and bad data:
+//! an op that does not decode or panics during replay is an error naming the record, and
+//! nothing is written.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use enduro_core::Store;
+use enduro_core::conformance::eventually;
+use enduro_core::{Apply, Atom, Error, Value};
+use enduro_file::{FileAtom, FileStore};
+use serde::{Deserialize, Serialize};
+
+const BLOCK: usize = 4096;
+
+/// A map changed one key at a time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Map(BTreeMap<String, String>);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Edit {
+    Set(String, String),
+    Remove(String),
+}
+
+impl Apply for Map {
+    type Op = Edit;
+    fn apply(&mut self, op: &Edit) {
+        match op {
+            Edit::Set(k, v) => {
+                self.0.insert(k.clone(), v.clone());
+            }
+            Edit::Remove(k) => {
+                self.0.remove(k);
+            }
+        }
+    }
+}
+
+fn big_map(entries: usize) -> Map {
+    Map((0..entries)
+        .map(|i| {
+            (
+                format!("key-{i:06}"),
+                format!("value number {i} of the map"),
+            )
+        })
+        .collect())
+}
+
+fn ops_atom<T: Value + Apply>(path: &Path, init: T) -> Atom<T> {
+    FileAtom::builder(path)
+        .journal(true)
+        .ops()
+        .open(init)
+        .unwrap()
+}
+
+fn journal_path(path: &Path) -> PathBuf {
+    FileStore::open(path).unwrap().journal_path().to_path_buf()
+}
+
+/// Every file in `dir`, by name, with its bytes.
+fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// The (kind, count) of each record of the journal at `journal`, in order.
+fn records(journal: &Path) -> Vec<(u32, u32)> {
+    let bytes = fs::read(journal).unwrap();
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut found = Vec::new();
+    let mut at = BLOCK;
+    while at + 48 <= bytes.len() && &bytes[at..at + 4] == b"EJR1" {
+        found.push((word(at + 24), word(at + 28)));
+        let len = u64::from_le_bytes(bytes[at + 32..at + 40].try_into().unwrap()) as usize;
+        at += (48 + len).div_ceil(BLOCK) * BLOCK;
+    }
+    found
+}
+
+#[test]
+fn ops_are_appended_as_small_records_and_replayed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map.json");
+    let atom = ops_atom(&path, big_map(3000));
+    let snapshot = fs::read(&path).unwrap();
+    assert!(
+        snapshot.len() > 100_000,
+        "a value of {} bytes",
+        snapshot.len()
+    );
+    for i in 0..20 {
+        atom.apply(Edit::Set(format!("key-{i:06}"), format!("changed {i}")))
+            .unwrap();
+    }
+    atom.apply(Edit::Remove("key-002999".into())).unwrap();
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        snapshot,
+        "the data file is the snapshot"
+    );
+    // One op record (kind 1, one op) per apply, each in one block: not the value.
+    let journal = journal_path(&path);
+    assert_eq!(records(&journal), vec![(1, 1); 21]);
+    let again = ops_atom(&path, Map::default());
+    assert_eq!(*again.deref(), *atom.deref(), "replayed at open");
+    assert_eq!(again.deref().0["key-000007"], "changed 7");
+    assert!(!again.deref().0.contains_key("key-002999"));
+    // `load` has no whole value to give; `load_replay` gives the snapshot and the ops.
+    let store = FileStore::open(&path).unwrap();
+    let err = store.load().unwrap_err();
+    assert!(matches!(err, Error::Replay { .. }), "{err}");
+    let replay = store.load_replay().unwrap().unwrap();
+    assert_eq!(replay.base.bytes, snapshot);
+    assert_eq!(replay.ops.len(), 21);
+    assert_eq!(replay.version(), atom.version());
+}
+
+#[test]
+fn other_handles_see_one_transition_per_op_by_refresh_and_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map.json");
+    let writer = ops_atom(&path, Map::default());
+    let reader = ops_atom(&path, Map::default());
+    let live = FileAtom::builder(&path)
+        .journal(true)
+        .ops()
+        .live(true)
+        .open(Map::default())
+        .unwrap();
+    let sizes = |atom: &Atom<Map>| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        atom.add_watch("sizes", move |old: &Map, new: &Map| {
+            log.lock().unwrap().push((old.0.len(), new.0.len()));
+        });
+        seen
+    };
+    let (read, followed) = (sizes(&reader), sizes(&live));
+    for burst in 0..3 {
+        for i in 0..5 {
+            let key = format!("k{burst}-{i}");
+            writer.apply(Edit::Set(key, "v".into())).unwrap();
+        }
+        reader.refresh().unwrap();
+    }
+    eventually("the live atom at 15 entries", || live.deref().0.len() == 15);
+    eventually("the live atom's watch at 15", || {
+        followed.lock().unwrap().last() == Some(&(14, 15))
+    });
+    let steps: Vec<(usize, usize)> = (0..15).map(|n| (n, n + 1)).collect();
+    assert_eq!(
+        *read.lock().unwrap(),
+        steps,
+        "refresh: one transition per op"
+    );
+    assert_eq!(
+        *followed.lock().unwrap(),
+        steps,
+        "live: one transition per op"
+    );
+    assert_eq!(*reader.deref(), *writer.deref());
+}
+
+/// A value whose op is a number, for the bad-data cases: `Strict` panics on 13 and takes
+/// ops of another shape than `Loose` writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Strict(u64);
+
+impl Apply for Strict {
+    type Op = u64;
+    fn apply(&mut self, n: &u64) {
+        assert_ne!(*n, 13, "13 is refused");
+        self.0 += n;
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Loose(u64);
+
+impl Apply for Loose {
+    type Op = serde_json::Value;
+    fn apply(&mut self, op: &serde_json::Value) {
+        self.0 += op.as_u64().unwrap_or(0);
+    }
+}
+
+/// Writes `ops` to a new journal at `dir/n.json` through a `Loose` atom.
+fn loose_journal(dir: &Path, ops: &[serde_json::Value]) -> PathBuf {
+    let path = dir.join("n.json");
+    let atom = ops_atom(&path, Loose(1));
+    for op in ops {
+        atom.apply(op.clone()).unwrap();
+    }
+    path
+}
+
+#[test]
+fn an_op_that_does_not_decode_is_an_error_naming_the_record_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = loose_journal(dir.path(), &[2.into(), "two".into(), 3.into()]);
+    let before = contents(dir.path());
+    for attempt in 0..2 {
+        let err = FileAtom::builder(&path)
+            .journal(true)
+            .ops()
+            .open(Strict(0))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Replay { .. }), "{text}");
+        assert!(
+            text.contains(&format!("byte {}", 2 * BLOCK)) && text.contains("enduro-journal"),
+            "names the second record: {text}"
+        );
+        assert!(text.contains("Strict"), "names the type: {text}");
+        assert_eq!(
+            contents(dir.path()),
+            before,
+            "attempt {attempt}: nothing written"
+        );
+    }
+    // A plain handle refuses it too, and writes nothing.
+    let err = FileAtom::builder(&path).ops().open(Strict(0)).unwrap_err();
+    assert!(matches!(err, Error::Replay { .. }), "{err}");
+    assert_eq!(contents(dir.path()), before);
+}
+
+#[test]
+fn an_op_that_panics_during_replay_is_an_error_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = loose_journal(dir.path(), &[2.into(), 13.into(), 3.into()]);
+    let before = contents(dir.path());
+    let err = FileAtom::builder(&path)
+        .journal(true)
+        .ops()
+        .open(Strict(0))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Replay { .. }), "{text}");
+    assert!(
+        text.contains("panicked") && text.contains("13 is refused"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("byte {}", 2 * BLOCK)), "{text}");
+    assert_eq!(contents(dir.path()), before);
+    // The atom that wrote them, and a fresh one of its type, read on.
+    assert_eq!(ops_atom(&path, Loose(0)).deref().0, 19);
+}
+
+#[test]
+fn an_atom_opened_without_ops_refuses_a_journal_of_ops_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = loose_journal(dir.path(), &[2.into()]);
+    let before = contents(dir.path());
+    for err in [
+        FileAtom::builder(&path)
+            .journal(true)
+            .open(Loose(0))
+            .unwrap_err(),
+        enduro_file::file_atom(Loose(0), &path).unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(matches!(err, Error::Replay { .. }), "{text}");
+        assert!(text.contains("ops()"), "{text}");
+    }
+    assert_eq!(contents(dir.path()), before);
+}
+
+#[test]
+fn a_plain_handle_commits_over_ops_and_loses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map.json");
+    let journaled = ops_atom(&path, big_map(100));
+    for i in 0..5 {
+        journaled
+            .apply(Edit::Set(format!("new-{i}"), "x".into()))
+            .unwrap();
+    }
+    let plain = FileAtom::builder(&path).ops().open(Map::default()).unwrap();
+    assert_eq!(
+        plain.deref().0.len(),
+        105,
+        "the plain handle replays the ops"
+    );
+    plain.apply(Edit::Remove("new-0".into())).unwrap();
+    plain
+        .swap(|m| {
+            let mut m = m.clone();
+            m.0.insert("swapped".into(), "y".into());
+            m
+        })
+        .unwrap();
+    assert_eq!(journaled.refresh().unwrap().0.len(), 105);
+    assert!(journaled.deref().0.contains_key("swapped"));
+    journaled.apply(Edit::Remove("new-1".into())).unwrap();
+    let expected = journaled.deref().0.clone();
+    assert_eq!(plain.refresh().unwrap().0, expected);
+    assert_eq!(ops_atom(&path, Map::default()).deref().0, expected);
+    let whole = FileAtom::builder(&path).ops().open(Map::default()).unwrap();
+    assert_eq!(whole.deref().0, expected);
+}
+
+#[test]
+fn compaction_writes_the_value_when_ops_pile_up_so_replay_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map.json");
+    let limit = 16 * BLOCK as u64;
+    let open = || {
+        FileAtom::builder(&path)
+            .journal(true)
+            .journal_limit(limit)
+            .ops()
+            .open(Map::default())
+            .unwrap()
+    };
+    let atom = open();
+    for i in 0..100 {
+        atom.apply(Edit::Set(format!("k{i:03}"), "v".into()))
+            .unwrap();
+        let records = records(&journal_path(&path)).len() as u64;
+        assert!(
+            records * BLOCK as u64 <= limit + BLOCK as u64,
+            "after op {i}: {records} records of 4 KiB pile up past the bound of {limit} bytes"
+        );
+    }
+    let snapshot: Map = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert!(
+        snapshot.0.len() >= 100 - 17,
+        "the data file holds a compacted value of {} entries",
+        snapshot.0.len()
+    );
+    assert_eq!(open().deref().0.len(), 100);
+}
