@@ -1,7 +1,12 @@
 //! Ops: changes named by the value type, stored as themselves where the store can.
 
+use std::sync::{Arc, Weak};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::state::Core;
+use crate::value::Value;
 
 /// A value that names its own changes: an operation type and how to apply one.
 ///
@@ -14,11 +19,16 @@ use serde::de::DeserializeOwned;
 /// version of your program that may read the journal. It must not read the clock, a
 /// random number or anything outside `self` and `op`.
 ///
-/// Each op is applied to a copy of the current value (the atom keeps the current value
-/// for [`deref`](crate::Atom::deref) until the change is durable), so pick a value type
-/// whose copy is cheap when the value is large: a persistent map (`imbl::OrdMap`,
-/// `imbl::HashMap`) copies in constant time, where a `BTreeMap` of 190,000 entries takes
-/// milliseconds. See the README's "Appropriate usage".
+/// The atom keeps the current value for [`deref`](crate::Atom::deref) until a change is
+/// durable, so an op cannot change it in place. Instead, the atom keeps the value that
+/// was current before the last op: when nobody else holds it any more (no `deref` result
+/// kept, watches done), the next op brings it up to date with the last op and applies
+/// itself to it — two applies, no copy. Otherwise (someone holds it, a swap or another
+/// writer's commit came in between, or several ops share one commit) the op is applied
+/// to a copy of the current value. So a plain `BTreeMap` costs a copy only when
+/// something else holds the old value, at the price of keeping two values in memory;
+/// a persistent map (`imbl::OrdMap`, `imbl::HashMap`) copies in constant time and shares
+/// most of its memory between the two. See the README's "Appropriate usage".
 ///
 /// Ops travel as `serde_json::Value` on their way to and from the codec, so they need a
 /// self-describing codec (JSON, the default, is one) and must survive that round trip:
@@ -65,4 +75,47 @@ pub trait Apply: Clone {
     /// Applies `op` to the value. Deterministic; a panic fails the `apply` call that made
     /// it and changes nothing.
     fn apply(&mut self, op: &Self::Op);
+}
+
+/// The atom's last op, kept with the value it was applied to: see [`next`].
+struct Spare<T: Apply> {
+    /// The value before the op (current until the op's value was published).
+    value: Arc<T>,
+    op: Arc<T::Op>,
+    /// The value the op made.
+    made: Weak<T>,
+}
+
+/// `current` (the batch's latest value) with `op` applied. When `current` is the value
+/// the last op made, and the value before it is no longer held by anyone but the spare,
+/// that one is brought up to date with the last op and takes this one: no copy of the
+/// value. Otherwise `current` is copied.
+pub(crate) fn next<T: Value + Apply>(core: &Core<T>, current: &T, op: &Arc<T::Op>) -> Arc<T>
+where
+    T::Op: Send + Sync,
+{
+    let recycled = core
+        .take_spare()
+        .and_then(|spare| spare.downcast::<Spare<T>>().ok())
+        .filter(|spare| std::ptr::eq(spare.made.as_ptr(), current))
+        .and_then(|spare| {
+            let Spare { value, op, .. } = *spare;
+            let mut value = Arc::try_unwrap(value).ok()?;
+            value.apply(&op);
+            Some(value)
+        });
+    let mut next = recycled.unwrap_or_else(|| current.clone());
+    next.apply(op);
+    let next = Arc::new(next);
+    // Only the published value becomes a spare: a batch's pending values are held by
+    // the batch until it settles.
+    let (published, _) = core.current();
+    if std::ptr::eq(&*published, current) {
+        core.keep_spare(Box::new(Spare {
+            value: published,
+            op: Arc::clone(op),
+            made: Arc::downgrade(&next),
+        }));
+    }
+    next
 }

@@ -704,11 +704,8 @@ where
         } else {
             (None, op)
         };
-        let decide = move |current: &T| {
-            let mut next = current.clone();
-            next.apply(&op);
-            Some(Arc::new(next))
-        };
+        let op = Arc::new(op);
+        let decide = move |current: &T| Some(crate::apply::next(core, current, &op));
         self.transact_op("apply", Purpose::Change, decide, bytes)
             .await
             .map(|o| o.new)

@@ -628,11 +628,8 @@ impl<T: Value + Apply> Atom<T> {
         } else {
             (None, op)
         };
-        let decide = |current: &T| {
-            let mut next = current.clone();
-            next.apply(&op);
-            Some(Arc::new(next))
-        };
+        let op = Arc::new(op);
+        let decide = |current: &T| Some(crate::apply::next(core, current, &op));
         self.transact_op("apply", Purpose::Change, decide, bytes)
             .map(|o| o.new)
     }

@@ -150,6 +150,9 @@ pub(crate) struct Core<T> {
     data: Arc<dyn TypedCodec<serde_json::Value>>,
     /// How to apply a stored op, when the atom was opened with `ops()`.
     ops: Option<Replayer<T>>,
+    /// A value that was current before the last op, kept to be brought up to date by that
+    /// op instead of copying the current value (see `apply::next`).
+    spare: Mutex<Option<Box<dyn std::any::Any + Send + Sync>>>,
     /// The value for async code awaiting changes, updated as the watches are shown each
     /// transition.
     #[cfg(feature = "async")]
@@ -205,6 +208,7 @@ impl<T: Value> Core<T> {
             codec: options.codec,
             data: options.data,
             ops: options.ops,
+            spare: Mutex::new(None),
             #[cfg(feature = "async")]
             changes: tokio::sync::watch::Sender::new(Arc::clone(&value)),
             current: RwLock::new(Current {
@@ -293,6 +297,16 @@ impl<T: Value> Core<T> {
     /// encode the value at all (a store that keeps ops).
     pub(crate) fn forget_committing(&self) {
         *lock(&self.committing) = None;
+    }
+
+    /// Takes the spare value kept by the last op, if any.
+    pub(crate) fn take_spare(&self) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        lock(&self.spare).take()
+    }
+
+    /// Keeps `spare` for the next op.
+    pub(crate) fn keep_spare(&self, spare: Box<dyn std::any::Any + Send + Sync>) {
+        *lock(&self.spare) = Some(spare);
     }
 
     /// Whether the atom stores ops where its store can (opened with `ops()`).

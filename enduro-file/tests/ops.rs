@@ -344,3 +344,69 @@ fn compaction_writes_the_value_when_ops_pile_up_so_replay_stays_bounded() {
     );
     assert_eq!(open().deref().0.len(), 100);
 }
+
+/// Counts its clones (a static per test: only this test uses the type).
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Counted(Vec<u64>);
+
+static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        CLONES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(self.0.clone())
+    }
+}
+
+impl Apply for Counted {
+    type Op = u64;
+    fn apply(&mut self, n: &u64) {
+        self.0.push(*n);
+    }
+}
+
+#[test]
+fn ops_copy_the_value_only_while_someone_else_holds_the_old_one() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.json");
+    let atom = ops_atom(&path, Counted::default());
+    let clones = || CLONES.load(Ordering::SeqCst);
+    let before = clones();
+    for n in 0..50 {
+        atom.apply(n).unwrap();
+    }
+    assert!(
+        clones() - before <= 1,
+        "50 ops made {} copies of the value (only the first should)",
+        clones() - before
+    );
+    // A value held elsewhere is never taken: the op that would take it copies instead.
+    // (`held` is the current value: the next op takes the one before it, which nobody
+    // holds; the op after that would take `held`, and copies.)
+    let held = atom.deref();
+    let before = clones();
+    atom.apply(50).unwrap();
+    assert_eq!(clones() - before, 0);
+    let kept = atom.deref();
+    atom.apply(51).unwrap();
+    assert_eq!(clones() - before, 1, "a held value is copied, not taken");
+    assert_eq!(held.0.len(), 50, "a value someone holds never changes");
+    assert_eq!(kept.0.len(), 51);
+    drop((held, kept));
+    let before = clones();
+    for n in 52..60 {
+        atom.apply(n).unwrap();
+    }
+    assert!(clones() - before <= 1);
+    // Swaps, and other writers, in between: still the right value.
+    atom.swap(|c| Counted(c.0.iter().map(|n| n + 1000).collect()))
+        .unwrap();
+    atom.apply(7).unwrap();
+    let other = ops_atom(&path, Counted::default());
+    other.apply(8).unwrap();
+    atom.apply(9).unwrap();
+    let expected: Vec<u64> = (1000..1060).chain([7, 8, 9]).collect();
+    assert_eq!(atom.deref().0, expected);
+    assert_eq!(ops_atom(&path, Counted::default()).deref().0, expected);
+}
