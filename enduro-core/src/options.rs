@@ -8,11 +8,26 @@ use crate::apply::Apply;
 use crate::codec::{Codec, Json, Typed, TypedCodec};
 use crate::value::Value;
 
-/// How an atom opened with [`Options::ops`] applies a stored op: decodes it from its JSON
-/// data as the value's op type and applies it to a copy of the value; `Err` says why it
-/// could not be decoded.
-pub(crate) type Replayer<T> =
-    Arc<dyn Fn(&T, serde_json::Value) -> Result<T, String> + Send + Sync + 'static>;
+/// Decodes an op from its JSON data as the value's op type and applies it; `Err` says
+/// why it could not be decoded.
+type ApplyData<T> = dyn Fn(&mut T, serde_json::Value) -> Result<(), String> + Send + Sync;
+
+/// How an atom opened with [`Options::ops`] applies stored ops.
+pub(crate) struct Replayer<T> {
+    /// Applies an op given as JSON data.
+    pub(crate) apply: Arc<ApplyData<T>>,
+    /// Copies a value (`Clone`), for an op whose value before must be kept.
+    pub(crate) copy: Arc<dyn Fn(&T) -> T + Send + Sync>,
+}
+
+impl<T> Clone for Replayer<T> {
+    fn clone(&self) -> Self {
+        Replayer {
+            apply: Arc::clone(&self.apply),
+            copy: Arc::clone(&self.copy),
+        }
+    }
+}
 
 /// When a change counts as done.
 ///
@@ -298,12 +313,14 @@ impl<T: Value + Apply> Options<T> {
     /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn ops(mut self) -> Self {
-        self.ops = Some(Arc::new(|value: &T, data| {
-            let op: T::Op = serde_json::from_value(data).map_err(|e| e.to_string())?;
-            let mut next = value.clone();
-            next.apply(&op);
-            Ok(next)
-        }));
+        self.ops = Some(Replayer {
+            apply: Arc::new(|value: &mut T, data| {
+                let op: T::Op = serde_json::from_value(data).map_err(|e| e.to_string())?;
+                value.apply(&op);
+                Ok(())
+            }),
+            copy: Arc::new(T::clone),
+        });
         self
     }
 }

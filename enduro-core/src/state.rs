@@ -174,7 +174,8 @@ impl<T: Value> Core<T> {
                 let mut version = base.version;
                 let mut digest = Some(digest(&base.bytes));
                 for op in &ops {
-                    value = replay(resource, &*options.data, options.ops.as_ref(), &value, op)?;
+                    let replayer = replayer(resource, options.ops.as_ref(), op)?;
+                    replay(resource, &*options.data, replayer, &mut value, op)?;
                     version = op.version;
                     digest = None;
                 }
@@ -453,7 +454,20 @@ impl<T: Value> Core<T> {
             last = match step {
                 Step::Value(snapshot) => self.adopt(snapshot)?,
                 Step::Op(op) => {
-                    let value = Arc::new(self.replay(&last.0, &op)?);
+                    // The value before stays for the watches: the op goes on a copy.
+                    let replayer = replayer(&self.resource, self.ops.as_ref(), &op)?;
+                    let mut next = self
+                        .user_code(|| catch_unwind(AssertUnwindSafe(|| (replayer.copy)(&last.0))))
+                        .map_err(|panic| Error::Replay {
+                            resource: self.resource.clone(),
+                            at: op.at.clone(),
+                            reason: format!(
+                                "copying the value panicked: {}",
+                                panic_message(&*panic)
+                            ),
+                        })?;
+                    self.replay(&mut next, &op)?;
+                    let value = Arc::new(next);
                     self.publish(Arc::clone(&value), op.version, None);
                     (value, op.version)
                 }
@@ -473,7 +487,7 @@ impl<T: Value> Core<T> {
         let mut value = decode(&self.resource, &*self.codec, &base.bytes)?;
         let mut version = base.version;
         for op in &ops {
-            value = self.replay(&value, op)?;
+            self.replay(&mut value, op)?;
             version = op.version;
         }
         let value = Arc::new(value);
@@ -482,8 +496,9 @@ impl<T: Value> Core<T> {
     }
 
     /// `value` with the stored op `op` applied.
-    fn replay(&self, value: &T, op: &OpRecord) -> Result<T> {
-        self.user_code(|| replay(&self.resource, &*self.data, self.ops.as_ref(), value, op))
+    fn replay(&self, value: &mut T, op: &OpRecord) -> Result<()> {
+        let replayer = replayer(&self.resource, self.ops.as_ref(), op)?;
+        self.user_code(|| replay(&self.resource, &*self.data, replayer, value, op))
     }
 
     /// Shows queued transitions to the watches, in order, on whichever thread gets here
@@ -548,27 +563,39 @@ impl<T: Value> Core<T> {
     }
 }
 
-/// `value` with the stored op `op` applied by `replayer`: an op that does not decode, an
-/// apply that panics, or no replayer at all is [`Error::Replay`], naming where the op is.
-fn replay<T: Value>(
+/// The atom's replayer, for the stored op `op`: [`Error::Replay`] when the atom was
+/// opened without `ops()`.
+fn replayer<'a, T>(
     resource: &str,
-    data: &dyn TypedCodec<serde_json::Value>,
-    replayer: Option<&Replayer<T>>,
-    value: &T,
+    replayer: Option<&'a Replayer<T>>,
     op: &OpRecord,
-) -> Result<T> {
-    let failed = |reason: String| Error::Replay {
+) -> Result<&'a Replayer<T>> {
+    replayer.ok_or_else(|| Error::Replay {
         resource: resource.to_owned(),
         at: op.at.clone(),
-        reason,
-    };
-    let Some(replayer) = replayer else {
-        return Err(failed(format!(
+        reason: format!(
             "the value is stored as ops, and this atom of `{}` was opened without `ops()`, \
              so it cannot apply them: open it with `ops()` (its type implements \
              `enduro::Apply`)",
             std::any::type_name::<T>()
-        )));
+        ),
+    })
+}
+
+/// Applies the stored op `op` to `value` in place with `replayer`: an op that does not
+/// decode, or an apply that panics (leaving `value` half-changed: the caller drops it),
+/// is [`Error::Replay`], naming where the op is.
+fn replay<T: Value>(
+    resource: &str,
+    data: &dyn TypedCodec<serde_json::Value>,
+    replayer: &Replayer<T>,
+    value: &mut T,
+    op: &OpRecord,
+) -> Result<()> {
+    let failed = |reason: String| Error::Replay {
+        resource: resource.to_owned(),
+        at: op.at.clone(),
+        reason,
     };
     let decoded = data.decode(&op.bytes).map_err(|e| {
         failed(format!(
@@ -576,10 +603,9 @@ fn replay<T: Value>(
             data.name()
         ))
     })?;
-    // A clone of `value` can panic too (a user's `Clone`): inside the catch.
-    let applied = catch_unwind(AssertUnwindSafe(|| replayer(value, decoded)));
+    let applied = catch_unwind(AssertUnwindSafe(|| (replayer.apply)(value, decoded)));
     match applied {
-        Ok(Ok(next)) => Ok(next),
+        Ok(Ok(())) => Ok(()),
         Ok(Err(why)) => Err(failed(format!(
             "the op does not decode as an op of `{}`: {why}",
             std::any::type_name::<T>()
