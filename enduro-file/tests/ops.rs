@@ -410,3 +410,48 @@ fn ops_copy_the_value_only_while_someone_else_holds_the_old_one() {
     assert_eq!(atom.deref().0, expected);
     assert_eq!(ops_atom(&path, Counted::default()).deref().0, expected);
 }
+
+#[test]
+fn async_ops_compact_through_the_value_encoded_off_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map.json");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let open = || {
+        FileAtom::builder(&path)
+            .journal(true)
+            .journal_limit(8 * BLOCK as u64)
+            .ops()
+            .open_async(Map::default())
+    };
+    runtime.block_on(async {
+        let atom = open().await.unwrap();
+        let tasks: Vec<_> = (0..4)
+            .map(|t| {
+                let atom = atom.clone();
+                tokio::spawn(async move {
+                    for i in 0..25 {
+                        let key = format!("t{t}-{i:02}");
+                        atom.apply(Edit::Set(key, "v".into())).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(atom.deref().0.len(), 100);
+        // Compactions ran (the records stay within the bound) and wrote the value.
+        let records = records(&journal_path(&path)).len();
+        assert!(records <= 9, "{records} records");
+        let snapshot: Map = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert!(
+            snapshot.0.len() >= 90,
+            "a snapshot of {} entries",
+            snapshot.0.len()
+        );
+        assert_eq!(open().await.unwrap().deref().0.len(), 100);
+    });
+}

@@ -26,6 +26,11 @@
 //! [`Atom::reset`], [`Atom::reset_vals`], [`Atom::compare_and_set`], watches, validators,
 //! [`Atom::refresh`] and [`Atom::release`]. See the README for the guarantees.
 //!
+//! A value type that names its own changes ([`Apply`]: an op type and how to apply one)
+//! also gets [`Atom::apply`]: a swap whose change is the op. A file atom in journal mode
+//! opened with `ops()` stores the op instead of the whole value, so a one-key change to a
+//! large map costs about what the key costs.
+//!
 //! # Features
 //!
 //! | feature   | default | what it adds                                                      |

@@ -22,8 +22,10 @@
 //! - and it accepts a new swap, which a fresh open then reads back.
 //!
 //! Scenarios: plain commits of a small value and of one larger than a page; journal
-//! commits (appends and compactions) of both sizes; release and re-creation in both
-//! modes; two processes committing to one path, in plain mode and in mixed modes.
+//! commits (appends and compactions) of both sizes; journal commits of ops (`apply`:
+//! small op records, and compactions that encode the value the ops made); release and
+//! re-creation in both modes; two processes committing to one path, in plain mode, in
+//! mixed modes, and both applying ops.
 //!
 //! `cargo xtask powerloss` runs it (installing outagefs under `target/` first), as does
 //! `cargo xtask ci`. On btrfs it replays a seeded sample of the cases unless `--full` is
@@ -44,8 +46,8 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -319,12 +321,23 @@ impl State {
     }
 }
 
+/// The op of the ops scenarios: one more entry.
+impl enduro::Apply for State {
+    type Op = (u32, u32);
+    fn apply(&mut self, entry: &(u32, u32)) {
+        *self = self.with(*entry);
+    }
+}
+
 /// How a scenario's atoms commit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
     Plain,
     /// Journal mode with this compaction bound (`journal_limit`).
     Journal(u64),
+    /// Journal mode storing ops (`ops()`, and `apply` instead of `swap`), with this
+    /// compaction bound.
+    JournalOps(u64),
 }
 
 impl Mode {
@@ -333,6 +346,15 @@ impl Mode {
         match self {
             Mode::Plain => builder.open(init),
             Mode::Journal(limit) => builder.journal(true).journal_limit(limit).open(init),
+            Mode::JournalOps(limit) => builder.journal(true).journal_limit(limit).ops().open(init),
+        }
+    }
+
+    /// Adds `entry` to the value: an op in [`Mode::JournalOps`], else a swap.
+    fn add(self, atom: &Atom<State>, entry: (u32, u32)) -> enduro::Result<Arc<State>> {
+        match self {
+            Mode::JournalOps(_) => atom.apply(entry),
+            _ => atom.swap(|s| s.with(entry)),
         }
     }
 }
@@ -358,7 +380,7 @@ struct Scenario {
     kind: Kind,
 }
 
-const SCENARIOS: [Scenario; 8] = [
+const SCENARIOS: [Scenario; 10] = [
     Scenario {
         name: "plain-small",
         kind: Kind::Swaps {
@@ -393,6 +415,16 @@ const SCENARIOS: [Scenario; 8] = [
             swaps: 7,
         },
     },
+    // Op records of one block against a bound of 8 x 1.5 KiB: compacts every 4th op,
+    // encoding the value the ops made.
+    Scenario {
+        name: "journal-ops",
+        kind: Kind::Swaps {
+            mode: Mode::JournalOps(1),
+            pad: 1500,
+            swaps: 8,
+        },
+    },
     Scenario {
         name: "release-plain",
         kind: Kind::Release {
@@ -418,6 +450,13 @@ const SCENARIOS: [Scenario; 8] = [
         name: "two-processes-mixed",
         kind: Kind::TwoProcesses {
             modes: [APPENDING, Mode::Plain],
+            swaps: 3,
+        },
+    },
+    Scenario {
+        name: "two-processes-ops",
+        kind: Kind::TwoProcesses {
+            modes: [Mode::JournalOps(4 << 20), Mode::JournalOps(4 << 20)],
             swaps: 3,
         },
     },
@@ -562,7 +601,7 @@ mod roles {
                         }
                         (Some(state), Some(open)) => {
                             let next = state.entries.last().copied().ok_or("no entry")?;
-                            let now = open.swap(|s| s.with(next)).map_err(|e| err("swap", e))?;
+                            let now = mode.add(open, next).map_err(|e| err("swap", e))?;
                             if *now != *state {
                                 return Err(format!("swapped to {now:?}"));
                             }
@@ -613,11 +652,12 @@ mod roles {
             return Err("not a two-process scenario".into());
         };
         let marker = Marker::open(writer as usize)?;
-        let atom = modes[writer as usize - 1]
+        let mode = modes[writer as usize - 1];
+        let atom = mode
             .open(dir, State::new(0, Vec::new(), SMALL))
             .map_err(|e| format!("open: {e}"))?;
         for seq in 0..swaps {
-            atom.swap(|s| s.with((writer, seq)))
+            mode.add(&atom, (writer, seq))
                 .map_err(|e| format!("swap: {e}"))?;
             marker.mark(seq as usize + 1)?;
         }
@@ -641,6 +681,7 @@ mod roles {
         match e {
             enduro::Error::Decode { .. }
             | enduro::Error::Corrupt { .. }
+            | enduro::Error::Replay { .. }
             | enduro::Error::InvalidStored { .. } => "undecodable",
             enduro::Error::Io { .. } => "io",
             _ => "open",
@@ -704,8 +745,8 @@ mod roles {
         }
         strays(dir)?;
         let expected = found.with((9, 9));
-        let now = atom
-            .swap(|s| s.with((9, 9)))
+        let now = mode
+            .add(&atom, (9, 9))
             .map_err(|e| format!("swap: a new swap fails: {e}"))?;
         if *now != expected {
             return Err(format!("swap: swapped to {now:?}"));

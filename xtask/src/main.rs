@@ -86,6 +86,49 @@ pub(crate) fn run(cmd: &mut Command) -> Result {
     }
 }
 
+/// Runs the ops example (`address_book`) twice on one new path: the second run must
+/// start from the first one's two entries (its ops replayed at open). The main example,
+/// `addresses`, runs the same way on the Pi targets (`xtask pi`).
+fn examples() -> Result {
+    let dir = env::temp_dir().join(format!("enduro-xtask-examples-{}", std::process::id()));
+    let path = dir.join("book.json");
+    let path = path.to_str().ok_or("the temp dir's path is not UTF-8")?;
+    let outcome = (0..2).try_for_each(|run| {
+        let mut example = cargo_command();
+        example
+            .args([
+                "run",
+                "-q",
+                "-p",
+                "enduro",
+                "--example",
+                "address_book",
+                "--",
+                path,
+            ])
+            .current_dir(root());
+        eprintln!("xtask: running {example:?}");
+        let out = example
+            .output()
+            .map_err(|e| format!("cannot start {example:?}: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let expected = format!("({} entries on opening)", 2 * run);
+        if out.status.success() && stdout.contains(&expected) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the address_book example's run {} failed ({}), expected it to print \
+                 `{expected}`:\n{stdout}{}",
+                run + 1,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
 fn ci() -> Result {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
@@ -110,6 +153,7 @@ fn ci() -> Result {
         Err(e) => eprintln!("xtask: the power-loss test will be skipped: {e}"),
     }
     run(&mut test)?;
+    examples()?;
     run(cargo_command()
         .args(["doc", "--workspace", "--all-features", "--no-deps"])
         // Broken intra-doc links are named on their own so that they stay denied even
