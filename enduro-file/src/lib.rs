@@ -53,6 +53,17 @@
 //! Other processes follow a journal by reading only the records they have not seen, and
 //! their watches see one transition per record.
 //!
+//! # Ops
+//!
+//! An atom of a type that implements [`Apply`](enduro_core::Apply), opened with
+//! `FileAtom::builder(path).journal(true).ops()`, appends each
+//! [`apply`](enduro_core::Atom::apply)'s op instead of the value: a record of the ops of
+//! one commit (each op a generation), with one `fdatasync`. The value is encoded only
+//! when a commit compacts (the records' bound is taken against the snapshot's size), and
+//! opening hands the last value and the ops after it to the atom, which applies them. A
+//! plain handle committing over ops appends its value as a record and compacts at once,
+//! since it cannot turn the ops into bytes itself.
+//!
 //! A journal handle keeps two file descriptors open between commits (the lock file and
 //! the journal); plain handles keep none.
 //!

@@ -11,7 +11,11 @@
 //! - Records start at 4096, each at a fresh 4 KiB boundary, so that writing one never
 //!   rewrites a byte of an earlier one: a torn write can only hit the record being
 //!   written. A record is a 48-byte head (magic, CRC-32 of the rest, epoch, the
-//!   generation it follows, kind, payload length) and its payload (the encoded value).
+//!   generation it follows, kind, count, payload length) and its payload: the encoded
+//!   value (kind 0), or `count` ops (kind 1, each a 4-byte length and the encoded op;
+//!   see `enduro::Apply`), each op a generation of its own. The value is the last value
+//!   (a record's, else the snapshot) with the ops after it applied, by the atom: the
+//!   store only hands them over.
 //! - The space records go into was written with zeros before (the file grows in steps of
 //!   at least 1 MiB, flushed on their own), so a commit's flush carries no size or extent
 //!   change: one flush per commit.
