@@ -762,10 +762,7 @@ impl<T: Value> Inner<T> {
                         let value = match value {
                             Payload::Later(later) => later,
                             Payload::Bytes(bytes) => {
-                                Box::new(move |out: &mut dyn std::io::Write| {
-                                    out.write_all(&bytes)
-                                        .map_err(|e| Error::backend("a value", e.to_string(), None))
-                                })
+                                crate::store::deferred_bytes(store.resource(), bytes)
                             }
                         };
                         let ops = ops.unwrap_or_default();

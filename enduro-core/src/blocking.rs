@@ -263,10 +263,7 @@ impl<S: AsyncStore> Store for Blocking<S> {
         let mut bytes = Vec::new();
         encode(&mut bytes)?;
         let ops = ops.iter().map(|op| Arc::from(*op)).collect();
-        let value: crate::async_atom::Deferred = Box::new(move |out| {
-            out.write_all(&bytes)
-                .map_err(|e| Error::backend("a value", e.to_string(), None))
-        });
+        let value = crate::store::deferred_bytes(self.store.resource(), bytes);
         self.run(self.store.commit_ops(expected, ops, value))
     }
 

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::state::panic_message;
 use crate::store::{
     Committed, Nudge, Observed, Replay, Snapshot, Store, Subscription, Version, commit_bytes,
+    commit_ops_deferred,
 };
 
 /// Any blocking [`Store`] as an [`AsyncStore`]: each call runs on the blocking thread pool
@@ -167,18 +168,7 @@ impl<S: Store> AsyncStore for OffThread<S> {
         value: Deferred,
     ) -> BoxFuture<'_, Result<Committed>> {
         self.run(
-            move |store| {
-                let ops: Vec<&[u8]> = ops.iter().map(|op| &op[..]).collect();
-                let mut value = Some(value);
-                store.commit_ops(expected, &ops, &mut |out| match value.take() {
-                    Some(value) => value(out),
-                    None => Err(Error::backend(
-                        store.resource(),
-                        "the store asked for the value twice",
-                        None,
-                    )),
-                })
-            },
+            move |store| commit_ops_deferred(store, expected, &ops, value),
             uncertain,
         )
     }

@@ -311,6 +311,40 @@ pub(crate) fn commit_bytes<S: Store + ?Sized>(
     })
 }
 
+/// Commits `ops` to a blocking store, with the value written by `value` if the store asks
+/// for it: what an async face of a blocking store does ([`OffThread`](crate::OffThread),
+/// and the tests' `Inline`).
+#[cfg(feature = "async")]
+pub(crate) fn commit_ops_deferred<S: Store + ?Sized>(
+    store: &S,
+    expected: Version,
+    ops: &[Arc<[u8]>],
+    value: crate::Deferred,
+) -> Result<Committed> {
+    let ops: Vec<&[u8]> = ops.iter().map(|op| &op[..]).collect();
+    let mut value = Some(value);
+    store.commit_ops(expected, &ops, &mut |out| match value.take() {
+        Some(value) => value(out),
+        None => Err(Error::backend(
+            store.resource(),
+            "the store asked for the value twice",
+            None,
+        )),
+    })
+}
+
+/// Encoded `bytes` as a [`Deferred`](crate::Deferred) value: writing them fails only if
+/// the writer does, which is `resource`'s error.
+#[cfg(feature = "async")]
+pub(crate) fn deferred_bytes(resource: String, bytes: Vec<u8>) -> crate::Deferred {
+    Box::new(move |out| {
+        out.write_all(&bytes).map_err(|e| {
+            let message = format!("cannot write the value: {e}");
+            Error::backend(resource, message, Some(Box::new(e)))
+        })
+    })
+}
+
 /// A blocking backend: one resource (a file, a database row, a memory cell) holding one
 /// encoded value and its [`Version`].
 ///

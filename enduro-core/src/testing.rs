@@ -403,19 +403,7 @@ impl<S: Store> crate::AsyncStore for Inline<S> {
         ops: Vec<std::sync::Arc<[u8]>>,
         value: crate::Deferred,
     ) -> crate::BoxFuture<'_, Result<Committed>> {
-        Box::pin(async move {
-            let ops: Vec<&[u8]> = ops.iter().map(|op| &op[..]).collect();
-            let mut value = Some(value);
-            self.0
-                .commit_ops(expected, &ops, &mut |out| match value.take() {
-                    Some(value) => value(out),
-                    None => Err(crate::Error::backend(
-                        self.0.resource(),
-                        "the value was asked for twice",
-                        None,
-                    )),
-                })
-        })
+        Box::pin(async move { crate::store::commit_ops_deferred(&self.0, expected, &ops, value) })
     }
     fn load_replay(&self) -> crate::BoxFuture<'_, Result<Option<crate::Replay>>> {
         Box::pin(async move { self.0.load_replay() })

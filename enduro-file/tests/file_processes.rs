@@ -269,36 +269,12 @@ fn list_appends_across_four_processes_keep_every_acknowledged_id_once_in_order()
     let path = dir.path().join("list.json");
     enduro_file::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
 
-    let mut workers: Vec<Worker> = (0..WRITERS)
+    let workers: Vec<Worker> = (0..WRITERS)
         .map(|w| Worker::spawn(&["append", s(&path), &w.to_string(), &EACH.to_string()]))
         .collect();
-    for w in &mut workers {
-        w.expect("ready");
-    }
-    for w in &mut workers {
-        w.go();
-    }
-    let mut acknowledged = BTreeSet::new();
-    for (writer, w) in workers.into_iter().enumerate() {
-        for id in acknowledged_ids(w.finish()) {
-            assert_eq!(id.0, writer as u64);
-            assert!(acknowledged.insert(id), "acknowledged twice");
-        }
-    }
-    assert_eq!(acknowledged.len() as u64, WRITERS * EACH);
-
+    let acknowledged = appended_together(workers, EACH);
     let list: Vec<(u64, u64)> = stored(&path);
-    let unique: BTreeSet<(u64, u64)> = list.iter().copied().collect();
-    assert_eq!(unique.len(), list.len(), "an id is present more than once");
-    assert_eq!(unique, acknowledged, "every acknowledged id, nothing else");
-    for writer in 0..WRITERS {
-        let seqs: Vec<u64> = list
-            .iter()
-            .filter(|(w, _)| *w == writer)
-            .map(|(_, seq)| *seq)
-            .collect();
-        assert_eq!(seqs, (0..EACH).collect::<Vec<_>>(), "writer {writer} order");
-    }
+    assert_each_id_once_in_order(&list, &acknowledged, WRITERS, EACH);
     let fresh = enduro_file::file_atom(Vec::<(u64, u64)>::new(), &path).unwrap();
     assert_eq!(*fresh.deref(), list);
     assert_only_data_and_lock(dir.path(), "list.json");
@@ -320,7 +296,7 @@ fn ops_from_processes_in_journal_and_plain_mode_keep_every_acknowledged_op_once_
     let atom = open();
     // Three append their ops to the journal; the fourth, in plain mode, rewrites the
     // value (after the ops the others appended).
-    let mut workers: Vec<Worker> = (0..4u64)
+    let workers: Vec<Worker> = (0..4u64)
         .map(|w| {
             let args = ["apply", s(&path), &w.to_string(), &EACH.to_string()];
             if w < 3 {
@@ -330,32 +306,9 @@ fn ops_from_processes_in_journal_and_plain_mode_keep_every_acknowledged_op_once_
             }
         })
         .collect();
-    for w in &mut workers {
-        w.expect("ready");
-    }
-    for w in &mut workers {
-        w.go();
-    }
-    let mut acknowledged = BTreeSet::new();
-    for (writer, w) in workers.into_iter().enumerate() {
-        for id in acknowledged_ids(w.finish()) {
-            assert_eq!(id.0, writer as u64);
-            assert!(acknowledged.insert(id), "acknowledged twice");
-        }
-    }
-    assert_eq!(acknowledged.len() as u64, 4 * EACH);
+    let acknowledged = appended_together(workers, EACH);
     let list = atom.refresh().unwrap().0.clone();
-    let unique: BTreeSet<(u64, u64)> = list.iter().copied().collect();
-    assert_eq!(unique.len(), list.len(), "an op applied twice");
-    assert_eq!(unique, acknowledged, "every acknowledged op, nothing else");
-    for writer in 0..4 {
-        let seqs: Vec<u64> = list
-            .iter()
-            .filter(|(w, _)| *w == writer)
-            .map(|(_, seq)| *seq)
-            .collect();
-        assert_eq!(seqs, (0..EACH).collect::<Vec<_>>(), "writer {writer} order");
-    }
+    assert_each_id_once_in_order(&list, &acknowledged, 4, EACH);
     assert_eq!(
         open().deref().0,
         list,
@@ -749,6 +702,48 @@ fn list_appends_from_threads_of_several_processes_keep_every_id_once_in_order() 
 
 /// The `(writer, seq)` ids an append worker acknowledged (`ack WRITER SEQ` lines), checking
 /// that it ended with `done`.
+/// Lets appending workers (`append`, `apply`: worker W acknowledges `(W, SEQ)` for SEQ in
+/// 0..`each`) go together once all are open, and returns every id they acknowledged,
+/// checked to be acknowledged once, by its own writer, `each` per writer.
+fn appended_together(mut workers: Vec<Worker>, each: u64) -> BTreeSet<(u64, u64)> {
+    for w in &mut workers {
+        w.expect("ready");
+    }
+    for w in &mut workers {
+        w.go();
+    }
+    let count = workers.len() as u64;
+    let mut acknowledged = BTreeSet::new();
+    for (writer, w) in workers.into_iter().enumerate() {
+        for id in acknowledged_ids(w.finish()) {
+            assert_eq!(id.0, writer as u64);
+            assert!(acknowledged.insert(id), "acknowledged twice");
+        }
+    }
+    assert_eq!(acknowledged.len() as u64, count * each);
+    acknowledged
+}
+
+/// `list` holds every acknowledged id once and nothing else, each writer's in order.
+fn assert_each_id_once_in_order(
+    list: &[(u64, u64)],
+    acknowledged: &BTreeSet<(u64, u64)>,
+    writers: u64,
+    each: u64,
+) {
+    let unique: BTreeSet<(u64, u64)> = list.iter().copied().collect();
+    assert_eq!(unique.len(), list.len(), "an id is present more than once");
+    assert_eq!(unique, *acknowledged, "every acknowledged id, nothing else");
+    for writer in 0..writers {
+        let seqs: Vec<u64> = list
+            .iter()
+            .filter(|(w, _)| *w == writer)
+            .map(|(_, seq)| *seq)
+            .collect();
+        assert_eq!(seqs, (0..each).collect::<Vec<_>>(), "writer {writer} order");
+    }
+}
+
 fn acknowledged_ids(lines: Vec<String>) -> Vec<(u64, u64)> {
     assert_eq!(lines.last().map(String::as_str), Some("done"));
     lines[..lines.len() - 1]

@@ -4,7 +4,6 @@
 //! atoms following appends, and group commit sharing flushes.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,27 +15,9 @@ use enduro_file::{FileAtom, FileStore};
 
 mod common;
 
-use common::{fresh, journal_atom};
+use common::{contents, fresh, journal_atom, journal_path};
 
 const BLOCK: u64 = 4096;
-
-fn journal_path(path: &Path) -> PathBuf {
-    FileStore::open(path).unwrap().journal_path().to_path_buf()
-}
-
-/// Every file in `dir`, by name, with its bytes.
-fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
 
 /// A journal of three records (values 1, 2, 3 over a snapshot of 0) at `dir/n.json`.
 fn three_records(dir: &Path) -> (PathBuf, PathBuf) {

@@ -16,6 +16,10 @@ use enduro_core::{Apply, Atom, Error, Value};
 use enduro_file::{FileAtom, FileStore};
 use serde::{Deserialize, Serialize};
 
+mod common;
+
+use common::{contents, journal_path};
+
 const BLOCK: usize = 4096;
 
 /// A map changed one key at a time.
@@ -59,22 +63,6 @@ fn ops_atom<T: Value + Apply>(path: &Path, init: T) -> Atom<T> {
         .ops()
         .open(init)
         .unwrap()
-}
-
-fn journal_path(path: &Path) -> PathBuf {
-    FileStore::open(path).unwrap().journal_path().to_path_buf()
-}
-
-/// Every file in `dir`, by name, with its bytes.
-fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, fs::read(e.path()).unwrap())
-        })
-        .collect()
 }
 
 /// The (kind, count) of each record of the journal at `journal`, in order.

@@ -75,6 +75,23 @@ impl Backend for FileBackend {
     }
 }
 
+/// The journal beside the data file at `path`.
+pub fn journal_path(path: &Path) -> PathBuf {
+    FileStore::open(path).unwrap().journal_path().to_path_buf()
+}
+
+/// Every file in `dir`, by name, with its bytes.
+pub fn contents(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
 /// A file atom in journal mode at `path`.
 pub fn journal_atom<T: Value>(path: &Path, init: T) -> Atom<T> {
     FileAtom::builder(path).journal(true).open(init).unwrap()
