@@ -26,6 +26,11 @@ pub struct MemoryReport {
     pub value_kib: u64,
     /// The peak resident memory above `before_kib` at any point until the end.
     pub peak_kib: u64,
+    /// Resident memory above `before_kib` at the end, while what the work returned is
+    /// still held (see [`measure_held`]): what stays, as against a passing peak (memory
+    /// freed but kept by the allocator counts too).
+    #[serde(default)]
+    pub end_kib: u64,
     /// Swaps done.
     pub swaps: u32,
 }
@@ -35,15 +40,27 @@ pub fn measure<T>(
     build: impl FnOnce() -> T,
     work: impl FnOnce(T) -> io::Result<u32>,
 ) -> io::Result<MemoryReport> {
+    measure_held(build, |value| work(value).map(|swaps| (swaps, ())))
+}
+
+/// [`measure`], where `work` also returns what it wants kept (an atom holding the value):
+/// the report's `end_kib` is read while that is still held, before it is dropped.
+pub fn measure_held<T, H>(
+    build: impl FnOnce() -> T,
+    work: impl FnOnce(T) -> io::Result<(u32, H)>,
+) -> io::Result<MemoryReport> {
     let before_kib = status_kib("VmRSS")?;
     let value = build();
     let value_kib = status_kib("VmRSS")?.saturating_sub(before_kib);
-    let swaps = work(value)?;
+    let (swaps, held) = work(value)?;
+    let end_kib = status_kib("VmRSS")?.saturating_sub(before_kib);
     let peak_kib = status_kib("VmHWM")?.saturating_sub(before_kib);
+    drop(held);
     Ok(MemoryReport {
         before_kib,
         value_kib,
         peak_kib,
+        end_kib,
         swaps,
     })
 }

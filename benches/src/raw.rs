@@ -149,12 +149,25 @@ impl RawJournal {
     /// Writes the next record (a sequence number and `value`, zero-padded to
     /// [`RECORD`](Self::RECORD) bytes) and returns once it is durable.
     pub fn append(&mut self, value: u64) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.seq += 1;
         let mut record = [0u8; Self::RECORD];
-        record[..8].copy_from_slice(&self.seq.to_le_bytes());
+        record[..8].copy_from_slice(&(self.seq + 1).to_le_bytes());
         record[8..16].copy_from_slice(&value.to_le_bytes());
-        self.file.write_all_at(&record, self.next * Self::SLOT)?;
+        self.append_bytes(&record)
+    }
+
+    /// Writes `record` (at most [`SLOT`](Self::SLOT) bytes, as it is: no header) at the
+    /// next slot and returns once it is durable.
+    pub fn append_bytes(&mut self, record: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if record.len() as u64 > Self::SLOT {
+            return Err(io::Error::other(format!(
+                "a raw journal record takes at most {} bytes, not {}",
+                Self::SLOT,
+                record.len()
+            )));
+        }
+        self.seq += 1;
+        self.file.write_all_at(record, self.next * Self::SLOT)?;
         self.file.sync_data()?;
         self.next = (self.next + 1) % self.slots;
         Ok(())

@@ -332,7 +332,7 @@ pub fn large_rows(results: &Results) -> Vec<Row> {
 }
 
 /// The journal beside `data`: `.NAME.enduro-journal`.
-fn journal_path(data: &Path) -> PathBuf {
+pub fn journal_path(data: &Path) -> PathBuf {
     let name = data
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -11,8 +11,12 @@
 //! `target/bench`), `CRITERION_HOME` (Criterion's own output; default `target/criterion`),
 //! `ENDURO_BENCH_QUICK=1` (shorter runs, for trying the harness out; the journal-open row
 //! then opens a journal of 2,000 records instead of 100,000),
-//! `ENDURO_BENCH_JOURNAL_RECORDS` (that row's record count, whatever the mode).
+//! `ENDURO_BENCH_JOURNAL_RECORDS` (that row's record count, whatever the mode),
+//! `ENDURO_BENCH_ONLY` (a comma-separated list of the sections to run, of [`SECTIONS`];
+//! all when unset: e.g. `ENDURO_BENCH_ONLY=apply` runs the ops rows alone and writes a table
+//! of them).
 
+mod apply;
 mod concurrent;
 mod embedded;
 mod journal;
@@ -33,6 +37,57 @@ use enduro_benches::{async_commit, bench_base_dir};
 /// The environment variable that turns this binary into a child: a memory child, or a
 /// live atom's writer (`live-…`).
 pub const CHILD: &str = "ENDURO_BENCH_CHILD";
+
+/// Selects sections with `ENDURO_BENCH_ONLY`.
+const ONLY: &str = "ENDURO_BENCH_ONLY";
+
+/// The sections `ENDURO_BENCH_ONLY` can name: `ops` (the small and 1 MiB file rows, rustbreak,
+/// memory atoms), `concurrent` (8 threads, plain mode), `journal`, `apply` (ops: delta
+/// commits), `memory` (the 100 MiB file row), `pg` (every PostgreSQL row), `async`, `live`.
+pub const SECTIONS: [&str; 8] = [
+    "ops",
+    "concurrent",
+    "journal",
+    "apply",
+    "memory",
+    "pg",
+    "async",
+    "live",
+];
+
+/// Which sections run: all, or those `ENDURO_BENCH_ONLY` names.
+#[derive(Debug)]
+struct Only(Option<Vec<String>>);
+
+impl Only {
+    /// Reads `ENDURO_BENCH_ONLY`; exits on a name that is not a section.
+    fn from_env() -> Only {
+        let Some(list) = std::env::var(ONLY).ok().filter(|v| !v.trim().is_empty()) else {
+            return Only(None);
+        };
+        let names: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = names.iter().find(|n| !SECTIONS.contains(&n.as_str())) {
+            eprintln!(
+                "enduro-benches: {ONLY}: unknown section `{bad}` (sections: {})",
+                SECTIONS.join(", ")
+            );
+            std::process::exit(2);
+        }
+        Only(Some(names))
+    }
+
+    /// Whether `section` runs.
+    fn runs(&self, section: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == section))
+    }
+}
 
 /// How long the measurements run.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +139,10 @@ fn main() {
             memory::child(&which)
         });
     }
+    let only = Only::from_env();
+    if let Some(names) = &only.0 {
+        eprintln!("enduro-benches: running only {}", names.join(", "));
+    }
     let out = out_dir();
     let base = bench_base_dir();
     let machine = Machine::describe(&base);
@@ -98,48 +157,89 @@ fn main() {
         .without_plots()
         .configure_from_args();
     let mut per_op = ops::Results::new(&criterion_home);
-    ops::run(&mut c, &mut per_op, timing.passes);
-    journal::run(&mut c, &mut per_op, timing);
+    if only.runs("ops") {
+        ops::run(&mut c, &mut per_op, timing.passes);
+    }
+    if only.runs("journal") {
+        journal::run(&mut c, &mut per_op, timing);
+    }
+    if only.runs("apply") {
+        apply::run(&mut c, &mut per_op, timing);
+    }
     #[cfg(feature = "pg")]
-    let pg = pg::Cluster::start();
+    let pg = only.runs("pg").then(pg::Cluster::start);
     #[cfg(feature = "pg")]
-    pg::run_per_op(&mut c, &mut per_op, &pg, timing.passes);
+    if let Some(pg) = &pg {
+        pg::run_per_op(&mut c, &mut per_op, pg, timing.passes);
+    }
     c.final_summary();
 
     let mut rows: Vec<Row> = Vec::new();
-    rows.extend(per_op.file_rows());
-    rows.extend(concurrent::file_small_8_threads(timing));
-    rows.extend(per_op.other_file_rows());
-    rows.extend(journal::small_rows(&per_op));
-    rows.extend(journal::eight_threads(timing));
-    rows.extend(journal::large_rows(&per_op));
-    rows.extend(journal::open_rows(&per_op, timing));
-    rows.push(memory::row());
+    if only.runs("ops") {
+        rows.extend(per_op.file_rows());
+    }
+    if only.runs("concurrent") {
+        rows.extend(concurrent::file_small_8_threads(timing));
+    }
+    if only.runs("ops") {
+        rows.extend(per_op.other_file_rows());
+    }
+    if only.runs("journal") {
+        rows.extend(journal::small_rows(&per_op));
+        rows.extend(journal::eight_threads(timing));
+        rows.extend(journal::large_rows(&per_op));
+        rows.extend(journal::open_rows(&per_op, timing));
+    }
+    if only.runs("apply") {
+        rows.extend(apply::rows(&per_op, timing));
+        rows.extend(apply::memory_rows(timing));
+    }
+    if only.runs("memory") {
+        rows.push(memory::row());
+    }
     #[cfg(feature = "pg")]
-    rows.push(pg::memory_row(&pg));
+    if let Some(pg) = &pg {
+        rows.push(pg::memory_row(pg));
+    }
     #[cfg(not(feature = "pg"))]
-    rows.push(memory::pg_not_run("built without the `pg` feature"));
-    rows.extend(per_op.mem_rows());
+    if only.runs("pg") {
+        rows.push(memory::pg_not_run("built without the `pg` feature"));
+    }
+    if only.runs("ops") {
+        rows.extend(per_op.mem_rows());
+    }
     #[cfg(feature = "pg")]
-    rows.extend(pg::rows(&per_op, &pg, timing));
+    if let Some(pg) = &pg {
+        rows.extend(pg::rows(&per_op, pg, timing));
+    }
     #[cfg(not(feature = "pg"))]
-    rows.extend(no_pg_rows("built without the `pg` feature"));
-    rows.push(
-        async_commit::async_commit_row(&base, timing.rounds, timing.each).unwrap_or_else(|| {
-            Row::not_run(
-                async_commit::ID,
-                async_commit::SCENARIO,
-                async_commit::BASELINE,
-                enduro_benches::report::Unit::OpsPerSec,
-                None,
-                "its row is not written yet (benches/src/async_commit.rs)",
-            )
-        }),
-    );
+    if only.runs("pg") {
+        rows.extend(no_pg_rows("built without the `pg` feature"));
+    }
+    if only.runs("async") {
+        rows.push(
+            async_commit::async_commit_row(&base, timing.rounds, timing.each).unwrap_or_else(
+                || {
+                    Row::not_run(
+                        async_commit::ID,
+                        async_commit::SCENARIO,
+                        async_commit::BASELINE,
+                        enduro_benches::report::Unit::OpsPerSec,
+                        None,
+                        "its row is not written yet (benches/src/async_commit.rs)",
+                    )
+                },
+            ),
+        );
+    }
 
-    rows.push(live::file_row(timing));
+    if only.runs("live") {
+        rows.push(live::file_row(timing));
+    }
     #[cfg(feature = "pg")]
-    rows.push(pg::live_row(&pg, timing));
+    if let Some(pg) = &pg {
+        rows.push(pg::live_row(pg, timing));
+    }
 
     let mut machine = machine;
     machine.finish();

@@ -15,7 +15,7 @@ use enduro_benches::{scratch_dir, values};
 use crate::CHILD;
 
 /// The directory a child works in.
-const CHILD_DIR: &str = "ENDURO_BENCH_CHILD_DIR";
+pub const CHILD_DIR: &str = "ENDURO_BENCH_CHILD_DIR";
 /// The database a PostgreSQL child works in (a connection string).
 #[cfg(feature = "pg")]
 const CHILD_DB: &str = "ENDURO_BENCH_CHILD_DB";
@@ -134,7 +134,7 @@ pub fn pg_not_run(reason: &str) -> Row {
 }
 
 /// Runs the child `which` with `env` and reads its report (the last line it prints).
-fn spawn(which: &str, env: &[(&str, &OsStr)]) -> Result<MemoryReport, String> {
+pub fn spawn(which: &str, env: &[(&str, &OsStr)]) -> Result<MemoryReport, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let output = Command::new(exe)
         .env(CHILD, which)
@@ -158,6 +158,7 @@ fn spawn(which: &str, env: &[(&str, &OsStr)]) -> Result<MemoryReport, String> {
 pub fn child(which: &str) -> i32 {
     let report = match which {
         "enduro" | "raw" => file_child(which),
+        ops if ops.starts_with("apply-") => crate::apply::memory_child(ops),
         #[cfg(feature = "pg")]
         "pg-enduro" | "pg-raw" => pg_child(which),
         other => Err(format!("unknown memory child `{other}`")),

@@ -49,7 +49,11 @@ impl Results {
         ];
         #[cfg(not(feature = "pg"))]
         let groups = [FILE_SMALL, FILE_1MIB, RUSTBREAK, MEM_SMALL];
-        for group in groups.into_iter().chain(crate::journal::GROUPS) {
+        for group in groups
+            .into_iter()
+            .chain(crate::journal::GROUPS)
+            .chain(crate::apply::GROUPS)
+        {
             let _ = std::fs::remove_dir_all(home.join(group));
         }
         Results {
