@@ -801,32 +801,27 @@ impl FileStore {
             }));
         };
         if !items.iter().any(|item| item.op.is_none()) {
-            let from = match active.cursor.last {
-                Some(at) => {
-                    let (generation, bytes) = active.journal.payload(&active.base, at)?;
-                    if !active.cursor.ops {
-                        return Ok(Replay::from(Snapshot {
-                            bytes,
-                            version: Version::new(generation, fingerprint),
-                        }));
-                    }
-                    Cursor {
-                        tail: at,
-                        generation: generation - 1,
-                        last: None,
-                        ops: false,
-                    }
+            // The last value was not read on the way: read it, and the ops after it.
+            let (journal, base) = (&active.journal, &active.base);
+            let from = match (active.cursor.last, active.cursor.ops) {
+                (Some(at), false) => {
+                    let (generation, bytes) = journal.payload(base, at)?;
+                    return Ok(Replay::from(Snapshot {
+                        bytes,
+                        version: Version::new(generation, fingerprint),
+                    }));
                 }
-                None => Cursor::start(&active.base),
+                (None, false) => {
+                    let bytes = self.snapshot_of(current)?;
+                    return Ok(Replay::from(Snapshot {
+                        bytes,
+                        version: current.version,
+                    }));
+                }
+                (Some(at), true) => journal.cursor_at(base, at)?,
+                (None, true) => Cursor::start(base),
             };
-            if active.cursor.last.is_none() && !active.cursor.ops {
-                let bytes = self.snapshot_of(current)?;
-                return Ok(Replay::from(Snapshot {
-                    bytes,
-                    version: current.version,
-                }));
-            }
-            items = active.journal.scan(&active.base, from, false, false)?.items;
+            items = journal.scan(base, from, false, false)?.items;
         }
         let (base, ops) = match items.iter().rposition(|item| item.op.is_none()) {
             Some(last) => {

@@ -245,6 +245,28 @@ impl Journal {
         }
     }
 
+    /// Where reading from the value record at `at` (read before, so it must be good)
+    /// starts: before it, at the generation it follows. Reads its head only.
+    pub(crate) fn cursor_at(&self, base: &Base, at: u64) -> Result<Cursor> {
+        let mut head = [0u8; HEAD];
+        let got = self.read_upto(&mut head, at)?;
+        if got < HEAD || head[..4] != RECORD_MAGIC || word(&head, 8) != base.epoch {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                offset: at,
+                reason: "a record read before no longer reads back (was the journal \
+                         changed by hand?)"
+                    .into(),
+            });
+        }
+        Ok(Cursor {
+            tail: at,
+            generation: word(&head, 16),
+            last: None,
+            ops: false,
+        })
+    }
+
     /// With a header that is blank or no longer reads, fails with corruption if any good
     /// record lies in the journal (it may hold acknowledged values); without one, the
     /// journal is a crash's leftover and holds nothing.
