@@ -12,10 +12,15 @@ use crate::value::Value;
 /// why it could not be decoded.
 type ApplyData<T> = dyn Fn(&mut T, serde_json::Value) -> Result<(), String> + Send + Sync;
 
+/// Decodes an op from JSON bytes as the value's op type and applies it.
+type ApplyJson<T> = dyn Fn(&mut T, &[u8]) -> Result<(), String> + Send + Sync;
+
 /// How an atom opened with [`Options::ops`] applies stored ops.
 pub(crate) struct Replayer<T> {
-    /// Applies an op given as JSON data.
-    pub(crate) apply: Arc<ApplyData<T>>,
+    /// Applies an op stored as JSON (the JSON codec).
+    pub(crate) apply_json: Arc<ApplyJson<T>>,
+    /// Applies an op given as JSON data (decoded by another codec).
+    pub(crate) apply_data: Arc<ApplyData<T>>,
     /// Copies a value (`Clone`), for an op whose value before must be kept.
     pub(crate) copy: Arc<dyn Fn(&T) -> T + Send + Sync>,
 }
@@ -23,7 +28,8 @@ pub(crate) struct Replayer<T> {
 impl<T> Clone for Replayer<T> {
     fn clone(&self) -> Self {
         Replayer {
-            apply: Arc::clone(&self.apply),
+            apply_json: Arc::clone(&self.apply_json),
+            apply_data: Arc::clone(&self.apply_data),
             copy: Arc::clone(&self.copy),
         }
     }
@@ -123,8 +129,10 @@ pub struct Options<T> {
     pub(crate) validator: Option<Validator<T>>,
     pub(crate) mode: CommitMode,
     pub(crate) live: bool,
-    /// The codec again, for JSON data (ops travel as `serde_json::Value`).
-    pub(crate) data: Arc<dyn TypedCodec<serde_json::Value>>,
+    /// The codec again, for JSON data, when it is not JSON: ops travel through
+    /// `serde_json::Value` to and from another codec. (Made only for another codec, so that
+    /// a build that never uses one links no `serde_json::Value` code.)
+    pub(crate) data: Option<Arc<dyn TypedCodec<serde_json::Value>>>,
     /// Set by [`Options::ops`]: the atom stores ops where its store can, and replays them.
     pub(crate) ops: Option<Replayer<T>>,
 }
@@ -139,7 +147,7 @@ impl<T: Value> Options<T> {
             validator: None,
             mode: CommitMode::Durable,
             live: false,
-            data: Arc::new(Typed(Json::default())),
+            data: None,
             ops: None,
         }
     }
@@ -148,7 +156,10 @@ impl<T: Value> Options<T> {
     pub fn codec<C: Codec>(mut self, codec: C) -> Self {
         self.json = (&codec as &dyn Any).downcast_ref::<Json>().copied();
         let codec = Arc::new(Typed(codec));
-        self.data = Arc::clone(&codec) as Arc<dyn TypedCodec<serde_json::Value>>;
+        self.data = self
+            .json
+            .is_none()
+            .then(|| Arc::clone(&codec) as Arc<dyn TypedCodec<serde_json::Value>>);
         self.codec = codec;
         self
     }
@@ -195,7 +206,7 @@ impl<T: Value> Options<T> {
                     Json::compact()
                 };
                 self.codec = Arc::new(Typed(json));
-                self.data = Arc::new(Typed(json));
+                self.data = None;
                 self.json = Some(json);
             }
             (Some(true), None) => {
@@ -314,7 +325,12 @@ impl<T: Value + Apply> Options<T> {
     /// ```
     pub fn ops(mut self) -> Self {
         self.ops = Some(Replayer {
-            apply: Arc::new(|value: &mut T, data| {
+            apply_json: Arc::new(|value: &mut T, bytes| {
+                let op: T::Op = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+                value.apply(&op);
+                Ok(())
+            }),
+            apply_data: Arc::new(|value: &mut T, data| {
                 let op: T::Op = serde_json::from_value(data).map_err(|e| e.to_string())?;
                 value.apply(&op);
                 Ok(())
@@ -340,7 +356,7 @@ impl<T> Clone for Options<T> {
             validator: self.validator.clone(),
             mode: self.mode,
             live: self.live,
-            data: Arc::clone(&self.data),
+            data: self.data.clone(),
             ops: self.ops.clone(),
         }
     }

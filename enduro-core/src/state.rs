@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::codec::TypedCodec;
+use crate::codec::{Codec, Json, Typed, TypedCodec};
 use crate::error::{Error, Result};
 use crate::options::{Options, Replayer, Validator};
 use crate::reentry;
@@ -147,7 +147,7 @@ pub(crate) struct Core<T> {
     /// The digest of the bytes of the commit under way, taken when it is published.
     committing: Mutex<Option<u64>>,
     /// The codec, for JSON data (ops).
-    data: Arc<dyn TypedCodec<serde_json::Value>>,
+    data: Option<Arc<dyn TypedCodec<serde_json::Value>>>,
     /// How to apply a stored op, when the atom was opened with `ops()`.
     ops: Option<Replayer<T>>,
     /// A value that was current before the last op, kept to be brought up to date by that
@@ -175,7 +175,7 @@ impl<T: Value> Core<T> {
                 let mut digest = Some(digest(&base.bytes));
                 for op in &ops {
                     let replayer = replayer(resource, options.ops.as_ref(), op)?;
-                    replay(resource, &*options.data, replayer, &mut value, op)?;
+                    replay(resource, options.data.as_deref(), replayer, &mut value, op)?;
                     version = op.version;
                     digest = None;
                 }
@@ -324,38 +324,51 @@ impl<T: Value> Core<T> {
     ) -> Result<(Arc<[u8]>, O)> {
         let refused = |why: String| Error::Encode {
             resource: self.resource.clone(),
-            codec: self.data.name(),
+            codec: self.codec.name(),
             source: why.into(),
         };
-        let data = self
-            .user_code(|| catch_unwind(AssertUnwindSafe(|| serde_json::to_value(op))))
-            .map_err(|panic| {
-                refused(format!(
-                    "the op's Serialize implementation panicked: {}",
-                    panic_message(&*panic)
-                ))
-            })?
-            .map_err(|e| refused(format!("the op cannot be written as JSON data: {e}")))?;
+        let panicked = |what: &str, panic: Box<dyn std::any::Any + Send>| {
+            format!(
+                "the op's {what} implementation panicked: {}",
+                panic_message(&*panic)
+            )
+        };
         let mut bytes = Vec::new();
-        encode_with(&self.resource, &*self.data, &data, &mut bytes)?;
-        let back = self
-            .data
-            .decode(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|data| {
+        let back = match &self.data {
+            // JSON: the op itself, encoded and decoded as the codec does.
+            None => {
                 self.user_code(|| {
-                    catch_unwind(AssertUnwindSafe(|| serde_json::from_value::<O>(data)))
-                        .map_err(|panic| {
-                            format!("its Deserialize panicked: {}", panic_message(&*panic))
-                        })?
-                        .map_err(|e| e.to_string())
+                    encode_with(&self.resource, &Typed(Json::default()), op, &mut bytes)
+                })?;
+                self.user_code(|| {
+                    catch_unwind(AssertUnwindSafe(|| Json::default().decode::<O>(&bytes)))
                 })
-            })
-            .map_err(|why| {
-                refused(format!(
-                    "the op would not read back as itself ({why}); nothing was written"
-                ))
-            })?;
+                .map_err(|panic| panicked("Deserialize", panic))
+                .and_then(|back| back.map_err(|e| e.to_string()))
+            }
+            // Another codec: through the op's JSON data.
+            Some(data) => {
+                let value = self
+                    .user_code(|| catch_unwind(AssertUnwindSafe(|| serde_json::to_value(op))))
+                    .map_err(|panic| refused(panicked("Serialize", panic)))?
+                    .map_err(|e| refused(format!("the op cannot be written as JSON data: {e}")))?;
+                encode_with(&self.resource, &**data, &value, &mut bytes)?;
+                data.decode(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|value| {
+                        self.user_code(|| {
+                            catch_unwind(AssertUnwindSafe(|| serde_json::from_value::<O>(value)))
+                                .map_err(|panic| panicked("Deserialize", panic))?
+                                .map_err(|e| e.to_string())
+                        })
+                    })
+            }
+        };
+        let back = back.map_err(|why| {
+            refused(format!(
+                "the op would not read back as itself ({why}); nothing was written"
+            ))
+        })?;
         Ok((bytes.into(), back))
     }
 
@@ -498,7 +511,7 @@ impl<T: Value> Core<T> {
     /// `value` with the stored op `op` applied.
     fn replay(&self, value: &mut T, op: &OpRecord) -> Result<()> {
         let replayer = replayer(&self.resource, self.ops.as_ref(), op)?;
-        self.user_code(|| replay(&self.resource, &*self.data, replayer, value, op))
+        self.user_code(|| replay(&self.resource, self.data.as_deref(), replayer, value, op))
     }
 
     /// Shows queued transitions to the watches, in order, on whichever thread gets here
@@ -587,7 +600,7 @@ fn replayer<'a, T>(
 /// is [`Error::Replay`], naming where the op is.
 fn replay<T: Value>(
     resource: &str,
-    data: &dyn TypedCodec<serde_json::Value>,
+    data: Option<&dyn TypedCodec<serde_json::Value>>,
     replayer: &Replayer<T>,
     value: &mut T,
     op: &OpRecord,
@@ -597,13 +610,18 @@ fn replay<T: Value>(
         at: op.at.clone(),
         reason,
     };
-    let decoded = data.decode(&op.bytes).map_err(|e| {
-        failed(format!(
-            "the op does not decode as {} data: {e}",
-            data.name()
-        ))
-    })?;
-    let applied = catch_unwind(AssertUnwindSafe(|| (replayer.apply)(value, decoded)));
+    let applied = match data {
+        None => catch_unwind(AssertUnwindSafe(|| (replayer.apply_json)(value, &op.bytes))),
+        Some(data) => {
+            let decoded = data.decode(&op.bytes).map_err(|e| {
+                failed(format!(
+                    "the op does not decode as {} data: {e}",
+                    data.name()
+                ))
+            })?;
+            catch_unwind(AssertUnwindSafe(|| (replayer.apply_data)(value, decoded)))
+        }
+    };
     match applied {
         Ok(Ok(())) => Ok(()),
         Ok(Err(why)) => Err(failed(format!(

@@ -475,3 +475,55 @@ fn a_handle_that_read_part_of_the_ops_loads_the_last_value_and_every_op_after_it
     let reader = ops_atom(&path, Map::default());
     assert_eq!(*reader.deref(), *writer.deref());
 }
+
+/// A codec other than JSON (JSON behind a mark), for the path ops take through
+/// `serde_json::Value` with any codec.
+struct Marked;
+
+impl enduro_core::Codec for Marked {
+    fn name(&self) -> &'static str {
+        "marked JSON"
+    }
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), enduro_core::CodecError> {
+        out.write_all(b"#")?;
+        serde_json::to_writer(out, value)?;
+        Ok(())
+    }
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<T, enduro_core::CodecError> {
+        let json = bytes.strip_prefix(b"#").ok_or("no mark")?;
+        Ok(serde_json::from_slice(json)?)
+    }
+}
+
+#[test]
+fn ops_are_encoded_with_the_atoms_codec_whatever_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map.bin");
+    let open = || {
+        FileAtom::builder(&path)
+            .codec(Marked)
+            .journal(true)
+            .ops()
+            .open(Map::default())
+            .unwrap()
+    };
+    let atom = open();
+    atom.apply(Edit::Set("k".into(), "v".into())).unwrap();
+    atom.apply(Edit::Set("x".into(), "y".into())).unwrap();
+    open().apply(Edit::Remove("k".into())).unwrap();
+    // The first record's first op (after its 4-byte length) is as the codec writes it.
+    let journal = fs::read(journal_path(&path)).unwrap();
+    let op = &journal[BLOCK + 48 + 4..];
+    assert!(op.starts_with(b"#{\"Set\":"), "{:?}", &op[..16]);
+    let again = open();
+    assert_eq!(again.deref().0.len(), 1);
+    assert_eq!(again.deref().0["x"], "y");
+    assert_eq!(*atom.refresh().unwrap(), *again.deref());
+}
