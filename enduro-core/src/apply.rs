@@ -30,9 +30,10 @@ use crate::value::Value;
 /// a persistent map (`imbl::OrdMap`, `imbl::HashMap`) copies in constant time and shares
 /// most of its memory between the two. See the README's "Appropriate usage".
 ///
-/// Ops travel as `serde_json::Value` on their way to and from the codec, so they need a
-/// self-describing codec (JSON, the default, is one) and must survive that round trip:
-/// an op that does not read back as itself is refused before anything is written.
+/// Ops are encoded with the atom's codec: with JSON (the default) as themselves; with
+/// another codec by way of their JSON data (`serde_json::Value`), which needs a
+/// self-describing format. An op that does not read back as itself is refused before
+/// anything is written.
 ///
 /// ```
 /// use std::collections::BTreeMap;

@@ -146,7 +146,7 @@ pub(crate) struct Core<T> {
     delivering: Mutex<()>,
     /// The digest of the bytes of the commit under way, taken when it is published.
     committing: Mutex<Option<u64>>,
-    /// The codec, for JSON data (ops).
+    /// The codec, for JSON data (ops), when it is not JSON.
     data: Option<Arc<dyn TypedCodec<serde_json::Value>>>,
     /// How to apply a stored op, when the atom was opened with `ops()`.
     ops: Option<Replayer<T>>,
@@ -315,7 +315,8 @@ impl<T: Value> Core<T> {
         self.ops.is_some()
     }
 
-    /// Encodes `op` as the store keeps it (its JSON data, encoded with the codec) and
+    /// Encodes `op` as the store keeps it (with the codec; another codec than JSON encodes
+    /// its JSON data) and
     /// decodes it back: the op an atom applies is the one a replay will apply, and an op
     /// that would not read back is refused here, before anything is written.
     pub(crate) fn encode_op<O: serde::Serialize + serde::de::DeserializeOwned>(
