@@ -316,9 +316,9 @@ impl<T: Value> Core<T> {
     }
 
     /// Encodes `op` as the store keeps it (with the codec; another codec than JSON encodes
-    /// its JSON data) and
-    /// decodes it back: the op an atom applies is the one a replay will apply, and an op
-    /// that would not read back is refused here, before anything is written.
+    /// its JSON data) and decodes it back: the op an atom applies is the one a replay will
+    /// apply, and an op that would not read back is refused here, before anything is
+    /// written.
     pub(crate) fn encode_op<O: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         op: &O,
