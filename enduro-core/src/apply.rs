@@ -78,6 +78,25 @@ pub trait Apply: Clone {
     fn apply(&mut self, op: &Self::Op);
 }
 
+/// An `apply` call's op: encoded as the store keeps it (when it keeps ops), and as the
+/// atom applies it.
+pub(crate) type Prepared<Op> = (Option<Arc<[u8]>>, Arc<Op>);
+
+/// What an `apply` call commits: with `keep` (the atom keeps ops, and commits them),
+/// the op encoded as the store keeps it, and the op decoded back from those bytes — the
+/// one to apply, as a replay will; without, the op as it is.
+pub(crate) fn prepare<T: Value + Apply>(
+    core: &Core<T>,
+    op: T::Op,
+    keep: bool,
+) -> crate::Result<Prepared<T::Op>> {
+    if !keep {
+        return Ok((None, Arc::new(op)));
+    }
+    let (bytes, op) = core.encode_op(&op)?;
+    Ok((Some(bytes), Arc::new(op)))
+}
+
 /// The atom's last op, kept with the value it was applied to: see [`next`].
 struct Spare<T: Apply> {
     /// The value before the op (current until the op's value was published).

@@ -698,13 +698,7 @@ where
     pub async fn apply(&self, op: T::Op) -> Result<Arc<T>> {
         let core = &self.inner.core;
         core.refuse_reentry("apply")?;
-        let (bytes, op) = if core.keeps_ops() {
-            let (bytes, op) = core.encode_op(&op)?;
-            (Some(bytes), op)
-        } else {
-            (None, op)
-        };
-        let op = Arc::new(op);
+        let (bytes, op) = crate::apply::prepare(core, op, core.keeps_ops())?;
         let decide = move |current: &T| Some(crate::apply::next(core, current, &op));
         self.transact_op("apply", Purpose::Change, decide, bytes)
             .await

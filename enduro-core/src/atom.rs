@@ -622,13 +622,8 @@ impl<T: Value + Apply> Atom<T> {
         let core = &self.inner.core;
         core.refuse_reentry("apply")?;
         // The background committer writes whole values.
-        let (bytes, op) = if core.keeps_ops() && self.inner.background.is_none() {
-            let (bytes, op) = core.encode_op(&op)?;
-            (Some(bytes), op)
-        } else {
-            (None, op)
-        };
-        let op = Arc::new(op);
+        let keep = core.keeps_ops() && self.inner.background.is_none();
+        let (bytes, op) = crate::apply::prepare(core, op, keep)?;
         let decide = |current: &T| Some(crate::apply::next(core, current, &op));
         self.transact_op("apply", Purpose::Change, decide, bytes)
             .map(|o| o.new)

@@ -167,18 +167,18 @@ impl<T: Value> Core<T> {
         stored: Option<Replay>,
     ) -> Result<Opening<T>> {
         match stored {
-            Some(Replay { base, ops })
-                if !ops.is_empty() || !options.codec.is_blank(&base.bytes) =>
+            Some(replay)
+                if !replay.ops.is_empty() || !options.codec.is_blank(&replay.base.bytes) =>
             {
-                let mut value = decode(resource, &*options.codec, &base.bytes)?;
-                let mut version = base.version;
-                let mut digest = Some(digest(&base.bytes));
-                for op in &ops {
-                    let replayer = replayer(resource, options.ops.as_ref(), op)?;
-                    replay(resource, options.data.as_deref(), replayer, &mut value, op)?;
-                    version = op.version;
-                    digest = None;
-                }
+                let (value, version) = rebuild(
+                    resource,
+                    &*options.codec,
+                    options.data.as_deref(),
+                    options.ops.as_ref(),
+                    &replay,
+                )?;
+                // The digest of the value's bytes, when it was read whole.
+                let digest = replay.ops.is_empty().then(|| digest(&replay.base.bytes));
                 // The stored value is not this handle's to change: an error that names
                 // the resource, not the `Invalid` of a refused change.
                 validate_with(options.validator.as_ref(), &value).map_err(|e| {
@@ -494,16 +494,18 @@ impl<T: Value> Core<T> {
     /// to the watches as one transition (the store could not tell which of them this atom
     /// had seen). Without ops, as [`adopt`](Core::adopt).
     pub(crate) fn adopt_replay(&self, replay: Replay) -> Result<(Arc<T>, Version)> {
-        let Replay { base, ops } = replay;
-        if ops.is_empty() {
-            return self.adopt(base);
+        if replay.ops.is_empty() {
+            return self.adopt(replay.base);
         }
-        let mut value = decode(&self.resource, &*self.codec, &base.bytes)?;
-        let mut version = base.version;
-        for op in &ops {
-            self.replay(&mut value, op)?;
-            version = op.version;
-        }
+        let (value, version) = self.user_code(|| {
+            rebuild(
+                &self.resource,
+                &*self.codec,
+                self.data.as_deref(),
+                self.ops.as_ref(),
+                &replay,
+            )
+        })?;
         let value = Arc::new(value);
         self.publish(Arc::clone(&value), version, None);
         Ok((value, version))
@@ -575,6 +577,28 @@ impl<T: Value> Core<T> {
     pub(crate) fn clear_validator(&self) {
         *write(&self.validator) = None;
     }
+}
+
+/// The value `stored` holds, and its version: its last whole value decoded, then its ops
+/// applied in place, in order.
+fn rebuild<T: Value>(
+    resource: &str,
+    codec: &dyn TypedCodec<T>,
+    data: Option<&dyn TypedCodec<serde_json::Value>>,
+    replayer: Option<&Replayer<T>>,
+    stored: &Replay,
+) -> Result<(T, Version)> {
+    let mut value = decode(resource, codec, &stored.base.bytes)?;
+    for op in &stored.ops {
+        replay(
+            resource,
+            data,
+            self::replayer(resource, replayer, op)?,
+            &mut value,
+            op,
+        )?;
+    }
+    Ok((value, stored.version()))
 }
 
 /// The atom's replayer, for the stored op `op`: [`Error::Replay`] when the atom was

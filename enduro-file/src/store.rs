@@ -793,17 +793,13 @@ impl FileStore {
     fn state(&self, current: &mut Current) -> Result<Replay> {
         let fingerprint = current.version.fingerprint;
         let mut items = std::mem::take(&mut current.items);
-        let Some(active) = &current.active else {
-            let bytes = self.snapshot_of(current)?;
-            return Ok(Replay::from(Snapshot {
-                bytes,
-                version: current.version,
-            }));
-        };
-        if !items.iter().any(|item| item.op.is_none()) {
-            // The last value was not read on the way: read it, and the ops after it.
+        if let Some(active) = &current.active
+            && !items.iter().any(|item| item.op.is_none())
+        {
+            // The last value was not read on the way: read it, and the ops after it
+            // (without a value record, the snapshot is the last value: read below).
             let (journal, base) = (&active.journal, &active.base);
-            let from = match (active.cursor.last, active.cursor.ops) {
+            match (active.cursor.last, active.cursor.ops) {
                 (Some(at), false) => {
                     let (generation, bytes) = journal.payload(base, at)?;
                     return Ok(Replay::from(Snapshot {
@@ -811,17 +807,15 @@ impl FileStore {
                         version: Version::new(generation, fingerprint),
                     }));
                 }
-                (None, false) => {
-                    let bytes = self.snapshot_of(current)?;
-                    return Ok(Replay::from(Snapshot {
-                        bytes,
-                        version: current.version,
-                    }));
+                (None, false) => {}
+                (Some(at), true) => {
+                    let from = journal.cursor_at(base, at)?;
+                    items = journal.scan(base, from, false, false)?.items;
                 }
-                (Some(at), true) => journal.cursor_at(base, at)?,
-                (None, true) => Cursor::start(base),
-            };
-            items = journal.scan(base, from, false, false)?.items;
+                (None, true) => {
+                    items = journal.scan(base, Cursor::start(base), false, false)?.items;
+                }
+            }
         }
         let (base, ops) = match items.iter().rposition(|item| item.op.is_none()) {
             Some(last) => {
@@ -836,12 +830,12 @@ impl FileStore {
         };
         let base = match base {
             Some(base) => base,
+            // The data file: the journal's snapshot, or the value when no journal applies.
             None => Snapshot {
+                version: current.active.as_ref().map_or(current.version, |a| {
+                    Version::new(a.base.generation, fingerprint)
+                }),
                 bytes: self.snapshot_of(current)?,
-                version: Version::new(
-                    current.active.as_ref().map_or(0, |a| a.base.generation),
-                    fingerprint,
-                ),
             },
         };
         let ops = ops
@@ -1110,8 +1104,8 @@ impl FileStore {
             cursor,
             data: fingerprint,
         }));
-        let next = cursor.generation;
-        let mut done = Version::new(next, fingerprint);
+        let made = cursor.generation;
+        let mut done = Version::new(made, fingerprint);
         // The value's size: the record's, or, for ops, the snapshot's (the value is not
         // encoded unless a compaction needs it).
         let value_len = match kind {
@@ -1130,9 +1124,9 @@ impl FileStore {
                 }
             };
             if let Some(value) = value
-                && let Some(meta) = self.compact(&mut journal, meta, &value, next)
+                && let Some(meta) = self.compact(&mut journal, meta, &value, made)
             {
-                done = version(incarnation, next, &meta);
+                done = version(incarnation, made, &meta);
             }
         }
         self.keep_journal(journal);

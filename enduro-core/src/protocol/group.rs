@@ -277,7 +277,7 @@ impl<T: Value> Group<T> {
                 size: last_size,
             };
         }
-        let Some(batch) = state.open.take_if(|b| b.id == ticket.batch) else {
+        let Some(mut batch) = state.open.take_if(|b| b.id == ticket.batch) else {
             unreachable!("the leader's batch stays open until it leads it");
         };
         let follows_failure = batch.after.is_some_and(|id| state.failed.contains(&id));
@@ -291,7 +291,7 @@ impl<T: Value> Group<T> {
                 expected,
                 value: Arc::clone(&batch.tip),
                 earlier,
-                ops: (!batch.whole).then(|| batch.ops.clone()),
+                ops: (!batch.whole).then(|| std::mem::take(&mut batch.ops)),
             }
         } else if batch.verify {
             Plan::Check(expected)

@@ -235,13 +235,18 @@ impl Journal {
                 kind: Kind::Value,
                 payload,
             } => Ok((follows + 1, payload)),
-            _ => Err(Error::Corrupt {
-                path: self.path.clone(),
-                offset: at,
-                reason: "a record read before no longer reads back (was the journal \
-                         changed by hand?)"
-                    .into(),
-            }),
+            _ => Err(self.read_before_lost(at)),
+        }
+    }
+
+    /// The error for a record at `at`, read before, that no longer reads back.
+    fn read_before_lost(&self, at: u64) -> Error {
+        Error::Corrupt {
+            path: self.path.clone(),
+            offset: at,
+            reason: "a record read before no longer reads back (was the journal changed by \
+                     hand?)"
+                .into(),
         }
     }
 
@@ -251,13 +256,7 @@ impl Journal {
         let mut head = [0u8; HEAD];
         let got = self.read_upto(&mut head, at)?;
         if got < HEAD || head[..4] != RECORD_MAGIC || word(&head, 8) != base.epoch {
-            return Err(Error::Corrupt {
-                path: self.path.clone(),
-                offset: at,
-                reason: "a record read before no longer reads back (was the journal \
-                         changed by hand?)"
-                    .into(),
-            });
+            return Err(self.read_before_lost(at));
         }
         Ok(Cursor {
             tail: at,
