@@ -347,10 +347,13 @@ impl<T: Value> Core<T> {
                 .map_err(|panic| panicked("Deserialize", panic))
                 .and_then(|back| back.map_err(|e| e.to_string()))
             }
-            // Another codec: through the op's JSON data.
+            // Another codec: through the op's JSON data, refusing, as the JSON codec does,
+            // what JSON would read back as something else (`Some(None)`, a NaN, nesting
+            // deeper than it reads).
             Some(data) => {
+                let guarded = crate::roundtrip::RoundTrip::new(op);
                 let value = self
-                    .user_code(|| catch_unwind(AssertUnwindSafe(|| serde_json::to_value(op))))
+                    .user_code(|| catch_unwind(AssertUnwindSafe(|| serde_json::to_value(&guarded))))
                     .map_err(|panic| refused(panicked("Serialize", panic)))?
                     .map_err(|e| refused(format!("the op cannot be written as JSON data: {e}")))?;
                 encode_with(&self.resource, &**data, &value, &mut bytes)?;

@@ -527,3 +527,132 @@ fn ops_are_encoded_with_the_atoms_codec_whatever_it_is() {
     assert_eq!(again.deref().0["x"], "y");
     assert_eq!(*atom.refresh().unwrap(), *again.deref());
 }
+
+/// A value whose op is an `Option<Option<u32>>`: `Some(None)` would be written as `null`
+/// and read back as `None`, another op.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Seen(Vec<Option<Option<u32>>>);
+
+impl Apply for Seen {
+    type Op = Option<Option<u32>>;
+    fn apply(&mut self, op: &Option<Option<u32>>) {
+        self.0.push(*op);
+    }
+}
+
+#[test]
+fn an_op_that_json_would_read_back_as_another_is_refused_with_every_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, marked) in [("json.json", false), ("marked.bin", true)] {
+        let path = dir.path().join(name);
+        let builder = FileAtom::builder(&path).journal(true).ops();
+        let atom = if marked {
+            builder.codec(Marked).open(Seen::default())
+        } else {
+            builder.open(Seen::default())
+        }
+        .unwrap();
+        atom.apply(Some(Some(1))).unwrap();
+        atom.apply(None).unwrap();
+        let err = atom.apply(Some(None)).expect_err(name);
+        assert!(matches!(err, Error::Encode { .. }), "{name}: {err}");
+        assert_eq!(atom.deref().0, [Some(Some(1)), None], "{name}");
+        let again = FileAtom::builder(&path).journal(true).ops();
+        let again = if marked {
+            again.codec(Marked).open(Seen::default())
+        } else {
+            again.open(Seen::default())
+        }
+        .unwrap();
+        assert_eq!(again.deref().0, [Some(Some(1)), None], "{name}: replayed");
+    }
+}
+
+/// An op nested deeper than JSON reads back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Depth(usize);
+
+impl Apply for Depth {
+    type Op = serde_json::Value;
+    fn apply(&mut self, op: &serde_json::Value) {
+        let mut level = 0;
+        let mut at = op;
+        while let Some(inner) = at.get(0) {
+            level += 1;
+            at = inner;
+        }
+        self.0 = level;
+    }
+}
+
+#[test]
+fn an_op_nested_deeper_than_json_reads_back_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("depth.json");
+    let atom = ops_atom(&path, Depth(0));
+    let nested = |levels: usize| {
+        (0..levels).fold(serde_json::json!(0), |inner, _| serde_json::json!([inner]))
+    };
+    assert_eq!(atom.apply(nested(100)).unwrap().0, 100);
+    let err = atom.apply(nested(200)).unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert_eq!(atom.deref().0, 100);
+    assert_eq!(ops_atom(&path, Depth(0)).deref().0, 100);
+}
+
+/// A counter whose op calls back into the atom it is applied by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Reenter(u32);
+
+static REENTERED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static SELF_ATOM: std::sync::OnceLock<Atom<Reenter>> = std::sync::OnceLock::new();
+
+impl Apply for Reenter {
+    type Op = bool;
+    fn apply(&mut self, call_back: &bool) {
+        if *call_back && let Some(atom) = SELF_ATOM.get() {
+            let outcome = match atom.apply(false) {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{e:?}"),
+            };
+            REENTERED.lock().unwrap().push(outcome);
+        }
+        self.0 += 1;
+    }
+}
+
+#[test]
+fn calls_back_into_the_atom_from_apply_or_a_validator_fail_fast_and_a_watch_may_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("re.json");
+    let atom = SELF_ATOM.get_or_init(|| ops_atom(&path, Reenter(0)));
+    // From inside `apply`: the inner call fails at once, the outer one commits.
+    assert_eq!(atom.apply(true).unwrap().0, 1);
+    let seen = REENTERED.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].starts_with("Reentrant"), "{seen:?}");
+    // From a validator: the same.
+    let inner = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&inner);
+    atom.set_validator(move |_: &Reenter| {
+        if let Some(atom) = SELF_ATOM.get() {
+            let refused = matches!(atom.apply(false), Err(Error::Reentrant { .. }));
+            *slot.lock().unwrap() = Some(refused);
+        }
+        true
+    })
+    .unwrap();
+    assert_eq!(atom.apply(false).unwrap().0, 2);
+    assert_eq!(*inner.lock().unwrap(), Some(true));
+    atom.clear_validator();
+    // From a watch (after the commit, outside every lock): it may apply.
+    let once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    atom.add_watch("again", move |_: &Reenter, _: &Reenter| {
+        if !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            SELF_ATOM.get().unwrap().apply(false).unwrap();
+        }
+    });
+    atom.apply(false).unwrap();
+    assert_eq!(atom.deref().0, 4);
+    assert_eq!(ops_atom(&path, Reenter(0)).deref().0, 4);
+}
