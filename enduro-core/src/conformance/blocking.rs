@@ -1653,7 +1653,7 @@ pub fn apply_is_a_swap_whose_change_is_the_op<B: Backend>(b: &B) {
     // Swaps and ops mix.
     atom.swap(|t| Tally {
         total: t.total + 1,
-        note: t.note.clone(),
+        ..t.clone()
     })
     .unwrap();
     assert_eq!(atom.apply(TallyOp::Add(1)).unwrap().total, 5);

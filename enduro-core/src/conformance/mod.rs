@@ -80,6 +80,8 @@ pub struct Tally {
     pub total: u64,
     /// The last [`TallyOp::Note`].
     pub note: Option<String>,
+    /// Every [`TallyOp::Log`], in order.
+    pub log: Vec<u32>,
 }
 
 /// The ops of [`Tally`].
@@ -89,6 +91,8 @@ pub enum TallyOp {
     Add(u64),
     /// Keeps a note.
     Note(String),
+    /// Appends an id to the log.
+    Log(u32),
     /// Scales the total (a float: `NaN` does not survive JSON, so such an op is refused).
     Scale(f64),
     /// Panics when applied.
@@ -101,6 +105,7 @@ impl crate::Apply for Tally {
         match op {
             TallyOp::Add(n) => self.total += n,
             TallyOp::Note(note) => self.note = Some(note.clone()),
+            TallyOp::Log(id) => self.log.push(*id),
             TallyOp::Scale(by) => self.total = (self.total as f64 * by) as u64,
             TallyOp::Panic => panic!("this op panics on purpose"),
         }
@@ -389,6 +394,7 @@ macro_rules! async_conformance {
             async_a_live_atom_that_writes_too_stays_exact,
             async_a_live_atom_tries_a_failed_catch_up_again,
             async_ops_from_tasks_are_exact_and_replay_to_the_same_value,
+            async_cancelled_ops_are_never_applied_twice,
         );
     };
     (@cases $backend:expr; $known:tt; $($case:ident),* $(,)?) => {

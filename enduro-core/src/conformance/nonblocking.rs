@@ -1149,3 +1149,73 @@ pub async fn async_ops_from_tasks_are_exact_and_replay_to_the_same_value<B: Asyn
     let err = fresh.apply(TallyOp::Scale(f64::NAN)).await.unwrap_err();
     assert!(matches!(err, Error::Encode { .. }), "{err}");
 }
+
+/// Ops whose calls are dropped at random points (timeouts of a few tens of microseconds,
+/// while their batch may be committing) are applied once or not at all: every
+/// acknowledged op is in the value, none twice, and the watches see one chain; a fresh
+/// atom replays to the same value.
+pub async fn async_cancelled_ops_are_never_applied_twice<B: AsyncBackend>(b: &B) {
+    let r = b.fresh();
+    let atom = b
+        .open_with(&r, Tally::default(), Options::new().ops())
+        .await
+        .unwrap();
+    let chain = Arc::new(Mutex::new(Vec::<(usize, usize)>::new()));
+    let log = Arc::clone(&chain);
+    atom.add_watch("chain", move |old: &Tally, new: &Tally| {
+        log.lock().unwrap().push((old.log.len(), new.log.len()))
+    });
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let tasks: Vec<_> = (0..8u32)
+        .map(|t| {
+            let atom = atom.clone();
+            let acknowledged = Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                for i in 0..25u32 {
+                    let id = t * 1000 + i;
+                    let limit = if (t + i) % 3 == 0 {
+                        Duration::from_micros(50 + u64::from(i) * 97)
+                    } else {
+                        Duration::from_secs(60)
+                    };
+                    let apply = atom.apply(TallyOp::Log(id));
+                    if let Ok(result) = tokio::time::timeout(limit, apply).await {
+                        result.unwrap();
+                        acknowledged.lock().unwrap().insert(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        in_time("a task of ops", task).await.unwrap();
+    }
+    let last = in_time("refresh", atom.refresh()).await.unwrap();
+    let fresh = b
+        .open_with(&r, Tally::default(), Options::new().ops())
+        .await
+        .unwrap();
+    assert_eq!(
+        *fresh.deref(),
+        *last,
+        "a fresh atom replays to the same value"
+    );
+    let unique: BTreeSet<u32> = last.log.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        last.log.len(),
+        "an op was applied twice: {:?}",
+        last.log
+    );
+    let acknowledged = acknowledged.lock().unwrap();
+    assert!(
+        acknowledged.is_subset(&unique),
+        "acknowledged ops are missing: {:?}",
+        acknowledged.difference(&unique).collect::<Vec<_>>()
+    );
+    let chain = chain.lock().unwrap();
+    for pair in chain.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "transitions out of order: {pair:?}");
+    }
+    assert_eq!(chain.last().map(|t| t.1), Some(last.log.len()));
+}
