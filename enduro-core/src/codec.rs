@@ -51,6 +51,39 @@ pub trait Codec: Send + Sync + 'static {
     fn is_blank(&self, bytes: &[u8]) -> bool {
         bytes.is_empty()
     }
+
+    /// This codec writing the pretty (`pretty == true`) or the compact form of its format,
+    /// or `None` when the format has no such choice (the default). Backs
+    /// [`Options::pretty`](crate::Options::pretty): an atom asked for a pretty form its
+    /// codec does not have fails to open instead of writing another format.
+    ///
+    /// ```
+    /// use enduro::{Codec, Json};
+    /// assert_eq!(Json::compact().styled(true), Some(Json::pretty()));
+    /// ```
+    fn styled(&self, pretty: bool) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = pretty;
+        None
+    }
+
+    /// Whether the format describes itself: whether any bytes it wrote read back as a
+    /// `serde_json::Value` without knowing the type (field names, sequences, maps and
+    /// their lengths are in the bytes). Schema migrations
+    /// (`Options::migrations`) and stored ops
+    /// ([`Options::ops`](crate::Options::ops)) with a codec other than JSON travel through
+    /// `serde_json::Value`, so an atom asking for either refuses to open with a codec that
+    /// says `false` here. The default is `true`.
+    ///
+    /// ```
+    /// use enduro::{Codec, Json};
+    /// assert!(Json::default().is_self_describing());
+    /// ```
+    fn is_self_describing(&self) -> bool {
+        true
+    }
 }
 
 /// JSON through serde_json: the default codec, readable and editable by hand.
@@ -171,6 +204,10 @@ impl Codec for Json {
 
     fn is_blank(&self, bytes: &[u8]) -> bool {
         bytes.iter().all(u8::is_ascii_whitespace)
+    }
+
+    fn styled(&self, pretty: bool) -> Option<Self> {
+        Some(Json { pretty })
     }
 }
 
