@@ -116,6 +116,12 @@ pub trait AsyncStore: Send + Sync + 'static {
     fn cheap_check(&self) -> bool {
         false
     }
+    /// Whether atoms on this store check that every value reads back; see
+    /// [`Store::checks_round_trip`](crate::Store::checks_round_trip). `false` unless
+    /// overridden.
+    fn checks_round_trip(&self) -> bool {
+        false
+    }
     /// Starts calling `nudge` whenever the resource may have changed; see
     /// [`Store::follow`](crate::Store::follow). The default fails: this store's atoms
     /// cannot be live.
@@ -214,7 +220,9 @@ impl<T: Value> AsyncAtom<T> {
     /// [`Atom`](crate::Atom); asking for it here is an error.
     pub async fn open<S: AsyncStore>(store: S, init: T, options: Options<T>) -> Result<Self> {
         let resource = store.resource();
-        let options = options.resolved(&resource)?;
+        let options = options
+            .checked_if(store.checks_round_trip())
+            .resolved(&resource)?;
         if options.mode != crate::CommitMode::Durable {
             return Err(Error::Backend {
                 resource,
@@ -223,18 +231,27 @@ impl<T: Value> AsyncAtom<T> {
             });
         }
         let (value, version, digest) = loop {
-            match Core::opening(&resource, &options, store.load_replay().await?)? {
-                Opening::Existing(value, version, digest) => break (value, version, digest),
-                Opening::Create(expected) => {
-                    validate_with(options.validator.as_ref(), &init)?;
-                    let mut bytes = Vec::new();
-                    encode(&resource, &options, &init, &mut bytes)?;
-                    let digest = digest(&bytes);
-                    match store.commit(expected, bytes).await? {
-                        Committed::Done(version) => break (init, version, Some(digest)),
-                        Committed::Conflict => continue,
+            // Data of an older schema is stored migrated, once; `init` where there is no
+            // data. On a conflict, another writer stored first: read what they stored.
+            let (migrated, expected) =
+                match Core::opening(&resource, &options, store.load_replay().await?)? {
+                    Opening::Existing(value, version, digest) => break (value, version, digest),
+                    Opening::Migrated(value, expected) => (Some(value), expected),
+                    Opening::Create(expected) => {
+                        validate_with(options.validator.as_ref(), &init)?;
+                        (None, expected)
                     }
-                }
+                };
+            let mut bytes = Vec::new();
+            encode(
+                &resource,
+                &options,
+                migrated.as_ref().unwrap_or(&init),
+                &mut bytes,
+            )?;
+            let digest = digest(&bytes);
+            if let Committed::Done(version) = store.commit(expected, bytes).await? {
+                break (migrated.unwrap_or(init), version, Some(digest));
             }
         };
         let live = options.live;

@@ -79,23 +79,38 @@ impl<T: Value> Atom<T> {
     /// ```
     pub fn open<S: Store>(store: S, init: T, options: Options<T>) -> Result<Self> {
         let resource = store.resource();
-        let options = options.resolved(&resource)?;
+        let options = options
+            .checked_if(store.checks_round_trip())
+            .resolved(&resource)?;
+        // Commits the value open decided on, unless another writer committed first.
+        let commit = |value: &T, expected| {
+            let mut written = None;
+            let encode = &mut |out: &mut dyn std::io::Write| {
+                let mut digesting = Digesting::new(out);
+                encode(&resource, &options, value, &mut digesting)?;
+                written = Some(digesting.digest());
+                Ok(())
+            };
+            Ok::<_, Error>(match store.commit(expected, encode)? {
+                Committed::Done(version) => Some((version, written)),
+                Committed::Conflict => None,
+            })
+        };
         let (value, version, digest) = loop {
             match Core::opening(&resource, &options, store.load_replay()?)? {
                 Opening::Existing(value, version, digest) => break (value, version, digest),
+                // Data of an older schema: stored migrated, once, unless someone else
+                // stored something first (then what they stored is read again).
+                Opening::Migrated(value, expected) => {
+                    if let Some((version, digest)) = commit(&value, expected)? {
+                        break (value, version, digest);
+                    }
+                }
                 Opening::Create(expected) => {
                     validate_with(options.validator.as_ref(), &init)?;
-                    let mut written = None;
-                    let encode = &mut |out: &mut dyn std::io::Write| {
-                        let mut digesting = Digesting::new(out);
-                        encode(&resource, &options, &init, &mut digesting)?;
-                        written = Some(digesting.digest());
-                        Ok(())
-                    };
-                    match store.commit(expected, encode)? {
-                        Committed::Done(version) => break (init, version, written),
-                        // Someone else created it at the same moment: adopt theirs.
-                        Committed::Conflict => continue,
+                    // On a conflict, someone else created it at the same moment: adopt theirs.
+                    if let Some((version, digest)) = commit(&init, expected)? {
+                        break (init, version, digest);
                     }
                 }
             }

@@ -275,6 +275,10 @@ impl<S: AsyncStore> Store for Blocking<S> {
         self.store.cheap_check()
     }
 
+    fn checks_round_trip(&self) -> bool {
+        self.store.checks_round_trip()
+    }
+
     fn follow(&self, nudge: crate::store::Nudge) -> Result<crate::store::Subscription> {
         self.store.follow(nudge)
     }

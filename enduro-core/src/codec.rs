@@ -1,11 +1,13 @@
 //! How values become bytes: the [`Codec`] trait and the default [`Json`] codec.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::CodecError;
+use crate::migrate::{Envelope, EnvelopeRef, Peek, other_schema};
 use crate::roundtrip::RoundTrip;
 
 /// Turns values into bytes and back.
@@ -217,6 +219,9 @@ pub(crate) trait TypedCodec<T>: Send + Sync {
     fn encode(&self, value: &T, out: &mut dyn Write) -> Result<(), CodecError>;
     fn decode(&self, bytes: &[u8]) -> Result<T, CodecError>;
     fn is_blank(&self, bytes: &[u8]) -> bool;
+    /// The schema of `bytes`, when they hold a schema envelope (see
+    /// [`Migrations`](crate::Migrations)).
+    fn schema_of(&self, bytes: &[u8]) -> Option<u64>;
 }
 
 pub(crate) struct Typed<C>(pub(crate) C);
@@ -233,5 +238,117 @@ impl<C: Codec, T: Serialize + DeserializeOwned> TypedCodec<T> for Typed<C> {
     }
     fn is_blank(&self, bytes: &[u8]) -> bool {
         self.0.is_blank(bytes)
+    }
+    fn schema_of(&self, bytes: &[u8]) -> Option<u64> {
+        let peek: Peek = self.0.decode(bytes).ok()?;
+        Some(peek.schema)
+    }
+}
+
+/// The codec of an atom with migrations: writes the value in an envelope with its schema,
+/// and reads envelopes of that schema (anything else is for the migrator).
+struct Enveloped<C> {
+    codec: Arc<Typed<C>>,
+    schema: u32,
+}
+
+impl<C: Codec, T: Serialize + DeserializeOwned> TypedCodec<T> for Enveloped<C> {
+    fn name(&self) -> &'static str {
+        self.codec.0.name()
+    }
+    fn encode(&self, value: &T, out: &mut dyn Write) -> Result<(), CodecError> {
+        let schema = self.schema;
+        self.codec.0.encode(&EnvelopeRef { schema, value }, out)
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        let envelope: Envelope<T> = self.codec.0.decode(bytes)?;
+        if envelope.schema != u64::from(self.schema) {
+            return Err(other_schema(envelope.schema, self.schema));
+        }
+        Ok(envelope.value)
+    }
+    fn is_blank(&self, bytes: &[u8]) -> bool {
+        self.codec.0.is_blank(bytes)
+    }
+    fn schema_of(&self, bytes: &[u8]) -> Option<u64> {
+        TypedCodec::<T>::schema_of(&*self.codec, bytes)
+    }
+}
+
+/// A codec that makes sure each value it writes reads back: it encodes into memory,
+/// decodes that, and only then writes (see [`Options::round_trip_check`]).
+///
+/// [`Options::round_trip_check`]: crate::Options::round_trip_check
+pub(crate) struct Checked<T>(pub(crate) Arc<dyn TypedCodec<T>>);
+
+impl<T> TypedCodec<T> for Checked<T> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn encode(&self, value: &T, out: &mut dyn Write) -> Result<(), CodecError> {
+        let mut bytes = Vec::new();
+        self.0.encode(value, &mut bytes)?;
+        if let Err(e) = self.0.decode(&bytes) {
+            return Err(format!(
+                "the value encodes, but would not read back: {e} (a field skipped when \
+                 written but required when read, say)"
+            )
+            .into());
+        }
+        out.write_all(&bytes)?;
+        Ok(())
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        self.0.decode(bytes)
+    }
+    fn is_blank(&self, bytes: &[u8]) -> bool {
+        self.0.is_blank(bytes)
+    }
+    fn schema_of(&self, bytes: &[u8]) -> Option<u64> {
+        self.0.schema_of(bytes)
+    }
+}
+
+/// The codec an atom was given, kept generic until the atom opens, when
+/// [`pretty`](crate::Options::pretty) and [`migrations`](crate::Options::migrations)
+/// shape it.
+pub(crate) trait Choice<T>: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn is_self_describing(&self) -> bool;
+    /// The codec in its pretty or compact form, if its format has the choice.
+    fn styled(&self, pretty: bool) -> Option<Arc<dyn Choice<T>>>;
+    /// The codec writing plain values.
+    fn plain(&self) -> Arc<dyn TypedCodec<T>>;
+    /// The codec writing values in an envelope of schema `schema`.
+    fn enveloped(&self, schema: u32) -> Arc<dyn TypedCodec<T>>;
+}
+
+pub(crate) struct Chosen<C>(pub(crate) Arc<Typed<C>>);
+
+impl<C: Codec> Chosen<C> {
+    pub(crate) fn new(codec: C) -> Self {
+        Chosen(Arc::new(Typed(codec)))
+    }
+}
+
+impl<C: Codec, T: Serialize + DeserializeOwned> Choice<T> for Chosen<C> {
+    fn name(&self) -> &'static str {
+        self.0.0.name()
+    }
+    fn is_self_describing(&self) -> bool {
+        self.0.0.is_self_describing()
+    }
+    fn styled(&self, pretty: bool) -> Option<Arc<dyn Choice<T>>> {
+        let styled = self.0.0.styled(pretty)?;
+        Some(Arc::new(Chosen::new(styled)))
+    }
+    fn plain(&self) -> Arc<dyn TypedCodec<T>> {
+        Arc::clone(&self.0) as Arc<dyn TypedCodec<T>>
+    }
+    fn enveloped(&self, schema: u32) -> Arc<dyn TypedCodec<T>> {
+        Arc::new(Enveloped {
+            codec: Arc::clone(&self.0),
+            schema,
+        })
     }
 }

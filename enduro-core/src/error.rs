@@ -205,6 +205,52 @@ pub enum Error {
         reason: String,
     },
 
+    /// Migrating the stored data to the program's schema failed (see
+    /// [`Migrations`](crate::Migrations)): step `step` (which turns schema `step` into
+    /// `step + 1`) returned an error or panicked, or the data it left does not decode as
+    /// the atom's type. Nothing was written; the stored data is as it was, byte for byte.
+    ///
+    /// ```
+    /// let e = enduro::Error::Migration {
+    ///     resource: "file `/srv/config.json`".into(),
+    ///     step: 1,
+    ///     reason: "no field `name` to rename".into(),
+    /// };
+    /// assert!(e.to_string().contains("migration step 1 (schema 1 to 2)"), "{e}");
+    /// ```
+    #[error(
+        "cannot migrate the data in {resource}: migration step {step} (schema {step} to {}) failed: {reason}; nothing was written and the stored data is as it was",
+        step + 1
+    )]
+    Migration {
+        /// The resource holding the data.
+        resource: String,
+        /// The step that failed: the schema it starts from.
+        step: u32,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The stored data has a newer schema than the program knows (it was written by a
+    /// program with more [`Migrations`](crate::Migrations) steps): this atom refuses it
+    /// rather than overwrite data it does not understand. Nothing was written.
+    ///
+    /// ```
+    /// let e = enduro::Error::NewerSchema { resource: "a row".into(), stored: 3, known: 2 };
+    /// assert!(e.to_string().contains("schema 3"), "{e}");
+    /// ```
+    #[error(
+        "{resource} holds data of schema {stored}, newer than this program knows (schema {known}, from its migration steps); nothing was written and the stored data is as it was: run the newer program, or add the missing migration steps"
+    )]
+    NewerSchema {
+        /// The resource holding the data.
+        resource: String,
+        /// The schema the data has.
+        stored: u64,
+        /// The schema the program writes: the number of its migration steps.
+        known: u32,
+    },
+
     /// A store that is not a file failed (a database, a network service, an injected
     /// fault), or a backend refused how it was set up. The message never contains a
     /// password. Build it with [`Error::backend`].
@@ -364,6 +410,24 @@ impl Error {
             Error::Reentrant { resource, call } => Error::Reentrant {
                 resource: resource.clone(),
                 call,
+            },
+            Error::Migration {
+                resource,
+                step,
+                reason,
+            } => Error::Migration {
+                resource: resource.clone(),
+                step: *step,
+                reason: reason.clone(),
+            },
+            Error::NewerSchema {
+                resource,
+                stored,
+                known,
+            } => Error::NewerSchema {
+                resource: resource.clone(),
+                stored: *stored,
+                known: *known,
             },
             Error::InvalidStored { resource, reason } => Error::InvalidStored {
                 resource: resource.clone(),

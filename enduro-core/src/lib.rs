@@ -40,6 +40,7 @@ mod error;
 #[cfg(any(test, feature = "conformance"))]
 mod lazy_deep;
 mod live;
+mod migrate;
 #[cfg(feature = "async")]
 mod off_thread;
 mod options;
@@ -60,6 +61,7 @@ pub use atom::Atom;
 pub use blocking::Blocking;
 pub use codec::{Codec, Json};
 pub use error::{CodecError, Error, Result};
+pub use migrate::Migrations;
 #[cfg(feature = "async")]
 pub use off_thread::OffThread;
 pub use options::{CommitMode, Options, Validation, Validator};

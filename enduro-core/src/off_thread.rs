@@ -181,6 +181,10 @@ impl<S: Store> AsyncStore for OffThread<S> {
         self.store.cheap_check()
     }
 
+    fn checks_round_trip(&self) -> bool {
+        self.store.checks_round_trip()
+    }
+
     fn follow(&self, nudge: Nudge) -> Result<Subscription> {
         self.store.follow(nudge)
     }

@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::apply::Apply;
-use crate::codec::{Codec, Json, Typed, TypedCodec};
+use crate::codec::{Checked, Choice, Chosen, Codec, Json, TypedCodec};
+use crate::migrate::{Migrations, Migrator};
 use crate::value::Value;
 
 /// Decodes an op from its JSON data as the value's op type and applies it; `Err` says
@@ -120,12 +121,18 @@ pub(crate) fn validator<T, V: Validation>(
 /// assert!(options.has_validator());
 /// ```
 pub struct Options<T> {
+    /// The codec as the atom uses it (see [`resolved`](Options::resolved)).
     pub(crate) codec: Arc<dyn TypedCodec<T>>,
-    /// The chosen codec, when it is [`Json`]: [`pretty`](Options::pretty) restyles it.
-    json: Option<Json>,
+    /// The codec chosen, kept generic until the atom opens, when `pretty` and the
+    /// migrations shape it.
+    choice: Arc<dyn Choice<T>>,
     /// What `pretty` asked for, kept apart until the atom opens, so that `codec` and
     /// `pretty` may come in either order.
     pretty: Option<bool>,
+    /// Set by [`Options::migrations`].
+    pub(crate) migrations: Option<Migrator<T>>,
+    /// Set by [`Options::round_trip_check`] (or by a store that asks for it).
+    round_trip_check: bool,
     pub(crate) validator: Option<Validator<T>>,
     pub(crate) mode: CommitMode,
     pub(crate) live: bool,
@@ -140,10 +147,13 @@ pub struct Options<T> {
 impl<T: Value> Options<T> {
     /// Compact JSON and no validator.
     pub fn new() -> Self {
+        let choice = Chosen::new(Json::default());
         Options {
-            codec: Arc::new(Typed(Json::default())),
-            json: Some(Json::default()),
+            codec: Choice::<T>::plain(&choice),
+            choice: Arc::new(choice),
             pretty: None,
+            migrations: None,
+            round_trip_check: false,
             validator: None,
             mode: CommitMode::Durable,
             live: false,
@@ -154,21 +164,22 @@ impl<T: Value> Options<T> {
 
     /// Uses `codec` to turn values into bytes and back.
     pub fn codec<C: Codec>(mut self, codec: C) -> Self {
-        self.json = (&codec as &dyn Any).downcast_ref::<Json>().copied();
-        let codec = Arc::new(Typed(codec));
-        self.data = self
-            .json
-            .is_none()
-            .then(|| Arc::clone(&codec) as Arc<dyn TypedCodec<serde_json::Value>>);
-        self.codec = codec;
+        let json = (&codec as &dyn Any).is::<Json>();
+        let choice = Chosen::new(codec);
+        self.data =
+            (!json).then(|| Arc::clone(&choice.0) as Arc<dyn TypedCodec<serde_json::Value>>);
+        self.codec = Choice::<T>::plain(&choice);
+        self.choice = Arc::new(choice);
         self
     }
 
-    /// Writes indented JSON (with `true`) or compact JSON (with `false`), whatever JSON
-    /// codec was chosen and in whichever order `codec` and `pretty` are called. Without
-    /// it, the codec decides (compact JSON by default). `pretty(false)` leaves a codec
-    /// other than JSON as it is; `pretty(true)` with one makes opening the atom fail, as
-    /// there is nothing to indent.
+    /// Writes the pretty form of the codec's format (with `true`: indented JSON, TOML with
+    /// its tables apart, indented RON) or its compact form (with `false`), whatever codec
+    /// of that format was chosen and in whichever order `codec` and `pretty` are called.
+    /// Without it, the codec decides (compact JSON by default). It never replaces the
+    /// codec: `pretty(true)` with a format that has no pretty form (CBOR, MessagePack,
+    /// postcard) makes opening the atom fail, before anything is read or written;
+    /// `pretty(false)` leaves such a codec as it is.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -186,10 +197,65 @@ impl<T: Value> Options<T> {
         self
     }
 
+    /// Migrates stored data of an older schema when the atom opens, and stores the
+    /// schema with the data: see [`Migrations`]. Opening fails if the codec's format does
+    /// not describe itself ([`Codec::is_self_describing`]).
+    ///
+    /// ```
+    /// use enduro::{Atom, MemStore, Migrations, Options};
+    ///
+    /// // Schema 0 stored a bare count; schema 1 stores `{"count": n}`.
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Hits { count: u64 }
+    ///
+    /// let migrations = Migrations::new()
+    ///     .step(|count| Ok::<_, String>(serde_json::json!({ "count": count })));
+    /// let old = MemStore::holding(b"41".to_vec());
+    /// let hits = Atom::open(old, Hits { count: 0 }, Options::new().migrations(migrations))?;
+    /// assert_eq!(hits.swap(|h| Hits { count: h.count + 1 })?.count, 42);
+    /// # Ok::<(), enduro::Error>(())
+    /// ```
+    pub fn migrations(mut self, migrations: Migrations) -> Self {
+        self.migrations = Some(Migrator::new(migrations));
+        self
+    }
+
+    /// With `true`, every value is decoded again right after it is encoded, before
+    /// anything is written: a value that encodes but would not read back as the atom's
+    /// type (a `#[serde(skip_serializing)]` field without a default, a `Deserialize` that
+    /// refuses what `Serialize` wrote) fails with [`Error::Encode`](crate::Error::Encode)
+    /// and is not stored. Costs one decode and one in-memory copy of the encoded value per
+    /// commit. Memory atoms always check (their store asks for it, see
+    /// [`Store::checks_round_trip`](crate::Store::checks_round_trip)), so that tests catch
+    /// what production could not read back.
+    ///
+    /// ```
+    /// use enduro::{Atom, Error, MemStore, Options};
+    ///
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Session { user: String, #[serde(skip_serializing)] token: String }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("session.json");
+    /// let init = Session { user: "ada".into(), token: "secret".into() };
+    /// let err = enduro::FileAtom::builder(&path).round_trip_check(true).open(init).unwrap_err();
+    /// assert!(matches!(err, Error::Encode { .. }), "{err}");
+    /// assert!(err.to_string().contains("missing field `token`"), "{err}");
+    /// assert!(!path.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn round_trip_check(mut self, check: bool) -> Self {
+        self.round_trip_check = check;
+        self
+    }
+
     /// The options as the atom uses them: [`pretty`](Options::pretty) applied to the
-    /// codec, or why it cannot be (`pretty(true)` with a codec other than JSON; the error
-    /// names `resource`). [`Atom::open`](crate::Atom::open) does this; a builder calls it
-    /// first to fail before it touches its store.
+    /// codec, the [`migrations`](Options::migrations)' envelope and the
+    /// [`round_trip_check`](Options::round_trip_check) added, or why they cannot be (the
+    /// error names `resource`): `pretty(true)` with a format that has no pretty form,
+    /// migrations or ops with a format that does not describe itself.
+    /// [`Atom::open`](crate::Atom::open) does this; a builder calls it first to fail
+    /// before it touches its store.
     ///
     /// ```
     /// let options = enduro::Options::<u8>::new().pretty(true).resolved("a cell")?;
@@ -197,32 +263,51 @@ impl<T: Value> Options<T> {
     /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn resolved(mut self, resource: &str) -> crate::Result<Self> {
-        match (self.pretty, self.json) {
-            (None, _) | (Some(false), None) => {}
-            (Some(pretty), Some(_)) => {
-                let json = if pretty {
-                    Json::pretty()
-                } else {
-                    Json::compact()
-                };
-                self.codec = Arc::new(Typed(json));
-                self.data = None;
-                self.json = Some(json);
+        let refused = |message: String| Err(crate::Error::backend(resource, message, None));
+        if let Some(pretty) = self.pretty.take() {
+            match self.choice.styled(pretty) {
+                Some(styled) => self.choice = styled,
+                None if pretty => {
+                    return refused(format!(
+                        "pretty(true) asks for the pretty form of the codec's format, and \
+                         {} has none; nothing was opened: drop pretty(true), or choose a \
+                         codec with a pretty form (JSON, TOML, RON)",
+                        self.choice.name()
+                    ));
+                }
+                None => {}
             }
-            (Some(true), None) => {
-                return Err(crate::Error::backend(
-                    resource,
-                    format!(
-                        "pretty(true) asks for indented JSON, but the codec chosen is {}; \
-                         nothing was opened: drop pretty(true), or choose the JSON codec",
-                        self.codec.name()
-                    ),
-                    None,
+        }
+        if !self.choice.is_self_describing() {
+            let what = match (&self.migrations, &self.ops) {
+                (Some(_), _) => Some("migrations"),
+                (None, Some(_)) => Some("ops()"),
+                (None, None) => None,
+            };
+            if let Some(what) = what {
+                return refused(format!(
+                    "{what} need data that reads as `serde_json::Value`, and {} does not \
+                     describe itself; nothing was opened: choose a self-describing codec \
+                     (JSON, TOML, RON, CBOR, MessagePack)",
+                    self.choice.name()
                 ));
             }
         }
-        self.pretty = None;
+        self.codec = match &self.migrations {
+            Some(migrator) if migrator.schema() > 0 => self.choice.enveloped(migrator.schema()),
+            _ => self.choice.plain(),
+        };
+        if self.round_trip_check {
+            self.codec = Arc::new(Checked(self.codec));
+        }
         Ok(self)
+    }
+
+    /// The options for a store that asks every value to be checked (see
+    /// [`Store::checks_round_trip`](crate::Store::checks_round_trip)).
+    pub(crate) fn checked_if(mut self, check: bool) -> Self {
+        self.round_trip_check |= check;
+        self
     }
 
     /// Requires every value, the initial one included, to pass `validator`, which returns
@@ -351,8 +436,10 @@ impl<T> Clone for Options<T> {
     fn clone(&self) -> Self {
         Options {
             codec: Arc::clone(&self.codec),
-            json: self.json,
+            choice: Arc::clone(&self.choice),
             pretty: self.pretty,
+            migrations: self.migrations.clone(),
+            round_trip_check: self.round_trip_check,
             validator: self.validator.clone(),
             mode: self.mode,
             live: self.live,
@@ -367,6 +454,8 @@ impl<T> fmt::Debug for Options<T> {
         f.debug_struct("Options")
             .field("codec", &self.codec.name())
             .field("pretty", &self.pretty)
+            .field("schema", &self.migrations.as_ref().map(Migrator::schema))
+            .field("round_trip_check", &self.round_trip_check)
             .field("validator", &self.validator.is_some())
             .field("mode", &self.mode)
             .field("live", &self.live)
@@ -375,8 +464,8 @@ impl<T> fmt::Debug for Options<T> {
     }
 }
 
-/// Gives a backend's builder the setters every atom takes — `codec`, `validator` and
-/// `commit_mode` — as inherent methods. The builder needs a field `options: Options<T>`
+/// Gives a backend's builder the setters every atom takes — `codec`, `pretty`,
+/// `migrations`, `round_trip_check`, `validator` and `commit_mode` — as inherent methods. The builder needs a field `options: Options<T>`
 /// and `T: Value` in scope.
 ///
 /// ```
@@ -406,6 +495,20 @@ macro_rules! option_setters {
         /// order it and `codec` are called; see [`Options::pretty`]($crate::Options::pretty).
         pub fn pretty(mut self, pretty: bool) -> Self {
             self.options = self.options.pretty(pretty);
+            self
+        }
+
+        /// Migrates stored data of an older schema at open, and stores the schema with the
+        /// data; see [`Migrations`]($crate::Migrations).
+        pub fn migrations(mut self, migrations: $crate::Migrations) -> Self {
+            self.options = self.options.migrations(migrations);
+            self
+        }
+
+        /// Decodes every value again before it is written, refusing one that would not
+        /// read back; see [`Options::round_trip_check`]($crate::Options::round_trip_check).
+        pub fn round_trip_check(mut self, check: bool) -> Self {
+            self.options = self.options.round_trip_check(check);
             self
         }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use crate::codec::{Codec, Json, Typed, TypedCodec};
 use crate::error::{Error, Result};
+use crate::migrate::Migrator;
 use crate::options::{Options, Replayer, Validator};
 use crate::reentry;
 use crate::store::{OpRecord, Replay, Snapshot, Step, Version};
@@ -87,6 +88,9 @@ impl Write for Digesting<'_> {
 pub(crate) enum Opening<T> {
     /// The value, its version, and the digest of its bytes (when it was read whole).
     Existing(T, Version, Option<u64>),
+    /// The value migrated from an older schema (see [`Migrations`](crate::Migrations)) and
+    /// the version it replaces: it must be committed over that version.
+    Migrated(T, Version),
     Create(Version),
 }
 
@@ -150,6 +154,8 @@ pub(crate) struct Core<T> {
     data: Option<Arc<dyn TypedCodec<serde_json::Value>>>,
     /// How to apply a stored op, when the atom was opened with `ops()`.
     ops: Option<Replayer<T>>,
+    /// How to bring data of an older schema up to date, when the atom has migrations.
+    migrations: Option<Migrator<T>>,
     /// A value that was current before the last op, kept to be brought up to date by that
     /// op instead of copying the current value (see `apply::next`).
     spare: Mutex<Option<Box<dyn std::any::Any + Send + Sync>>>,
@@ -170,10 +176,11 @@ impl<T: Value> Core<T> {
             Some(replay)
                 if !replay.ops.is_empty() || !options.codec.is_blank(&replay.base.bytes) =>
             {
-                let (value, version) = rebuild(
+                let (value, version, migrated) = rebuild(
                     resource,
                     &*options.codec,
                     options.data.as_deref(),
+                    options.migrations.as_ref(),
                     options.ops.as_ref(),
                     &replay,
                 )?;
@@ -190,6 +197,9 @@ impl<T: Value> Core<T> {
                         },
                     }
                 })?;
+                if migrated {
+                    return Ok(Opening::Migrated(value, version));
+                }
                 Ok(Opening::Existing(value, version, digest))
             }
             Some(blank) => Ok(Opening::Create(blank.base.version)),
@@ -209,6 +219,7 @@ impl<T: Value> Core<T> {
             codec: options.codec,
             data: options.data,
             ops: options.ops,
+            migrations: options.migrations,
             spare: Mutex::new(None),
             #[cfg(feature = "async")]
             changes: tokio::sync::watch::Sender::new(Arc::clone(&value)),
@@ -456,7 +467,16 @@ impl<T: Value> Core<T> {
                 return Ok((Arc::clone(&current.value), snapshot.version));
             }
         }
-        let value = Arc::new(decode(&self.resource, &*self.codec, &snapshot.bytes)?);
+        let value = self.user_code(|| {
+            decode(
+                &self.resource,
+                &*self.codec,
+                self.data.as_deref(),
+                self.migrations.as_ref(),
+                &snapshot.bytes,
+            )
+        })?;
+        let value = Arc::new(value.0);
         self.publish(Arc::clone(&value), snapshot.version, Some(digest));
         Ok((value, snapshot.version))
     }
@@ -500,11 +520,12 @@ impl<T: Value> Core<T> {
         if replay.ops.is_empty() {
             return self.adopt(replay.base);
         }
-        let (value, version) = self.user_code(|| {
+        let (value, version, _) = self.user_code(|| {
             rebuild(
                 &self.resource,
                 &*self.codec,
                 self.data.as_deref(),
+                self.migrations.as_ref(),
                 self.ops.as_ref(),
                 &replay,
             )
@@ -588,10 +609,24 @@ fn rebuild<T: Value>(
     resource: &str,
     codec: &dyn TypedCodec<T>,
     data: Option<&dyn TypedCodec<serde_json::Value>>,
+    migrations: Option<&Migrator<T>>,
     replayer: Option<&Replayer<T>>,
     stored: &Replay,
-) -> Result<(T, Version)> {
-    let mut value = decode(resource, codec, &stored.base.bytes)?;
+) -> Result<(T, Version, bool)> {
+    let (mut value, schema) = decode(resource, codec, data, migrations, &stored.base.bytes)?;
+    let migrated = schema.is_some();
+    if let (Some(schema), Some(op), Some(migrator)) = (schema, stored.ops.first(), migrations) {
+        return Err(Error::Migration {
+            resource: resource.to_owned(),
+            step: u32::try_from(schema).unwrap_or(migrator.schema()),
+            reason: format!(
+                "{} holds ops stored after the value of schema {schema}: ops are not \
+                 migrated (they are ops of the old type); open it once with the program \
+                 that stored them and let it compact, then open it with this one",
+                op.at
+            ),
+        });
+    }
     for op in &stored.ops {
         replay(
             resource,
@@ -601,7 +636,7 @@ fn rebuild<T: Value>(
             op,
         )?;
     }
-    Ok((value, stored.version()))
+    Ok((value, stored.version(), migrated))
 }
 
 /// The atom's replayer, for the stored op `op`: [`Error::Replay`] when the atom was
@@ -663,13 +698,40 @@ fn replay<T: Value>(
     }
 }
 
-fn decode<T: Value>(resource: &str, codec: &dyn TypedCodec<T>, bytes: &[u8]) -> Result<T> {
-    codec.decode(bytes).map_err(|source| Error::Decode {
+/// Decodes stored bytes as the atom's value, migrating data of an older schema when the
+/// atom has migrations: the value, and the schema it was migrated from (`None` when the
+/// bytes were of the atom's schema).
+fn decode<T: Value>(
+    resource: &str,
+    codec: &dyn TypedCodec<T>,
+    data: Option<&dyn TypedCodec<serde_json::Value>>,
+    migrations: Option<&Migrator<T>>,
+    bytes: &[u8],
+) -> Result<(T, Option<u64>)> {
+    let source = match codec.decode(bytes) {
+        Ok(value) => return Ok((value, None)),
+        Err(source) => source,
+    };
+    let failed = || Error::Decode {
         resource: resource.to_owned(),
         type_name: std::any::type_name::<T>(),
         codec: codec.name(),
         source,
-    })
+    };
+    match migrations {
+        Some(migrator) => migrator
+            .migrate(resource, data, bytes, failed)
+            .map(|(value, schema)| (value, Some(schema))),
+        // Data in a schema envelope, which an atom without migrations cannot read.
+        None => match codec.schema_of(bytes) {
+            Some(stored) if stored > 0 => Err(Error::NewerSchema {
+                resource: resource.to_owned(),
+                stored,
+                known: 0,
+            }),
+            _ => Err(failed()),
+        },
+    }
 }
 
 /// Encodes `value` into `out` with the options' codec, mapping a failure to [`Error::Encode`].

@@ -517,6 +517,15 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// Whether atoms on this store must decode every value right after encoding it, and
+    /// refuse one that would not read back, as
+    /// [`Options::round_trip_check`](crate::Options::round_trip_check) asks. The default
+    /// is `false`; the memory store says `true`, so that tests refuse at commit what a
+    /// durable store could not read back at the next open.
+    fn checks_round_trip(&self) -> bool {
+        false
+    }
+
     /// Starts calling `nudge` whenever the resource may have changed, until the returned
     /// [`Subscription`] drops; see the contract above. The default fails: this store's
     /// atoms cannot be live.
@@ -559,6 +568,9 @@ macro_rules! forward_store {
             }
             fn cheap_check(&self) -> bool {
                 (**self).cheap_check()
+            }
+            fn checks_round_trip(&self) -> bool {
+                (**self).checks_round_trip()
             }
             fn follow(&self, nudge: Nudge) -> Result<Subscription> {
                 (**self).follow(nudge)

@@ -270,6 +270,9 @@ impl<S: Store> Store for FaultyStore<S> {
     fn cheap_check(&self) -> bool {
         self.inner.cheap_check()
     }
+    fn checks_round_trip(&self) -> bool {
+        self.inner.checks_round_trip()
+    }
     fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
         self.inner.follow(nudge)
     }
@@ -360,6 +363,9 @@ impl<S: crate::AsyncStore> crate::AsyncStore for FaultyAsyncStore<S> {
     fn cheap_check(&self) -> bool {
         self.inner.cheap_check()
     }
+    fn checks_round_trip(&self) -> bool {
+        self.inner.checks_round_trip()
+    }
     fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
         self.inner.follow(nudge)
     }
@@ -413,6 +419,9 @@ impl<S: Store> crate::AsyncStore for Inline<S> {
     }
     fn cheap_check(&self) -> bool {
         self.0.cheap_check()
+    }
+    fn checks_round_trip(&self) -> bool {
+        self.0.checks_round_trip()
     }
     fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
         self.0.follow(nudge)

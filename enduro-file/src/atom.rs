@@ -140,7 +140,8 @@ impl<T: Value> FileAtom<T> {
     }
 
     /// Uses `codec` instead of JSON. Combined with [`pretty`](FileAtom::pretty) in either
-    /// order: `pretty` styles a JSON codec, and `pretty(true)` with another codec makes
+    /// order: `pretty` picks the pretty or compact form of the codec's format, and
+    /// `pretty(true)` with a format that has no pretty form makes
     /// [`open`](FileAtom::open) fail.
     ///
     /// ```
@@ -157,11 +158,13 @@ impl<T: Value> FileAtom<T> {
         self
     }
 
-    /// Writes indented JSON (with `true`) or compact JSON (with `false`), whatever JSON
-    /// codec was chosen and in whichever order. Without it, the codec decides (compact
-    /// JSON by default). `pretty(false)` leaves a codec other than JSON as it is;
-    /// `pretty(true)` with one is an error at [`open`](FileAtom::open), as there is
-    /// nothing to indent.
+    /// Writes the pretty form of the codec's format (with `true`: indented JSON, say) or
+    /// its compact form (with `false`), whatever codec of that format was chosen and in
+    /// whichever order. Without it, the codec decides (compact JSON by default). It never
+    /// replaces the codec: `pretty(true)` with a format that has no pretty form (CBOR,
+    /// MessagePack, postcard) is an error at [`open`](FileAtom::open), before the file is
+    /// touched; `pretty(false)` leaves such a codec as it is. See
+    /// [`Options::pretty`](enduro_core::Options::pretty).
     ///
     /// ```
     /// use enduro::{FileAtom, Json};
@@ -177,6 +180,63 @@ impl<T: Value> FileAtom<T> {
     /// ```
     pub fn pretty(mut self, pretty: bool) -> Self {
         self.options = self.options.pretty(pretty);
+        self
+    }
+
+    /// Migrates data of an older schema when the atom opens (once, whatever the number of
+    /// processes opening it at the same moment), and stores the schema with the data: the
+    /// file holds `{"enduro_schema":N,"value":…}` in the codec's format. A failing step,
+    /// or data of a newer schema, is an error and leaves the file byte for byte as it was.
+    /// See [`Migrations`](enduro_core::Migrations).
+    ///
+    /// ```
+    /// use enduro::{FileAtom, Migrations};
+    /// use serde_json::{Value, json};
+    ///
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Config { name: String, retries: u32 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("config.json");
+    /// // Written by an older version of the program, which called `retries` `tries`.
+    /// std::fs::write(&path, r#"{"name":"pump","tries":3}"#)?;
+    ///
+    /// let migrations = Migrations::new().step(|mut config: Value| {
+    ///     let tries = config["tries"].take();
+    ///     let config = config.as_object_mut().ok_or("the config is not an object")?;
+    ///     config.remove("tries");
+    ///     config.insert("retries".into(), tries);
+    ///     Ok::<_, &str>(json!(config))
+    /// });
+    /// let init = Config { name: "new".into(), retries: 1 };
+    /// let config = FileAtom::builder(&path).migrations(migrations).open(init)?;
+    /// assert_eq!(config.deref().retries, 3);
+    /// assert_eq!(
+    ///     std::fs::read_to_string(&path)?,
+    ///     r#"{"enduro_schema":1,"value":{"name":"pump","retries":3}}"#
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn migrations(mut self, migrations: enduro_core::Migrations) -> Self {
+        self.options = self.options.migrations(migrations);
+        self
+    }
+
+    /// With `true`, decodes every value again before it is written and refuses (with
+    /// [`Error::Encode`](enduro_core::Error::Encode), the file untouched) one that would
+    /// not read back; see [`Options::round_trip_check`](enduro_core::Options::round_trip_check).
+    ///
+    /// ```
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Secret { #[serde(skip_serializing)] key: String }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let atom = enduro::FileAtom::builder(dir.path().join("a.json")).round_trip_check(true);
+    /// assert!(atom.open(Secret { key: "k".into() }).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn round_trip_check(mut self, check: bool) -> Self {
+        self.options = self.options.round_trip_check(check);
         self
     }
 

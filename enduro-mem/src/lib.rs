@@ -183,6 +183,11 @@ impl Store for MemStore {
         true
     }
 
+    /// Yes: a memory atom refuses at commit what a durable store could not read back.
+    fn checks_round_trip(&self) -> bool {
+        true
+    }
+
     /// Every atom on the cell (shared through an `Arc`) can be live: each commit and
     /// release nudges them.
     fn follow(&self, nudge: Nudge) -> Result<Subscription> {

@@ -361,10 +361,12 @@ impl<T: Value> PgAtom<T> {
         self
     }
 
-    /// Writes indented JSON (with `true`) or compact JSON (with `false`), whatever JSON
-    /// codec was chosen and in whichever order. Without it, the codec decides (compact
-    /// JSON by default). `pretty(false)` leaves a codec other than JSON as it is;
-    /// `pretty(true)` with one is an error when opening, before any connection is tried.
+    /// Writes the pretty form of the codec's format (with `true`: indented JSON, say) or
+    /// its compact form (with `false`), whatever codec of that format was chosen and in
+    /// whichever order. Without it, the codec decides (compact JSON by default). It never
+    /// replaces the codec: `pretty(true)` with a format that has no pretty form is an
+    /// error when opening, before any connection is tried; see
+    /// [`Options::pretty`](enduro_core::Options::pretty).
     ///
     /// ```
     /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t").pretty(true);
@@ -372,6 +374,36 @@ impl<T: Value> PgAtom<T> {
     /// ```
     pub fn pretty(mut self, pretty: bool) -> Self {
         self.options = self.options.pretty(pretty);
+        self
+    }
+
+    /// Migrates data of an older schema when the atom opens, and stores the schema with
+    /// the data: the row's `value` holds `{"enduro_schema":N,"value":…}` (read it with
+    /// `value::jsonb -> 'value'`), so that one `UPDATE` changes both. Processes and
+    /// machines opening old data at the same moment store the migrated value once (the
+    /// version check); a failing step or data of a newer schema is an error and leaves the
+    /// row as it was. See [`Migrations`](enduro_core::Migrations).
+    ///
+    /// ```
+    /// let m = enduro::Migrations::new().step(|v| Ok::<_, String>(serde_json::json!({ "hits": v })));
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t").migrations(m);
+    /// assert!(format!("{b:?}").contains("schema: Some(1)"));
+    /// ```
+    pub fn migrations(mut self, migrations: enduro_core::Migrations) -> Self {
+        self.options = self.options.migrations(migrations);
+        self
+    }
+
+    /// With `true`, decodes every value again before it is sent and refuses (with
+    /// [`Error::Encode`](enduro_core::Error::Encode)) one that would not read back; see
+    /// [`Options::round_trip_check`](enduro_core::Options::round_trip_check).
+    ///
+    /// ```
+    /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t").round_trip_check(true);
+    /// assert!(format!("{b:?}").contains("round_trip_check: true"));
+    /// ```
+    pub fn round_trip_check(mut self, check: bool) -> Self {
+        self.options = self.options.round_trip_check(check);
         self
     }
 

@@ -50,8 +50,8 @@
 )]
 
 pub use enduro_core::{
-    Apply, Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validation,
-    Validator, Value, Version,
+    Apply, Atom, Codec, CodecError, CommitMode, Error, Json, Migrations, Options, Result,
+    Validation, Validator, Value, Version,
 };
 #[cfg(feature = "async")]
 pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture, OffThread};

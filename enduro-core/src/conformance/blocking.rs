@@ -1742,3 +1742,240 @@ pub fn other_atoms_see_applied_ops_as_a_chain_of_transitions<B: Backend>(b: &B) 
     }
     assert_eq!(seen.last().map(|t| t.1), Some(10));
 }
+
+/// A user as a program of schema 0 stored it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct UserV0 {
+    name: String,
+    mail: String,
+}
+
+/// The same user at schema 2: `mail` renamed `email` (step 0), `admin` added (step 1),
+/// and who migrated it (for the cases that check it is done once).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct UserV2 {
+    name: String,
+    pub(crate) email: String,
+    admin: bool,
+    #[serde(default)]
+    pub(crate) by: u32,
+}
+
+/// The two steps from [`UserV0`] to [`UserV2`]; `runs` counts each step's runs, and `by`
+/// is written into the migrated value.
+pub(crate) fn user_migrations(
+    runs: &Arc<[std::sync::atomic::AtomicUsize; 2]>,
+    by: u32,
+) -> crate::Migrations {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (first, second) = (Arc::clone(runs), Arc::clone(runs));
+    crate::Migrations::new()
+        .step(move |mut user: serde_json::Value| {
+            first[0].fetch_add(1, SeqCst);
+            let user = user.as_object_mut().ok_or("a user is an object")?;
+            let mail = user.remove("mail").ok_or("no field `mail` to rename")?;
+            user.insert("email".into(), mail);
+            Ok::<_, &str>(serde_json::Value::Object(std::mem::take(user)))
+        })
+        .step(move |mut user: serde_json::Value| {
+            second[1].fetch_add(1, SeqCst);
+            user["admin"] = false.into();
+            user["by"] = by.into();
+            Ok::<_, &str>(user)
+        })
+}
+
+pub(crate) fn ada() -> UserV0 {
+    UserV0 {
+        name: "Ada".into(),
+        mail: "ada@example.com".into(),
+    }
+}
+
+pub(crate) fn nobody() -> UserV2 {
+    UserV2 {
+        name: String::new(),
+        email: String::new(),
+        admin: true,
+        by: 0,
+    }
+}
+
+/// Opening data of an older schema runs the missing steps once, in order, stores the
+/// result with its schema, and later opens run none; other programs refuse the data of a
+/// schema they do not know (one that knows fewer steps, one without migrations) and leave
+/// it as it is.
+pub fn migrations_run_once_and_store_the_schema_with_the_data<B: Backend>(b: &B) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let r = b.fresh();
+    let old = b.open(&r, ada());
+    let runs = Arc::new([0.into(), 0.into()]);
+    let migrate = || Options::new().migrations(user_migrations(&runs, 7));
+    let user = b.open_with(&r, nobody(), migrate()).unwrap();
+    let expected = UserV2 {
+        name: "Ada".into(),
+        email: "ada@example.com".into(),
+        admin: false,
+        by: 7,
+    };
+    assert_eq!(*user.deref(), expected);
+    assert_eq!([runs[0].load(SeqCst), runs[1].load(SeqCst)], [1, 1]);
+    let stored: serde_json::Value = stored_as(b, &r);
+    assert_eq!(stored["enduro_schema"], 2, "{stored}");
+    assert_eq!(stored["value"]["email"], "ada@example.com", "{stored}");
+
+    // Later opens run no step, and the atom works as any other.
+    let again = b.open_with(&r, nobody(), migrate()).unwrap();
+    assert_eq!(*again.deref(), expected);
+    assert_eq!([runs[0].load(SeqCst), runs[1].load(SeqCst)], [1, 1]);
+    again
+        .swap(|u| UserV2 {
+            admin: true,
+            ..u.clone()
+        })
+        .unwrap();
+    assert!(user.refresh().unwrap().admin);
+
+    // The old program refuses the newer data, and so does one that knows one step only.
+    let bytes = b.stored(&r);
+    let err = old.refresh().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NewerSchema {
+                stored: 2,
+                known: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(old.swap(|u| u.clone()).is_err());
+    let one_step = crate::Migrations::new().step(Ok::<_, String>);
+    let err = b
+        .open_with(&r, ada(), Options::new().migrations(one_step))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NewerSchema {
+                stored: 2,
+                known: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("schema 2"), "{err}");
+    assert!(b.open_with(&r, ada(), Options::new()).is_err());
+    assert_eq!(b.stored(&r), bytes, "refused data is left as it was");
+}
+
+/// A migration step that fails or panics, data it leaves that does not decode, and a
+/// migrated value the validator refuses are errors naming the step (or the value) and the
+/// resource; the stored data is left byte for byte as it was, and a later open with
+/// working steps migrates it.
+pub fn a_failing_migration_changes_nothing<B: Backend>(b: &B) {
+    let r = b.fresh();
+    b.open(&r, ada());
+    let before = b.stored(&r);
+    let resource = b.store(&r).unwrap().resource();
+    let first = || crate::Migrations::new().step(|v| Ok::<_, String>(v));
+    let attempts = [
+        (
+            first().step(|_| Err("the disk is full of cats")),
+            "the disk is full of cats",
+        ),
+        (
+            first().step(|_| -> Result<serde_json::Value, String> { panic!("a step panics") }),
+            "panicked: a step panics",
+        ),
+        (first().step(Ok::<_, String>), "does not decode as"),
+    ];
+    for (migrations, reason) in attempts {
+        let err = b
+            .open_with(&r, nobody(), Options::new().migrations(migrations))
+            .unwrap_err();
+        assert!(matches!(err, Error::Migration { step: 1, .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("step 1 (schema 1 to 2)"), "{message}");
+        assert!(message.contains(reason), "{message}");
+        assert!(message.contains(&resource), "{message}");
+        assert_eq!(b.stored(&r), before, "after: {message}");
+    }
+    let runs = Arc::new([0.into(), 0.into()]);
+    let options = Options::new()
+        .migrations(user_migrations(&runs, 1))
+        .validator(|u: &UserV2| u.admin);
+    let err = b.open_with(&r, nobody(), options).unwrap_err();
+    assert!(matches!(err, Error::InvalidStored { .. }), "{err}");
+    assert_eq!(b.stored(&r), before);
+
+    let user = b
+        .open_with(
+            &r,
+            nobody(),
+            Options::new().migrations(user_migrations(&runs, 1)),
+        )
+        .unwrap();
+    assert_eq!(user.deref().email, "ada@example.com");
+}
+
+/// Atoms opening old data at the same moment store the migrated value once: every one
+/// of them ends with the value the one commit stored (each step writes its own id).
+pub fn concurrent_opens_migrate_once<B: Backend>(b: &B) {
+    let r = b.fresh();
+    b.open(&r, ada());
+    let openers: Vec<_> = (1..=4u32)
+        .map(|id| {
+            let store = b.store(&r).unwrap();
+            thread::spawn(move || {
+                let runs = Arc::new([0.into(), 0.into()]);
+                let options = Options::new().migrations(user_migrations(&runs, id));
+                Atom::open(store, nobody(), options).unwrap().deref().by
+            })
+        })
+        .collect();
+    let seen: Vec<u32> = openers.into_iter().map(|t| t.join().unwrap()).collect();
+    let stored: serde_json::Value = stored_as(b, &r);
+    let by = stored["value"]["by"].as_u64().unwrap();
+    assert!(
+        seen.iter().all(|&id| u64::from(id) == by),
+        "every atom has the one stored migration ({by}), not its own: {seen:?}"
+    );
+}
+
+/// A value with a field written only sometimes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Sometimes {
+    a: u32,
+    /// Not written when zero, yet required when read: zero does not read back.
+    #[serde(skip_serializing_if = "is_zero")]
+    b: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// With `round_trip_check(true)`, a value that encodes but would not decode back is
+/// refused with [`Error::Encode`] at open and at a swap; nothing is stored.
+pub fn values_that_would_not_read_back_are_refused_when_checked<B: Backend>(b: &B) {
+    let r = b.fresh();
+    let checked = || Options::new().round_trip_check(true);
+    let err = b
+        .open_with(&r, Sometimes { a: 1, b: 0 }, checked())
+        .unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert!(err.to_string().contains("missing field `b`"), "{err}");
+    assert_eq!(b.stored(&r), None);
+    let atom = b
+        .open_with(&r, Sometimes { a: 1, b: 1 }, checked())
+        .unwrap();
+    let before = b.stored(&r);
+    let err = atom.swap(|s| Sometimes { b: 0, ..*s }).unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert_eq!(*atom.deref(), Sometimes { a: 1, b: 1 });
+    assert_eq!(b.stored(&r), before);
+    assert_eq!(atom.swap(|s| Sometimes { b: 2, ..*s }).unwrap().b, 2);
+}

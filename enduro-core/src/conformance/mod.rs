@@ -278,6 +278,10 @@ macro_rules! conformance {
             stored_value_wins_over_init,
             blank_resource_gets_init,
             value_persists_across_reopen,
+            migrations_run_once_and_store_the_schema_with_the_data,
+            a_failing_migration_changes_nothing,
+            concurrent_opens_migrate_once,
+            values_that_would_not_read_back_are_refused_when_checked,
             swap_and_friends_return_what_they_should,
             compare_and_set_compares_values,
             clones_share_everything,
@@ -370,6 +374,7 @@ macro_rules! async_conformance {
         $crate::async_conformance!(@cases $backend; $known;
             async_initial_value_is_written,
             async_stored_value_wins_over_init,
+            async_migrations_run_once_at_open,
             async_swap_and_friends_return_what_they_should,
             async_compare_and_set_compares_with_the_latest_value,
             async_watches_see_each_transition_in_order,

@@ -253,6 +253,9 @@ impl<S: AsyncStore> AsyncStore for GatedStore<S> {
     fn cheap_check(&self) -> bool {
         self.inner.cheap_check()
     }
+    fn checks_round_trip(&self) -> bool {
+        self.inner.checks_round_trip()
+    }
     fn follow(&self, nudge: crate::Nudge) -> Result<crate::Subscription> {
         self.inner.follow(nudge)
     }
@@ -1218,4 +1221,49 @@ pub async fn async_cancelled_ops_are_never_applied_twice<B: AsyncBackend>(b: &B)
         assert_eq!(pair[0].1, pair[1].0, "transitions out of order: {pair:?}");
     }
     assert_eq!(chain.last().map(|t| t.1), Some(last.log.len()));
+}
+
+/// Async atoms opening data of an older schema at the same moment (tasks on the
+/// runtime) store the migrated value once, with its schema; every atom ends with that
+/// value; a failing step leaves the data byte for byte as it was.
+pub async fn async_migrations_run_once_at_open<B: AsyncBackend>(b: &B) {
+    use super::blocking::{ada, nobody, user_migrations};
+    let r = b.fresh();
+    b.open(&r, ada()).await;
+    let before = b.stored(&r).await;
+    let failing = crate::Migrations::new()
+        .step(|v| Ok::<_, String>(v))
+        .step(|_| Err("no"));
+    let err = b
+        .open_with(&r, nobody(), Options::new().migrations(failing))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Migration { step: 1, .. }), "{err}");
+    assert_eq!(b.stored(&r).await, before);
+
+    let mut openers = Vec::new();
+    for id in 1..=4u32 {
+        let store = b.store(&r).await.unwrap();
+        openers.push(tokio::spawn(async move {
+            let runs = Arc::new([0.into(), 0.into()]);
+            let options = Options::new().migrations(user_migrations(&runs, id));
+            AsyncAtom::open(store, nobody(), options)
+                .await
+                .unwrap()
+                .deref()
+                .by
+        }));
+    }
+    let mut seen = Vec::new();
+    for opener in openers {
+        seen.push(opener.await.unwrap());
+    }
+    let stored: serde_json::Value = stored_as(b, &r).await;
+    assert_eq!(stored["enduro_schema"], 2, "{stored}");
+    assert_eq!(stored["value"]["email"], "ada@example.com", "{stored}");
+    let by = stored["value"]["by"].as_u64().unwrap();
+    assert!(
+        seen.iter().all(|&id| u64::from(id) == by),
+        "every atom has the one stored migration ({by}), not its own: {seen:?}"
+    );
 }
