@@ -235,13 +235,14 @@ impl<T: Value> Options<T> {
     /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
     /// struct Session { user: String, #[serde(skip_serializing)] token: String }
     ///
-    /// let dir = tempfile::tempdir()?;
-    /// let path = dir.path().join("session.json");
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let path = dir.join("session.json");
     /// let init = Session { user: "ada".into(), token: "secret".into() };
     /// let err = enduro::FileAtom::builder(&path).round_trip_check(true).open(init).unwrap_err();
     /// assert!(matches!(err, Error::Encode { .. }), "{err}");
     /// assert!(err.to_string().contains("missing field `token`"), "{err}");
     /// assert!(!path.exists());
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn round_trip_check(mut self, check: bool) -> Self {

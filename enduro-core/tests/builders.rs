@@ -93,6 +93,89 @@ fn pretty_and_codec_commute() {
     assert_eq!(kept.resolved("a cell").unwrap().codec_name(), "Other");
 }
 
+/// A codec of another format that has a pretty form: `pretty` picks that form, in either
+/// order, and never puts JSON (or anything else) in its place; migrations and ops refuse
+/// a codec that does not describe itself, before anything is read or written.
+#[test]
+fn pretty_styles_any_format_that_has_a_pretty_form() {
+    /// JSON with a tag in front, pretty or not: another format, as far as enduro knows.
+    #[derive(Clone, Copy)]
+    struct Tagged {
+        pretty: bool,
+        describes_itself: bool,
+    }
+    impl enduro::Codec for Tagged {
+        fn name(&self) -> &'static str {
+            "Tagged"
+        }
+        fn encode<V: serde::Serialize + ?Sized>(
+            &self,
+            value: &V,
+            out: &mut dyn std::io::Write,
+        ) -> Result<(), enduro::CodecError> {
+            out.write_all(b"#")?;
+            let json = if self.pretty {
+                Json::pretty()
+            } else {
+                Json::compact()
+            };
+            json.encode(value, out)
+        }
+        fn decode<V: serde::de::DeserializeOwned>(
+            &self,
+            bytes: &[u8],
+        ) -> Result<V, enduro::CodecError> {
+            let json = bytes.strip_prefix(b"#").ok_or("no tag")?;
+            Json::compact().decode(json)
+        }
+        fn styled(&self, pretty: bool) -> Option<Self> {
+            Some(Tagged { pretty, ..*self })
+        }
+        fn is_self_describing(&self) -> bool {
+            self.describes_itself
+        }
+    }
+    let tagged = Tagged {
+        pretty: false,
+        describes_itself: true,
+    };
+    for options in [
+        Options::new().pretty(true).codec(tagged),
+        Options::new().codec(tagged).pretty(true),
+    ] {
+        assert_eq!(behaviour(options).0, b"#[\n  10\n]\n");
+    }
+    let pretty = Tagged {
+        pretty: true,
+        ..tagged
+    };
+    assert_eq!(
+        behaviour(Options::new().codec(pretty).pretty(false)).0,
+        b"#[10]"
+    );
+
+    let opaque = Tagged {
+        pretty: false,
+        describes_itself: false,
+    };
+    let migrations = || enduro::Migrations::new().step(Ok::<_, String>);
+    for options in [
+        Options::<u8>::new().codec(opaque).migrations(migrations()),
+        Options::new().migrations(migrations()).codec(opaque),
+    ] {
+        let store = std::sync::Arc::new(MemStore::holding(b"#1".to_vec()));
+        let err = Atom::open(store.clone(), 1u8, options).unwrap_err();
+        assert!(
+            err.to_string().contains("does not describe itself"),
+            "{err}"
+        );
+        assert_eq!(store.load().unwrap().unwrap().bytes, b"#1");
+    }
+    // Without migrations or ops, such a codec is fine.
+    let atom = Atom::open(MemStore::new(), 1u8, Options::new().codec(opaque)).unwrap();
+    assert_eq!(*atom.swap(|n| n + 1).unwrap(), 2);
+}
+
 #[test]
 fn mem_atom_setters_commute() {
     let small = |n: &u32| *n < 10;

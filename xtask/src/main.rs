@@ -86,44 +86,53 @@ pub(crate) fn run(cmd: &mut Command) -> Result {
     }
 }
 
-/// Runs the ops example (`address_book`) twice on one new path: the second run must
-/// start from the first one's two entries (its ops replayed at open). The main example,
-/// `addresses`, runs the same way on the Pi targets (`xtask pi`).
+/// Runs the examples that keep state twice each on a new path, checking what the second
+/// run finds: `address_book` (ops) must start from the first run's two entries (its ops
+/// replayed at open); `config_migration` must migrate the old file once (the first run
+/// finds `retries: 3`, the second the first run's `retries: 4`, with no step run). The
+/// main example, `addresses`, runs the same way on the Pi targets (`xtask pi`).
 fn examples() -> Result {
     let dir = env::temp_dir().join(format!("enduro-xtask-examples-{}", std::process::id()));
-    let path = dir.join("book.json");
-    let path = path.to_str().ok_or("the temp dir's path is not UTF-8")?;
-    let outcome = (0..2).try_for_each(|run| {
-        let mut example = cargo_command();
-        example
-            .args([
-                "run",
-                "-q",
-                "-p",
-                "enduro",
-                "--example",
-                "address_book",
-                "--",
-                path,
-            ])
-            .current_dir(root());
-        eprintln!("xtask: running {example:?}");
-        let out = example
-            .output()
-            .map_err(|e| format!("cannot start {example:?}: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let expected = format!("({} entries on opening)", 2 * run);
-        if out.status.success() && stdout.contains(&expected) {
-            Ok(())
-        } else {
-            Err(format!(
-                "the address_book example's run {} failed ({}), expected it to print \
-                 `{expected}`:\n{stdout}{}",
-                run + 1,
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+    let runs: [(&str, &str, [&str; 2]); 2] = [
+        (
+            "address_book",
+            "book.json",
+            ["(0 entries on opening)", "(2 entries on opening)"],
+        ),
+        (
+            "config_migration",
+            "config.json",
+            [
+                "opened: Config { name: \"pump\", retries: 3, verbose: false }",
+                "retries: 4",
+            ],
+        ),
+    ];
+    let outcome = runs.iter().try_for_each(|(name, file, expected)| {
+        let path = dir.join(file);
+        let path = path.to_str().ok_or("the temp dir's path is not UTF-8")?;
+        expected.iter().enumerate().try_for_each(|(run, expected)| {
+            let mut example = cargo_command();
+            example
+                .args(["run", "-q", "-p", "enduro", "--example", name, "--", path])
+                .current_dir(root());
+            eprintln!("xtask: running {example:?}");
+            let out = example
+                .output()
+                .map_err(|e| format!("cannot start {example:?}: {e}"))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && stdout.contains(expected) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the {name} example's run {} failed ({}), expected it to print \
+                     `{expected}`:\n{stdout}{}",
+                    run + 1,
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        })
     });
     let _ = std::fs::remove_dir_all(&dir);
     outcome

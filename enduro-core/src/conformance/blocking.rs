@@ -1880,7 +1880,7 @@ pub fn a_failing_migration_changes_nothing<B: Backend>(b: &B) {
     b.open(&r, ada());
     let before = b.stored(&r);
     let resource = b.store(&r).unwrap().resource();
-    let first = || crate::Migrations::new().step(|v| Ok::<_, String>(v));
+    let first = || crate::Migrations::new().step(Ok::<_, String>);
     let attempts = [
         (
             first().step(|_| Err("the disk is full of cats")),

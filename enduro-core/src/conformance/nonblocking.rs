@@ -1232,7 +1232,7 @@ pub async fn async_migrations_run_once_at_open<B: AsyncBackend>(b: &B) {
     b.open(&r, ada()).await;
     let before = b.stored(&r).await;
     let failing = crate::Migrations::new()
-        .step(|v| Ok::<_, String>(v))
+        .step(Ok::<_, String>)
         .step(|_| Err("no"));
     let err = b
         .open_with(&r, nobody(), Options::new().migrations(failing))

@@ -33,6 +33,11 @@
 //! worker many DIR N            opens N atoms on the files DIR/I.json and
 //!                              keeps them all open; swaps +1 on every 100th,
 //!                              opens one more and swaps it; prints "ok N"
+//! worker migrate PATH ID      says "ready", waits for a line on stdin, opens
+//!                              PATH (a bare count at schema 0) with two
+//!                              migration steps (to `{"count":N}`, then with
+//!                              `"by":ID` added), swaps +1 on the count and
+//!                              prints `by B count C` (the value it then has)
 //! worker swap-twice PATH       opens PATH (a counter), says "ready", waits
 //!                              for a line on stdin, swaps +1 twice, printing
 //!                              after each `ok V`, `uncertain V` (what the
@@ -215,6 +220,7 @@ fn run(args: &[String]) -> Result {
         ["stall-commit", path, secs] => stall_commit(path, number(secs)?),
         ["many", dir, n] => many(dir, number(n)?),
         ["swap-twice", path] => swap_twice(path),
+        ["migrate", path, id] => migrate(path, number(id)?),
         _ => Err(format!(
             "unknown arguments {args:?}; see the source for the modes"
         )),
@@ -447,4 +453,38 @@ fn stall_commit(path: &str, secs: u64) -> Result {
     atom.swap(|v| Stalling(v.0 + 1))
         .map_err(|e| e.to_string())?;
     say("done")
+}
+
+/// A counter at schema 2 (see the `migrate` mode): schema 0 was a bare count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Migrated {
+    pub count: u64,
+    /// The id of the worker whose migration was stored.
+    pub by: u64,
+}
+
+/// The steps from a bare count (schema 0) to a [`Migrated`] (schema 2) that says `id`
+/// migrated it.
+pub fn counter_migrations(id: u64) -> enduro_core::Migrations {
+    enduro_core::Migrations::new()
+        .step(|count| Ok::<_, String>(serde_json::json!({ "count": count })))
+        .step(move |mut counter| {
+            counter["by"] = id.into();
+            Ok::<_, String>(counter)
+        })
+}
+
+fn migrate(path: &str, id: u64) -> Result {
+    ready_then_wait()?;
+    let atom = builder(path)
+        .migrations(counter_migrations(id))
+        .open(Migrated { count: 0, by: 0 })
+        .map_err(|e| e.to_string())?;
+    let after = atom
+        .swap(|c| Migrated {
+            count: c.count + 1,
+            by: c.by,
+        })
+        .map_err(|e| e.to_string())?;
+    say(&format!("by {} count {}", after.by, after.count))
 }
