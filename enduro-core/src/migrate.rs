@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::TypedCodec;
+use crate::codec::{Json, Typed, TypedCodec};
 use crate::error::{CodecError, Error, Result};
 use crate::state::panic_message;
 
@@ -254,41 +254,15 @@ impl Visitor<'_> for KeyVisitor {
     }
 }
 
-/// What an atom with migrations knows to bring old data up to date.
-pub(crate) struct Migrator<T> {
-    steps: Arc<[Arc<Step>]>,
-    /// The codec for the data's `serde_json::Value` form, when the atom's codec is JSON
-    /// (for another codec, the options carry it).
-    json: Arc<dyn TypedCodec<serde_json::Value>>,
-    /// Decodes migrated data as the atom's type.
-    decode: fn(serde_json::Value) -> Result<T, serde_json::Error>,
-}
+/// What an atom with migrations knows to bring old data up to date. Behind a pointer, so
+/// that a program without migrations links none of the `serde_json::Value` code it needs
+/// (it is made only by [`Options::migrations`](crate::Options::migrations)).
+pub(crate) type Migrator<T> = Arc<dyn Migrate<T>>;
 
-impl<T> Clone for Migrator<T> {
-    fn clone(&self) -> Self {
-        Migrator {
-            steps: Arc::clone(&self.steps),
-            json: Arc::clone(&self.json),
-            decode: self.decode,
-        }
-    }
-}
-
-impl<T: DeserializeOwned> Migrator<T> {
-    pub(crate) fn new(migrations: Migrations) -> Self {
-        Migrator {
-            steps: migrations.steps.into(),
-            json: Arc::new(crate::codec::Typed(crate::codec::Json::default())),
-            decode: serde_json::from_value::<T>,
-        }
-    }
-}
-
-impl<T> Migrator<T> {
+/// Brings old data up to date: see [`Migrator`].
+pub(crate) trait Migrate<T>: Send + Sync {
     /// The schema the atom writes.
-    pub(crate) fn schema(&self) -> u32 {
-        u32::try_from(self.steps.len()).unwrap_or(u32::MAX)
-    }
+    fn schema(&self) -> u32;
 
     /// Brings `bytes`, which the atom's codec could not decode as its current schema
     /// (`failed` says why), up to date: reads their schema, runs the missing steps and
@@ -296,14 +270,46 @@ impl<T> Migrator<T> {
     /// atom's codec is not JSON.
     ///
     /// Returns the value and the schema the data had; errors are the atom's.
-    pub(crate) fn migrate(
+    fn migrate(
         &self,
         resource: &str,
         data: Option<&dyn TypedCodec<serde_json::Value>>,
         bytes: &[u8],
-        failed: impl FnOnce() -> Error,
+        failed: &mut dyn FnMut() -> Error,
+    ) -> Result<(T, u64)>;
+}
+
+/// The [`Migrate`] of a list of steps.
+struct Steps<T> {
+    steps: Vec<Arc<Step>>,
+    /// The codec for the data's `serde_json::Value` form, when the atom's codec is JSON
+    /// (for another codec, the options carry it).
+    json: Typed<Json>,
+    _value: PhantomData<fn() -> T>,
+}
+
+/// The migrator of `migrations`, for values of type `T`.
+pub(crate) fn migrator<T: DeserializeOwned + 'static>(migrations: Migrations) -> Migrator<T> {
+    Arc::new(Steps::<T> {
+        steps: migrations.steps,
+        json: Typed(Json::default()),
+        _value: PhantomData,
+    })
+}
+
+impl<T: DeserializeOwned> Migrate<T> for Steps<T> {
+    fn schema(&self) -> u32 {
+        u32::try_from(self.steps.len()).unwrap_or(u32::MAX)
+    }
+
+    fn migrate(
+        &self,
+        resource: &str,
+        data: Option<&dyn TypedCodec<serde_json::Value>>,
+        bytes: &[u8],
+        failed: &mut dyn FnMut() -> Error,
     ) -> Result<(T, u64)> {
-        let data = data.unwrap_or(&*self.json);
+        let data = data.unwrap_or(&self.json);
         // Bytes that do not even read as data of the format: the codec's own error says it.
         let Ok(whole) = data.decode(bytes) else {
             return Err(failed());
@@ -333,7 +339,7 @@ impl<T> Migrator<T> {
                 .map_err(|panic| refused(format!("it panicked: {}", panic_message(&*panic))))?
                 .map_err(refused)?;
         }
-        let value = (self.decode)(value).map_err(|e| Error::Migration {
+        let value = serde_json::from_value(value).map_err(|e| Error::Migration {
             resource: resource.to_owned(),
             step: known - 1,
             reason: format!(

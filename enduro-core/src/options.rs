@@ -216,7 +216,7 @@ impl<T: Value> Options<T> {
     /// # Ok::<(), enduro::Error>(())
     /// ```
     pub fn migrations(mut self, migrations: Migrations) -> Self {
-        self.migrations = Some(Migrator::new(migrations));
+        self.migrations = Some(crate::migrate::migrator(migrations));
         self
     }
 
@@ -455,7 +455,7 @@ impl<T> fmt::Debug for Options<T> {
         f.debug_struct("Options")
             .field("codec", &self.codec.name())
             .field("pretty", &self.pretty)
-            .field("schema", &self.migrations.as_ref().map(Migrator::schema))
+            .field("schema", &self.migrations.as_ref().map(|m| m.schema()))
             .field("round_trip_check", &self.round_trip_check)
             .field("validator", &self.validator.is_some())
             .field("mode", &self.mode)

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use crate::codec::{Codec, Json, Typed, TypedCodec};
 use crate::error::{Error, Result};
-use crate::migrate::Migrator;
+use crate::migrate::{Migrate, Migrator};
 use crate::options::{Options, Replayer, Validator};
 use crate::reentry;
 use crate::store::{OpRecord, Replay, Snapshot, Step, Version};
@@ -180,7 +180,7 @@ impl<T: Value> Core<T> {
                     resource,
                     &*options.codec,
                     options.data.as_deref(),
-                    options.migrations.as_ref(),
+                    options.migrations.as_deref(),
                     options.ops.as_ref(),
                     &replay,
                 )?;
@@ -472,7 +472,7 @@ impl<T: Value> Core<T> {
                 &self.resource,
                 &*self.codec,
                 self.data.as_deref(),
-                self.migrations.as_ref(),
+                self.migrations.as_deref(),
                 &snapshot.bytes,
             )
         })?;
@@ -525,7 +525,7 @@ impl<T: Value> Core<T> {
                 &self.resource,
                 &*self.codec,
                 self.data.as_deref(),
-                self.migrations.as_ref(),
+                self.migrations.as_deref(),
                 self.ops.as_ref(),
                 &replay,
             )
@@ -609,7 +609,7 @@ fn rebuild<T: Value>(
     resource: &str,
     codec: &dyn TypedCodec<T>,
     data: Option<&dyn TypedCodec<serde_json::Value>>,
-    migrations: Option<&Migrator<T>>,
+    migrations: Option<&dyn Migrate<T>>,
     replayer: Option<&Replayer<T>>,
     stored: &Replay,
 ) -> Result<(T, Version, bool)> {
@@ -705,22 +705,23 @@ fn decode<T: Value>(
     resource: &str,
     codec: &dyn TypedCodec<T>,
     data: Option<&dyn TypedCodec<serde_json::Value>>,
-    migrations: Option<&Migrator<T>>,
+    migrations: Option<&dyn Migrate<T>>,
     bytes: &[u8],
 ) -> Result<(T, Option<u64>)> {
     let source = match codec.decode(bytes) {
         Ok(value) => return Ok((value, None)),
         Err(source) => source,
     };
-    let failed = || Error::Decode {
+    let mut source = Some(source);
+    let mut failed = || Error::Decode {
         resource: resource.to_owned(),
         type_name: std::any::type_name::<T>(),
         codec: codec.name(),
-        source,
+        source: source.take().unwrap_or_else(|| "cannot decode".into()),
     };
     match migrations {
         Some(migrator) => migrator
-            .migrate(resource, data, bytes, failed)
+            .migrate(resource, data, bytes, &mut failed)
             .map(|(value, schema)| (value, Some(schema))),
         // Data in a schema envelope, which an atom without migrations cannot read.
         None => match codec.schema_of(bytes) {

@@ -301,3 +301,53 @@ fn ops_after_a_value_of_an_older_schema_are_refused() {
     assert!(err.to_string().contains("ops are not migrated"), "{err}");
     assert_eq!(contents(dir.path()), before);
 }
+
+/// Data of schema 1 (stored by a program that knew the first step) runs only the second
+/// step when a program of schema 2 opens it.
+#[test]
+fn data_of_a_middle_schema_runs_only_the_missing_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, r#"{"name":"pump","tries":3}"#).unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let first_only = {
+        let runs = Arc::clone(&runs);
+        Migrations::new().step(move |mut config: Value| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let tries = config["tries"].take();
+            config["retries"] = tries;
+            config.as_object_mut().unwrap().remove("tries");
+            Ok::<_, String>(config)
+        })
+    };
+    #[derive(Clone, Serialize, Deserialize)]
+    struct ConfigV1 {
+        name: String,
+        retries: u32,
+    }
+    let v1 = FileAtom::builder(&path)
+        .migrations(first_only)
+        .open(ConfigV1 {
+            name: "new".into(),
+            retries: 0,
+        })
+        .unwrap();
+    assert_eq!(v1.deref().retries, 3);
+    drop(v1);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        r#"{"enduro_schema":1,"value":{"name":"pump","retries":3}}"#
+    );
+    let second_runs = Arc::new(AtomicUsize::new(0));
+    let config = FileAtom::builder(&path)
+        .migrations(config_migrations(&second_runs))
+        .open(init())
+        .unwrap();
+    assert!(!config.deref().verbose);
+    assert_eq!(
+        second_runs.load(Ordering::SeqCst),
+        0,
+        "step 0 did not run again"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
