@@ -55,6 +55,16 @@ pub use enduro_core::{
 };
 #[cfg(feature = "async")]
 pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture, OffThread};
+#[cfg(feature = "cbor")]
+pub use enduro_core::Cbor;
+#[cfg(feature = "msgpack")]
+pub use enduro_core::MessagePack;
+#[cfg(feature = "postcard")]
+pub use enduro_core::Postcard;
+#[cfg(feature = "ron")]
+pub use enduro_core::Ron;
+#[cfg(feature = "toml")]
+pub use enduro_core::Toml;
 #[cfg(all(feature = "file", feature = "async"))]
 pub use enduro_file::file_atom_async;
 #[cfg(feature = "file")]
