@@ -49,12 +49,6 @@
     deny(rustdoc::broken_intra_doc_links)
 )]
 
-pub use enduro_core::{
-    Apply, Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validation,
-    Validator, Value, Version,
-};
-#[cfg(feature = "async")]
-pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture, OffThread};
 #[cfg(feature = "cbor")]
 pub use enduro_core::Cbor;
 #[cfg(feature = "msgpack")]
@@ -65,6 +59,12 @@ pub use enduro_core::Postcard;
 pub use enduro_core::Ron;
 #[cfg(feature = "toml")]
 pub use enduro_core::Toml;
+pub use enduro_core::{
+    Apply, Atom, Codec, CodecError, CommitMode, Error, Json, Options, Result, Validation,
+    Validator, Value, Version,
+};
+#[cfg(feature = "async")]
+pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture, OffThread};
 #[cfg(all(feature = "file", feature = "async"))]
 pub use enduro_file::file_atom_async;
 #[cfg(feature = "file")]

@@ -11,26 +11,28 @@
 use std::cell::Cell;
 use std::fmt;
 
+use crate::roundtrip::keep;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
-use crate::roundtrip::MAX_WRAPPERS;
-
 /// How deep decoding is, and how deep it may go.
 pub(super) struct Depth {
     levels: Cell<u16>,
-    wrappers: Cell<u8>,
+    wrappers: Cell<u16>,
     max_levels: u16,
+    max_wrappers: u16,
     format: &'static str,
 }
 
 impl Depth {
-    pub(super) fn new(format: &'static str, max_levels: u16) -> Self {
+    /// A bound of `max_levels` levels and `max_wrappers` `Some`s and newtype structs.
+    pub(super) fn new(format: &'static str, max_levels: u16, max_wrappers: u16) -> Self {
         Depth {
             levels: Cell::new(0),
             wrappers: Cell::new(0),
             max_levels,
+            max_wrappers,
             format,
         }
     }
@@ -39,7 +41,7 @@ impl Depth {
     fn level<E: de::Error>(&self) -> Result<Leave<'_>, E> {
         let levels = self.levels.get() + 1;
         if levels > self.max_levels {
-            return Err(E::custom(format_args!(
+            return Err(kept(format!(
                 "the data nests deeper than {} levels (sequences, maps, structs, enum variants with data), more than enduro writes as {} and more than it reads, to keep decoding from overflowing the stack",
                 self.max_levels, self.format
             )));
@@ -54,10 +56,10 @@ impl Depth {
     /// One `Some` or newtype struct more, until the returned guard drops.
     fn wrapper<E: de::Error>(&self) -> Result<Leave<'_>, E> {
         let wrappers = self.wrappers.get();
-        if wrappers >= MAX_WRAPPERS {
-            return Err(E::custom(format_args!(
-                "the data has more than {MAX_WRAPPERS} `Some`s and newtype structs on the way to a value, more than enduro writes as {} and more than it reads, to keep decoding from overflowing the stack",
-                self.format
+        if wrappers >= self.max_wrappers {
+            return Err(kept(format!(
+                "the data has more than {} `Some`s and newtype structs on the way to a value, more than enduro writes as {} and more than it reads, to keep decoding from overflowing the stack",
+                self.max_wrappers, self.format
             )));
         }
         self.wrappers.set(wrappers + 1);
@@ -66,6 +68,13 @@ impl Depth {
             wrapper: true,
         })
     }
+}
+
+/// The error of `message`, kept aside for readers whose errors drop it (postcard).
+fn kept<E: de::Error>(message: String) -> E {
+    let error = E::custom(&message);
+    keep(message);
+    error
 }
 
 /// Leaves a level or a wrapper when dropped (also when decoding fails or unwinds).

@@ -18,6 +18,15 @@ mod msgpack;
 mod postcard;
 #[cfg(feature = "ron")]
 mod ron;
+#[cfg(all(
+    test,
+    feature = "toml",
+    feature = "ron",
+    feature = "cbor",
+    feature = "msgpack",
+    feature = "postcard"
+))]
+mod tests;
 #[cfg(feature = "toml")]
 mod toml;
 

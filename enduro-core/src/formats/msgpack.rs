@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::bounded::{Bounded, Depth};
 use super::{said, trailing};
@@ -102,7 +102,7 @@ impl Codec for MessagePack {
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         let mut rest = bytes;
         let mut deserializer = rmp_serde::Deserializer::new(&mut rest);
-        let depth = Depth::new("MessagePack", MAX_LEVELS);
+        let depth = Depth::new("MessagePack", RULES.max_levels, RULES.max_wrappers);
         let value = T::deserialize(Bounded {
             inner: &mut deserializer,
             depth: &depth,

@@ -2,14 +2,14 @@
 
 use std::io::Write;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::bounded::{Bounded, Depth};
 use super::{said, trailing};
 use crate::codec::Codec;
 use crate::error::CodecError;
-use crate::roundtrip::{RoundTrip, Rules};
+use crate::roundtrip::{RoundTrip, Rules, take_last};
 
 /// The most levels enduro writes and reads as postcard, whose reader has no limit of its
 /// own: any bytes are read as deep as the type recurses, until the stack overflows.
@@ -88,6 +88,17 @@ static RULES: Rules = Rules {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Postcard;
 
+/// postcard's error, with the message of the refusal or bound it dropped, if one was
+/// kept aside.
+fn lost(error: postcard::Error) -> CodecError {
+    match (&error, take_last()) {
+        (postcard::Error::SerdeSerCustom | postcard::Error::SerdeDeCustom, Some(message)) => {
+            said("postcard", message)
+        }
+        _ => said("postcard", error),
+    }
+}
+
 impl Codec for Postcard {
     fn name(&self) -> &'static str {
         "postcard"
@@ -98,19 +109,22 @@ impl Codec for Postcard {
         value: &T,
         out: &mut dyn Write,
     ) -> Result<(), CodecError> {
+        // postcard's errors drop the message of a refusal: it is kept aside.
+        take_last();
         postcard::to_io(&RoundTrip::with(value, &RULES), out)
             .map(drop)
-            .map_err(|e| said("postcard", e))
+            .map_err(lost)
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         let mut deserializer = postcard::Deserializer::from_bytes(bytes);
-        let depth = Depth::new("postcard", MAX_LEVELS);
+        take_last();
+        let depth = Depth::new("postcard", RULES.max_levels, RULES.max_wrappers);
         let value = T::deserialize(Bounded {
             inner: &mut deserializer,
             depth: &depth,
         })
-        .map_err(|e| said("postcard", e))?;
+        .map_err(lost)?;
         let rest = deserializer.finalize().map_err(|e| said("postcard", e))?;
         if !rest.is_empty() {
             return Err(trailing("postcard", rest.len()));

@@ -34,6 +34,7 @@ static RULES: Rules = Rules {
     absent: Nulls::ALL,
     scalar_keys: true,
     table_at_top: true,
+    i64_only: true,
     ..Rules::nesting("TOML", "toml", 81)
 };
 
@@ -71,9 +72,12 @@ const EMPTY_TABLE: &[u8] = b"# an empty table\n";
 /// - **More than 128 `Some`s and newtype structs on the way to any value** (a bound on the
 ///   stack).
 ///
-/// NaN, infinities and integers beyond 64 bits (up to `u128::MAX` and `i128::MIN`) read
-/// back as themselves. What the toml crate itself refuses beyond these is wrapped as
-/// `toml: …`.
+/// - **Integers beyond `i64`** (a `u64` above `i64::MAX`, a wider `i128` or `u128`): TOML's
+///   integers are 64-bit signed. The toml crate writes larger ones and reads them back into
+///   Rust integers, but its own `toml::Value` (and other TOML readers) refuse them.
+///
+/// NaN and infinities (`nan`, `inf`) read back as themselves. What the toml crate itself
+/// refuses beyond these is wrapped as `toml: …`.
 ///
 /// ```
 /// use std::collections::BTreeMap;

@@ -158,8 +158,13 @@ impl<S: SerializeMap> SerializeMap for Compound<'_, S> {
         let step = Step::Entry(self.position - 1);
         inside!(Compound, self, step, |at| {
             let key_at = At { in_key: true, ..at };
-            self.inner
-                .serialize_entry(&RoundTrip { value: key, at: key_at }, &RoundTrip { value, at })
+            self.inner.serialize_entry(
+                &RoundTrip {
+                    value: key,
+                    at: key_at,
+                },
+                &RoundTrip { value, at },
+            )
         })
     }
     fn end(self) -> Result<S::Ok, S::Error> {

@@ -53,6 +53,9 @@ impl<'p, S: Serializer> Serializer for Guard<'p, S> {
         if self.at.rules.no_wide_ints {
             return Err(refusal::wide_int(v, self.at.path, self.at.rules));
         }
+        if self.at.rules.i64_only && i64::try_from(v).is_err() {
+            return Err(refusal::beyond_i64(v, self.at.path, self.at.rules));
+        }
         if let Some(refused) = self.at.too_deep(self.at.rules.costs.wide_int) {
             return Err(refused);
         }
@@ -73,11 +76,17 @@ impl<'p, S: Serializer> Serializer for Guard<'p, S> {
     }
     fn serialize_u64(self, v: u64) -> Result<S::Ok, S::Error> {
         self.at.leaf::<S::Error>("a number")?;
+        if self.at.rules.i64_only && i64::try_from(v).is_err() {
+            return Err(refusal::beyond_i64(v, self.at.path, self.at.rules));
+        }
         self.inner.serialize_u64(v)
     }
     fn serialize_u128(self, v: u128) -> Result<S::Ok, S::Error> {
         if self.at.rules.no_wide_ints {
             return Err(refusal::wide_int(v, self.at.path, self.at.rules));
+        }
+        if self.at.rules.i64_only && i64::try_from(v).is_err() {
+            return Err(refusal::beyond_i64(v, self.at.path, self.at.rules));
         }
         if let Some(refused) = self.at.too_deep(self.at.rules.costs.wide_int) {
             return Err(refused);
@@ -111,7 +120,10 @@ impl<'p, S: Serializer> Serializer for Guard<'p, S> {
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<S::Ok, S::Error> {
         // JSON writes bytes as an array of numbers: one level; most formats, none.
-        match self.at.open(self.at.rules.costs.bytes, "a byte string", false) {
+        match self
+            .at
+            .open(self.at.rules.costs.bytes, "a byte string", false)
+        {
             Some(refused) => Err(refused),
             None => self.inner.serialize_bytes(v),
         }
@@ -179,7 +191,10 @@ impl<'p, S: Serializer> Serializer for Guard<'p, S> {
             .serialize_newtype_variant(name, index, variant, &RoundTrip { value, at })
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
-        if let Some(refused) = self.at.open(self.at.rules.costs.compound, "a sequence", false) {
+        if let Some(refused) = self
+            .at
+            .open(self.at.rules.costs.compound, "a sequence", false)
+        {
             return Err(refused);
         }
         let inner = self.inner.serialize_seq(len)?;
@@ -197,7 +212,10 @@ impl<'p, S: Serializer> Serializer for Guard<'p, S> {
         name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleStruct, S::Error> {
-        if let Some(refused) = self.at.open(self.at.rules.costs.compound, "a tuple struct", false) {
+        if let Some(refused) = self
+            .at
+            .open(self.at.rules.costs.compound, "a tuple struct", false)
+        {
             return Err(refused);
         }
         let inner = self.inner.serialize_tuple_struct(name, len)?;
@@ -210,7 +228,11 @@ impl<'p, S: Serializer> Serializer for Guard<'p, S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleVariant, S::Error> {
-        if let Some(refused) = self.at.open(self.at.rules.costs.variant, "an enum variant with data", true) {
+        if let Some(refused) = self.at.open(
+            self.at.rules.costs.variant,
+            "an enum variant with data",
+            true,
+        ) {
             return Err(refused);
         }
         let inner = self
@@ -243,7 +265,11 @@ impl<'p, S: Serializer> Serializer for Guard<'p, S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStructVariant, S::Error> {
-        if let Some(refused) = self.at.open(self.at.rules.costs.variant, "an enum variant with data", true) {
+        if let Some(refused) = self.at.open(
+            self.at.rules.costs.variant,
+            "an enum variant with data",
+            true,
+        ) {
             return Err(refused);
         }
         let inner = self

@@ -42,6 +42,7 @@ mod tests;
 
 use guard::Guard;
 use path::Node;
+pub(crate) use refusal::{keep, take_last};
 pub(crate) use rules::{Costs, Nulls, Rules};
 
 /// The most levels of JSON arrays and objects that serde_json reads back: its reader
@@ -63,7 +64,7 @@ struct At<'p> {
     /// How many levels (as the format's reader counts them) enclose the value.
     levels: u16,
     /// How many `Some`s and newtype structs are on the way to it.
-    wrappers: u8,
+    wrappers: u16,
     /// The value is inside a `Some` (perhaps through newtype structs), so it must not be
     /// written as null.
     in_some: bool,
@@ -119,7 +120,7 @@ impl<'p> At<'p> {
     /// The content of a `Some` or newtype struct here, or the refusal if one more wrapper
     /// is more than enduro allows. Inside a `Some`, the content must not be null.
     fn wrap<E: Error>(&self, in_some: bool) -> Result<At<'p>, E> {
-        if self.wrappers >= MAX_WRAPPERS {
+        if self.wrappers >= self.rules.max_wrappers {
             return Err(refusal::too_wrapped(self.path, self.rules));
         }
         if self.in_key && self.rules.scalar_keys && in_some {

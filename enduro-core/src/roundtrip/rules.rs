@@ -2,7 +2,7 @@
 //! as null, and what it cannot hold at all. One constant per format; JSON's is
 //! [`Rules::JSON`].
 
-use super::MAX_LEVELS;
+use super::{MAX_LEVELS, MAX_WRAPPERS};
 
 /// A set of the values written without data: `None`, `()` and unit structs (and whatever
 /// serializes as them, such as `serde_json::Value::Null`).
@@ -68,6 +68,8 @@ pub(crate) struct Rules {
     pub(crate) counting: &'static str,
     /// The most levels its reader reads back.
     pub(crate) max_levels: u16,
+    /// The most `Some`s and newtype structs on the way to any value (a bound on the stack).
+    pub(crate) max_wrappers: u16,
     /// How many levels each kind of value opens.
     pub(crate) costs: Costs,
     /// NaN and infinities are refused (JSON has none).
@@ -85,6 +87,8 @@ pub(crate) struct Rules {
     pub(crate) table_at_top: bool,
     /// `i128` and `u128` are refused (RON).
     pub(crate) no_wide_ints: bool,
+    /// Integers beyond `i64` are refused (TOML's are 64-bit signed).
+    pub(crate) i64_only: bool,
     /// A struct field left out (`skip_serializing_if`) is refused: the reader would not
     /// know it is missing (postcard).
     pub(crate) all_fields: bool,
@@ -99,6 +103,7 @@ impl Rules {
         beyond: "the next open would fail with \"recursion limit exceeded\"",
         counting: "each array, tuple, map, struct and enum variant with data is a level, a tuple or struct variant two",
         max_levels: MAX_LEVELS as u16,
+        max_wrappers: MAX_WRAPPERS as u16,
         costs: Costs {
             compound: 1,
             bytes: 1,
@@ -115,11 +120,15 @@ impl Rules {
         scalar_keys: false,
         table_at_top: false,
         no_wide_ints: false,
+        i64_only: false,
         all_fields: false,
     };
 
     /// Rules that refuse nothing but nesting deeper than `max_levels` (each compound and
-    /// variant with data one level): a base for the other formats' rules.
+    /// variant with data one level) and more `Some`s and newtype structs on the way to a
+    /// value than `max_levels` or 128, whichever is more (a type with a newtype at every
+    /// level, `struct Tree(Vec<Tree>)`, nests as deep as the format allows): a base for the
+    /// other formats' rules.
     pub(crate) const fn nesting(
         format: &'static str,
         reader: &'static str,
@@ -132,6 +141,11 @@ impl Rules {
             beyond: "the next open would fail",
             counting: "each sequence, tuple, map, struct and enum variant with data is a level",
             max_levels,
+            max_wrappers: if max_levels > MAX_WRAPPERS as u16 {
+                max_levels
+            } else {
+                MAX_WRAPPERS as u16
+            },
             costs: Costs {
                 compound: 1,
                 bytes: 0,
@@ -148,6 +162,7 @@ impl Rules {
             scalar_keys: false,
             table_at_top: false,
             no_wide_ints: false,
+            i64_only: false,
             all_fields: false,
         }
     }
