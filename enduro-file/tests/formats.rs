@@ -28,7 +28,7 @@ fn book(n: u32) -> Book {
     Book {
         title: format!("Ærø, book n° {n} 📚"),
         price: 12.5 + f64::from(n),
-        note: (n % 2 == 0).then(|| "even".to_owned()),
+        note: n.is_multiple_of(2).then(|| "even".to_owned()),
         kinds: vec![
             Kind::Paper,
             Kind::Signed("ann".into()),
