@@ -42,8 +42,19 @@ mod tests;
 
 use guard::Guard;
 use path::Node;
-pub(crate) use refusal::{keep, take_last};
-pub(crate) use rules::{Costs, Nulls, Rules};
+#[cfg(any(feature = "msgpack", feature = "postcard"))]
+pub(crate) use refusal::keep;
+#[cfg(feature = "postcard")]
+pub(crate) use refusal::take_last;
+#[cfg(any(
+    feature = "toml",
+    feature = "ron",
+    feature = "cbor",
+    feature = "msgpack",
+    feature = "postcard"
+))]
+pub(crate) use rules::Costs;
+pub(crate) use rules::{Nulls, Rules};
 
 /// The most levels of JSON arrays and objects that serde_json reads back: its reader
 /// refuses the 128th (its recursion limit is 128, counted down before each level).

@@ -16,6 +16,7 @@ thread_local! {
 
 /// The message of the last refusal (or bound) on this thread, taken; call it before
 /// encoding to forget an old one, and after a failed encoding to find what was refused.
+#[cfg(feature = "postcard")]
 pub(crate) fn take_last() -> Option<String> {
     LAST.with(|last| last.borrow_mut().take())
 }

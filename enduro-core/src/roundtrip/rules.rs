@@ -129,6 +129,16 @@ impl Rules {
     /// value than `max_levels` or 128, whichever is more (a type with a newtype at every
     /// level, `struct Tree(Vec<Tree>)`, nests as deep as the format allows): a base for the
     /// other formats' rules.
+    #[cfg_attr(
+        not(any(
+            feature = "toml",
+            feature = "ron",
+            feature = "cbor",
+            feature = "msgpack",
+            feature = "postcard"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) const fn nesting(
         format: &'static str,
         reader: &'static str,
