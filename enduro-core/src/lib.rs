@@ -37,6 +37,7 @@ mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod formats;
 #[cfg(any(test, feature = "conformance"))]
 mod lazy_deep;
 mod live;
@@ -62,6 +63,16 @@ pub use blocking::Blocking;
 pub use codec::{Codec, Json};
 pub use error::{CodecError, Error, Result};
 pub use migrate::Migrations;
+#[cfg(feature = "cbor")]
+pub use formats::Cbor;
+#[cfg(feature = "msgpack")]
+pub use formats::MessagePack;
+#[cfg(feature = "postcard")]
+pub use formats::Postcard;
+#[cfg(feature = "ron")]
+pub use formats::Ron;
+#[cfg(feature = "toml")]
+pub use formats::Toml;
 #[cfg(feature = "async")]
 pub use off_thread::OffThread;
 pub use options::{CommitMode, Options, Validation, Validator};

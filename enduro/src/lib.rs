@@ -49,6 +49,16 @@
     deny(rustdoc::broken_intra_doc_links)
 )]
 
+#[cfg(feature = "cbor")]
+pub use enduro_core::Cbor;
+#[cfg(feature = "msgpack")]
+pub use enduro_core::MessagePack;
+#[cfg(feature = "postcard")]
+pub use enduro_core::Postcard;
+#[cfg(feature = "ron")]
+pub use enduro_core::Ron;
+#[cfg(feature = "toml")]
+pub use enduro_core::Toml;
 pub use enduro_core::{
     Apply, Atom, Codec, CodecError, CommitMode, Error, Json, Migrations, Options, Result,
     Validation, Validator, Value, Version,

@@ -27,6 +27,13 @@ const FORBIDDEN: &[&str] = &[
     "hyper",
     "axum",
     "reqwest",
+    // The formats beside JSON are opt-in features.
+    "toml",
+    "ron",
+    "ciborium",
+    "rmp-serde",
+    "rmp",
+    "postcard",
 ];
 
 /// The check for the host.

@@ -19,6 +19,7 @@
 mod apply;
 mod concurrent;
 mod embedded;
+mod formats;
 mod journal;
 mod live;
 mod memory;
@@ -43,8 +44,9 @@ const ONLY: &str = "ENDURO_BENCH_ONLY";
 
 /// The sections `ENDURO_BENCH_ONLY` can name: `ops` (the small and 1 MiB file rows, rustbreak,
 /// memory atoms), `concurrent` (8 threads, plain mode), `journal`, `apply` (ops: delta
-/// commits), `memory` (the 100 MiB file row), `pg` (every PostgreSQL row), `async`, `live`.
-pub const SECTIONS: [&str; 8] = [
+/// commits), `memory` (the 100 MiB file row), `pg` (every PostgreSQL row), `async`, `live`,
+/// `formats` (the 1 MiB map in every format against JSON).
+pub const SECTIONS: [&str; 9] = [
     "ops",
     "concurrent",
     "journal",
@@ -53,6 +55,7 @@ pub const SECTIONS: [&str; 8] = [
     "pg",
     "async",
     "live",
+    "formats",
 ];
 
 /// Which sections run: all, or those `ENDURO_BENCH_ONLY` names.
@@ -235,6 +238,9 @@ fn main() {
 
     if only.runs("live") {
         rows.push(live::file_row(timing));
+    }
+    if only.runs("formats") {
+        rows.extend(formats::rows(timing));
     }
     #[cfg(feature = "pg")]
     if let Some(pg) = &pg {

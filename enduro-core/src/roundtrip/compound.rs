@@ -7,7 +7,7 @@ use serde::ser::{
 };
 
 use super::path::{Node, Step};
-use super::{At, RoundTrip};
+use super::{At, RoundTrip, refusal};
 
 /// A sequence, tuple, map or struct (one JSON level) being serialized.
 pub(super) struct Compound<'p, S> {
@@ -55,7 +55,7 @@ macro_rules! inside {
             parent: $self.at.path,
             step: $step,
         };
-        let $at = $self.at.inside(&node, 1);
+        let $at = $self.at.inside(&node, $self.at.rules.costs.compound);
         $serialize
     }};
     (VariantCompound, $self:ident, $step:expr, |$at:ident| $serialize:expr) => {{
@@ -67,7 +67,7 @@ macro_rules! inside {
             parent: Some(&variant),
             step: $step,
         };
-        let $at = $self.at.inside(&node, 2);
+        let $at = $self.at.inside(&node, $self.at.rules.costs.variant);
         $serialize
     }};
 }
@@ -108,11 +108,18 @@ macro_rules! named {
                 key: &'static str,
                 value: &T,
             ) -> Result<(), S::Error> {
-                inside!($type, self, Step::Field(key), |at| self
-                    .inner
-                    .serialize_field(key, &RoundTrip { value, at }))
+                inside!($type, self, Step::Field(key), |at| {
+                    let at = At {
+                        in_field: true,
+                        ..at
+                    };
+                    self.inner.serialize_field(key, &RoundTrip { value, at })
+                })
             }
             fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+                if self.at.rules.all_fields {
+                    return Err(refusal::skipped_field(self.at.path, key, self.at.rules));
+                }
                 self.inner.skip_field(key)
             }
             fn end(self) -> Result<S::Ok, S::Error> {
@@ -130,9 +137,10 @@ impl<S: SerializeMap> SerializeMap for Compound<'_, S> {
     type Error = S::Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), S::Error> {
         let step = Step::Entry(self.position);
-        inside!(Compound, self, step, |at| self
-            .inner
-            .serialize_key(&RoundTrip { value: key, at }))
+        inside!(Compound, self, step, |at| {
+            let at = At { in_key: true, ..at };
+            self.inner.serialize_key(&RoundTrip { value: key, at })
+        })
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
         self.position += 1;
@@ -148,10 +156,16 @@ impl<S: SerializeMap> SerializeMap for Compound<'_, S> {
     ) -> Result<(), S::Error> {
         self.position += 1;
         let step = Step::Entry(self.position - 1);
-        inside!(Compound, self, step, |at| self.inner.serialize_entry(
-            &RoundTrip { value: key, at },
-            &RoundTrip { value, at }
-        ))
+        inside!(Compound, self, step, |at| {
+            let key_at = At { in_key: true, ..at };
+            self.inner.serialize_entry(
+                &RoundTrip {
+                    value: key,
+                    at: key_at,
+                },
+                &RoundTrip { value, at },
+            )
+        })
     }
     fn end(self) -> Result<S::Ok, S::Error> {
         self.inner.end()
