@@ -291,7 +291,7 @@ impl<T> TypedCodec<T> for Checked<T> {
         if let Err(e) = self.0.decode(&bytes) {
             return Err(format!(
                 "the value encodes, but would not read back: {e} (a field skipped when \
-                 written but required when read, say)"
+                 written but required when read, or a type the format cannot read)"
             )
             .into());
         }

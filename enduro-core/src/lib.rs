@@ -62,7 +62,6 @@ pub use atom::Atom;
 pub use blocking::Blocking;
 pub use codec::{Codec, Json};
 pub use error::{CodecError, Error, Result};
-pub use migrate::Migrations;
 #[cfg(feature = "cbor")]
 pub use formats::Cbor;
 #[cfg(feature = "msgpack")]
@@ -73,6 +72,7 @@ pub use formats::Postcard;
 pub use formats::Ron;
 #[cfg(feature = "toml")]
 pub use formats::Toml;
+pub use migrate::Migrations;
 #[cfg(feature = "async")]
 pub use off_thread::OffThread;
 pub use options::{CommitMode, Options, Validation, Validator};

@@ -227,7 +227,10 @@ impl<T: Value> Options<T> {
     /// and is not stored. Costs one decode and one in-memory copy of the encoded value per
     /// commit. Memory atoms always check (their store asks for it, see
     /// [`Store::checks_round_trip`](crate::Store::checks_round_trip)), so that tests catch
-    /// what production could not read back.
+    /// what production could not read back; so do atoms whose codec does not describe
+    /// itself ([`Codec::is_self_describing`], postcard), since nothing can be checked while
+    /// such a format is written (a `serde_json::Value` or an untagged enum, which postcard
+    /// writes but can never read, is refused this way).
     ///
     /// ```
     /// use enduro::{Atom, Error, MemStore, Options};
@@ -298,10 +301,44 @@ impl<T: Value> Options<T> {
             Some(migrator) if migrator.schema() > 0 => self.choice.enveloped(migrator.schema()),
             _ => self.choice.plain(),
         };
-        if self.round_trip_check {
+        // A format that does not describe itself cannot be checked while it is written
+        // (nothing in the bytes says what they are), so every value is read back.
+        if self.round_trip_check || !self.choice.is_self_describing() {
             self.codec = Arc::new(Checked(self.codec));
         }
         Ok(self)
+    }
+
+    /// Decodes stored bytes as these options' codec does (envelope included): for the
+    /// conformance kit, which reads what a case stored with the codec the backend uses.
+    #[cfg(feature = "conformance")]
+    pub(crate) fn decode_stored(self, bytes: &[u8]) -> crate::Result<T> {
+        let options = self.resolved("the stored bytes")?;
+        options
+            .codec
+            .decode(bytes)
+            .map_err(|source| crate::Error::Decode {
+                resource: "the stored bytes".into(),
+                type_name: std::any::type_name::<T>(),
+                codec: options.codec.name(),
+                source,
+            })
+    }
+
+    /// Encodes `value` as these options' codec does: for the conformance kit, which plants
+    /// bytes in the codec's format.
+    #[cfg(feature = "conformance")]
+    pub(crate) fn encode_value(self, value: &T) -> crate::Result<Vec<u8>> {
+        let options = self.resolved("the planted bytes")?;
+        let mut bytes = Vec::new();
+        crate::state::encode("the planted bytes", &options, value, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Whether these options' codec takes `bytes` for no value at all.
+    #[cfg(feature = "conformance")]
+    pub(crate) fn takes_as_blank(&self, bytes: &[u8]) -> bool {
+        self.codec.is_blank(bytes)
     }
 
     /// The options for a store that asks every value to be checked (see

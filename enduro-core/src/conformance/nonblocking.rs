@@ -72,13 +72,20 @@ pub trait AsyncBackend: Send + Sync + 'static {
         }
     }
 
-    /// Opens an atom on `resource` with `options`.
+    /// The options a case asks for, as this backend opens atoms with them; see
+    /// [`Backend::options`](super::Backend::options).
+    fn options<T: Value>(&self, options: Options<T>) -> Options<T> {
+        options
+    }
+
+    /// Opens an atom on `resource` with `options` (through [`AsyncBackend::options`]).
     fn open_with<T: Value>(
         &self,
         resource: &Self::Resource,
         init: T,
         options: Options<T>,
     ) -> impl Future<Output = Result<AsyncAtom<T>>> + Send {
+        let options = self.options(options);
         async move { AsyncAtom::open(self.store(resource).await?, init, options).await }
     }
 
@@ -109,6 +116,10 @@ pub struct InlineBackend<B>(pub B);
 impl<B: Backend> AsyncBackend for InlineBackend<B> {
     type Resource = B::Resource;
     type Store = Inline<Box<dyn Store>>;
+
+    fn options<T: Value>(&self, options: Options<T>) -> Options<T> {
+        self.0.options(options)
+    }
 
     fn fresh(&self) -> B::Resource {
         self.0.fresh()
@@ -141,6 +152,10 @@ pub struct OffThreadBackend<B>(pub B);
 impl<B: Backend> AsyncBackend for OffThreadBackend<B> {
     type Resource = B::Resource;
     type Store = crate::OffThread<Box<dyn Store>>;
+
+    fn options<T: Value>(&self, options: Options<T>) -> Options<T> {
+        self.0.options(options)
+    }
 
     fn fresh(&self) -> B::Resource {
         self.0.fresh()
@@ -287,9 +302,11 @@ async fn in_time<F: Future>(what: &str, future: F) -> F::Output {
 }
 
 /// The stored bytes decoded as JSON of type `T`.
-async fn stored_as<B: AsyncBackend, T: serde::de::DeserializeOwned>(b: &B, r: &B::Resource) -> T {
+async fn stored_as<B: AsyncBackend, T: Value>(b: &B, r: &B::Resource) -> T {
     let bytes = b.stored(r).await.expect("the resource should exist");
-    serde_json::from_slice(&bytes).expect("the stored bytes should be valid JSON of the type")
+    b.options(Options::new())
+        .decode_stored(&bytes)
+        .expect("the stored bytes should decode as the type")
 }
 
 /// Records every `(old, new)` a watch sees.
@@ -617,7 +634,9 @@ async fn open_routed<B: AsyncBackend>(
         Route::Check => b.open(r, init).await,
         Route::Commit => {
             let store = SkipCheck(b.store(r).await.unwrap());
-            AsyncAtom::open(store, init, Options::new()).await.unwrap()
+            AsyncAtom::open(store, init, b.options(Options::new()))
+                .await
+                .unwrap()
         }
     }
 }
@@ -799,7 +818,9 @@ async fn faulty<B: AsyncBackend, T: Value>(b: &B, init: T) -> (B::Resource, Faul
     let r = b.fresh();
     let faults = Faults::default();
     let store = FaultyAsyncStore::new(b.store(&r).await.unwrap(), faults.clone());
-    let atom = AsyncAtom::open(store, init, Options::new()).await.unwrap();
+    let atom = AsyncAtom::open(store, init, b.options(Options::new()))
+        .await
+        .unwrap();
     (r, faults, atom)
 }
 
@@ -906,7 +927,9 @@ async fn gated<B: AsyncBackend, T: Value>(b: &B, init: T) -> (B::Resource, Gate,
     let gate = Gate::new();
     gate.open(1); // the initial value
     let store = GatedStore::new(b.store(&r).await.unwrap(), gate.clone());
-    let atom = AsyncAtom::open(store, init, Options::new()).await.unwrap();
+    let atom = AsyncAtom::open(store, init, b.options(Options::new()))
+        .await
+        .unwrap();
     assert_eq!(gate.started(), 1, "the initial value was committed");
     (r, gate, atom)
 }
@@ -1110,7 +1133,7 @@ pub async fn async_a_live_atom_tries_a_failed_catch_up_again<B: AsyncBackend>(b:
     let r = b.fresh();
     let faults = Faults::default();
     let store = FaultyAsyncStore::new(b.store(&r).await.unwrap(), faults.clone());
-    let live = AsyncAtom::open(store, 0u64, Options::new().live(true))
+    let live = AsyncAtom::open(store, 0u64, b.options(Options::new().live(true)))
         .await
         .expect("a live atom opens");
     faults.fail_checks(3);
@@ -1244,9 +1267,9 @@ pub async fn async_migrations_run_once_at_open<B: AsyncBackend>(b: &B) {
     let mut openers = Vec::new();
     for id in 1..=4u32 {
         let store = b.store(&r).await.unwrap();
+        let runs = Arc::new([0.into(), 0.into()]);
+        let options = b.options(Options::new().migrations(user_migrations(&runs, id)));
         openers.push(tokio::spawn(async move {
-            let runs = Arc::new([0.into(), 0.into()]);
-            let options = Options::new().migrations(user_migrations(&runs, id));
             AsyncAtom::open(store, nobody(), options)
                 .await
                 .unwrap()
