@@ -347,9 +347,10 @@ impl<T: Value> PgAtom<T> {
     }
 
     /// Uses `codec` instead of JSON. Its output must be UTF-8 text without NUL bytes, as
-    /// the `value` column is `text`. Combined with [`pretty`](PgAtom::pretty) in either
-    /// order: `pretty` styles a JSON codec, and `pretty(true)` with another codec makes
-    /// opening fail.
+    /// the `value` column is `text` (JSON, TOML, RON; a binary format such as CBOR fails at
+    /// commit, saying so, with nothing written). Combined with [`pretty`](PgAtom::pretty)
+    /// in either order: `pretty` picks the pretty form of the codec's format, and
+    /// `pretty(true)` with a format that has none makes opening fail.
     ///
     /// ```
     /// let b = enduro::PgAtom::<u64>::builder("postgres://db/app", "t")

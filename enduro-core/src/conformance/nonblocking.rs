@@ -73,7 +73,7 @@ pub trait AsyncBackend: Send + Sync + 'static {
     }
 
     /// The options a case asks for, as this backend opens atoms with them; see
-    /// [`Backend::options`](super::Backend::options).
+    /// [`Backend::options`].
     fn options<T: Value>(&self, options: Options<T>) -> Options<T> {
         options
     }
