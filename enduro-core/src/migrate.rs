@@ -265,7 +265,7 @@ pub(crate) trait Migrate<T>: Send + Sync {
     fn schema(&self) -> u32;
 
     /// Brings `bytes`, which the atom's codec could not decode as its current schema
-    /// (`failed` says why), up to date: reads their schema, runs the missing steps and
+    /// (`failed` is that error, returned when the bytes are of no older schema), up to date: reads their schema, runs the missing steps and
     /// decodes the result. `data` is the codec for the `serde_json::Value` form, when the
     /// atom's codec is not JSON.
     ///
@@ -275,13 +275,13 @@ pub(crate) trait Migrate<T>: Send + Sync {
         resource: &str,
         data: Option<&dyn TypedCodec<serde_json::Value>>,
         bytes: &[u8],
-        failed: &mut dyn FnMut() -> Error,
+        failed: Error,
     ) -> Result<(T, u64)>;
 }
 
 /// The [`Migrate`] of a list of steps.
 struct Steps<T> {
-    steps: Vec<Arc<Step>>,
+    migrations: Migrations,
     /// The codec for the data's `serde_json::Value` form, when the atom's codec is JSON
     /// (for another codec, the options carry it).
     json: Typed<Json>,
@@ -291,7 +291,7 @@ struct Steps<T> {
 /// The migrator of `migrations`, for values of type `T`.
 pub(crate) fn migrator<T: DeserializeOwned + 'static>(migrations: Migrations) -> Migrator<T> {
     Arc::new(Steps::<T> {
-        steps: migrations.steps,
+        migrations,
         json: Typed(Json::default()),
         _value: PhantomData,
     })
@@ -299,7 +299,7 @@ pub(crate) fn migrator<T: DeserializeOwned + 'static>(migrations: Migrations) ->
 
 impl<T: DeserializeOwned> Migrate<T> for Steps<T> {
     fn schema(&self) -> u32 {
-        u32::try_from(self.steps.len()).unwrap_or(u32::MAX)
+        self.migrations.schema()
     }
 
     fn migrate(
@@ -307,12 +307,12 @@ impl<T: DeserializeOwned> Migrate<T> for Steps<T> {
         resource: &str,
         data: Option<&dyn TypedCodec<serde_json::Value>>,
         bytes: &[u8],
-        failed: &mut dyn FnMut() -> Error,
+        failed: Error,
     ) -> Result<(T, u64)> {
         let data = data.unwrap_or(&self.json);
         // Bytes that do not even read as data of the format: the codec's own error says it.
         let Ok(whole) = data.decode(bytes) else {
-            return Err(failed());
+            return Err(failed);
         };
         let (stored, mut value) = split(whole);
         let known = self.schema();
@@ -325,7 +325,7 @@ impl<T: DeserializeOwned> Migrate<T> for Steps<T> {
         }
         if stored == u64::from(known) {
             // Data of the current schema that does not decode as the type.
-            return Err(failed());
+            return Err(failed);
         }
         let from = u32::try_from(stored).unwrap_or(known);
         for step in from..known {
@@ -334,7 +334,7 @@ impl<T: DeserializeOwned> Migrate<T> for Steps<T> {
                 step,
                 reason,
             };
-            let run = &self.steps[step as usize];
+            let run = &self.migrations.steps[step as usize];
             value = catch_unwind(AssertUnwindSafe(|| run(value)))
                 .map_err(|panic| refused(format!("it panicked: {}", panic_message(&*panic))))?
                 .map_err(refused)?;

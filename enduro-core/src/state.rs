@@ -712,16 +712,15 @@ fn decode<T: Value>(
         Ok(value) => return Ok((value, None)),
         Err(source) => source,
     };
-    let mut source = Some(source);
-    let mut failed = || Error::Decode {
+    let failed = Error::Decode {
         resource: resource.to_owned(),
         type_name: std::any::type_name::<T>(),
         codec: codec.name(),
-        source: source.take().unwrap_or_else(|| "cannot decode".into()),
+        source,
     };
     match migrations {
         Some(migrator) => migrator
-            .migrate(resource, data, bytes, &mut failed)
+            .migrate(resource, data, bytes, failed)
             .map(|(value, schema)| (value, Some(schema))),
         // Data in a schema envelope, which an atom without migrations cannot read.
         None => match codec.schema_of(bytes) {
@@ -730,7 +729,7 @@ fn decode<T: Value>(
                 stored,
                 known: 0,
             }),
-            _ => Err(failed()),
+            _ => Err(failed),
         },
     }
 }

@@ -7,11 +7,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use enduro::{Cbor, Codec, MessagePack, Migrations, Postcard, Ron, Toml};
+use enduro::{Cbor, Codec, MessagePack, Postcard, Ron, Toml};
 use enduro_core::Error;
 use enduro_file::FileAtom;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+mod common;
+
+use common::config_migrations;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Old {
@@ -28,22 +31,6 @@ struct New {
     verbose: bool,
 }
 
-fn migrations(runs: &Arc<AtomicUsize>) -> Migrations {
-    let runs = Arc::clone(runs);
-    Migrations::new()
-        .step(move |mut v: Value| {
-            runs.fetch_add(1, Ordering::SeqCst);
-            let map = v.as_object_mut().ok_or("not a map")?;
-            let tries = map.remove("tries").ok_or("no `tries`")?;
-            map.insert("retries".into(), tries);
-            Ok::<_, &str>(v)
-        })
-        .step(|mut v: Value| {
-            v["verbose"] = true.into();
-            Ok::<_, &str>(v)
-        })
-}
-
 fn old() -> Old {
     Old {
         name: "pump ⛽".into(),
@@ -57,7 +44,7 @@ fn new() -> New {
         name: "pump ⛽".into(),
         retries: 3,
         tags: vec!["a".into(), "b".into()],
-        verbose: true,
+        verbose: false,
     }
 }
 
@@ -66,7 +53,7 @@ fn init() -> New {
         name: String::new(),
         retries: 0,
         tags: Vec::new(),
-        verbose: false,
+        verbose: true,
     }
 }
 
@@ -89,13 +76,13 @@ fn migrates_in<C: Codec + Clone>(codec: C, journal: bool) {
     );
     let runs = Arc::new(AtomicUsize::new(0));
     let atom = builder()
-        .migrations(migrations(&runs))
+        .migrations(config_migrations(&runs))
         .open(init())
         .unwrap();
     assert_eq!(*atom.deref(), new(), "{}", codec.name());
     drop(atom);
     let again = builder()
-        .migrations(migrations(&runs))
+        .migrations(config_migrations(&runs))
         .open(init())
         .unwrap();
     assert_eq!(*again.deref(), new());
@@ -161,7 +148,7 @@ fn toml_data_migrates() {
     FileAtom::builder(&path)
         .codec(Toml::default())
         .pretty(true)
-        .migrations(migrations(&runs))
+        .migrations(config_migrations(&runs))
         .open(init())
         .unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -203,7 +190,7 @@ fn postcard_refuses_migrations_and_ops() {
     let runs = Arc::new(AtomicUsize::new(0));
     let err = FileAtom::builder(&path)
         .codec(Postcard)
-        .migrations(migrations(&runs))
+        .migrations(config_migrations(&runs))
         .open(init())
         .unwrap_err();
     let message = err.to_string();

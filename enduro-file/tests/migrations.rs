@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common;
 
-use common::{contents, worker};
+use common::{config_migrations, contents, worker};
 use enduro_core::{Apply, Error, Migrations};
 use enduro_file::FileAtom;
 use serde::{Deserialize, Serialize};
@@ -110,23 +110,6 @@ struct Config {
     name: String,
     retries: u32,
     verbose: bool,
-}
-
-/// Schema 0 `{"name", "tries"}` to 1 (rename `tries` to `retries`) to 2 (add `verbose`).
-fn config_migrations(runs: &Arc<AtomicUsize>) -> Migrations {
-    let runs = Arc::clone(runs);
-    Migrations::new()
-        .step(move |mut config: Value| {
-            runs.fetch_add(1, Ordering::SeqCst);
-            let config = config.as_object_mut().ok_or("not an object")?;
-            let tries = config.remove("tries").ok_or("no field `tries` to rename")?;
-            config.insert("retries".into(), tries);
-            Ok::<_, &str>(Value::Object(std::mem::take(config)))
-        })
-        .step(|mut config: Value| {
-            config["verbose"] = false.into();
-            Ok::<_, &str>(config)
-        })
 }
 
 fn init() -> Config {

@@ -232,3 +232,22 @@ pub fn have_strace() -> bool {
     }
     found
 }
+
+/// The README's migrations, counting the runs of the first step: schema 0
+/// `{"name", "tries", …}` to 1 (rename `tries` to `retries`) to 2 (add `verbose`, false).
+pub fn config_migrations(runs: &std::sync::Arc<AtomicUsize>) -> enduro_core::Migrations {
+    use serde_json::Value;
+    let runs = std::sync::Arc::clone(runs);
+    enduro_core::Migrations::new()
+        .step(move |mut config: Value| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let config = config.as_object_mut().ok_or("not an object")?;
+            let tries = config.remove("tries").ok_or("no field `tries` to rename")?;
+            config.insert("retries".into(), tries);
+            Ok::<_, &str>(Value::Object(std::mem::take(config)))
+        })
+        .step(|mut config: Value| {
+            config["verbose"] = false.into();
+            Ok::<_, &str>(config)
+        })
+}
