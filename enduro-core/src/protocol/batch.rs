@@ -63,7 +63,7 @@ pub(super) struct Batch<T> {
     /// Without a value to commit, the store must still be asked whether the batch's
     /// base is current.
     pub(super) verify: bool,
-    /// A live atom's catch-up joined: a value that looks blank, met when no swap of the
+    /// Only live atoms' catch-ups joined: a value that looks blank, met when no swap of the
     /// batch changes the value, is a rewrite in place caught half-way, not a release.
     pub(super) following: bool,
     /// A batch before failed on a value that does not encode: each swap encodes its

@@ -193,7 +193,9 @@ impl<T: Value> Group<T> {
         // value proves that was current, the store must be asked (a refresh, or a
         // compare-and-set that did not match).
         batch.verify |= mode.refresh || new.is_none();
-        batch.following |= mode.following;
+        // Only a batch of catch-ups alone takes a blank value for a rewrite in progress: a
+        // refresh (or any call) of the user that joins one must see a release as one.
+        batch.following = mode.following && (batch.entries.is_empty() || batch.following);
         batch.pre_encode |= pre_encode;
         batch.entries.push(new.clone());
         let ticket = Ticket {
