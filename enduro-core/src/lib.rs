@@ -78,6 +78,6 @@ pub use off_thread::OffThread;
 pub use options::{CommitMode, Options, Validation, Validator};
 pub use store::{
     Committed, Encoder, Nudge, Observed, OpRecord, Replay, Snapshot, Step, Store, Subscription,
-    Version,
+    Version, new_incarnation,
 };
 pub use value::Value;

@@ -283,6 +283,33 @@ impl fmt::Debug for Subscription {
     }
 }
 
+/// A new incarnation number for a resource being created: different in every process and
+/// every call (it mixes the clock, the process id, a counter and the operating system's
+/// randomness), and never 0. A store that keeps it beside its generation counter, as the
+/// [`Version`]'s fingerprint, gives a resource released and made again versions that no
+/// handle of the old one can match (see the [`Store`] contract's **Versions**).
+///
+/// ```
+/// let a = enduro::store::new_incarnation();
+/// let b = enduro::store::new_incarnation();
+/// assert_ne!(a, b);
+/// assert_ne!(a, 0);
+/// ```
+pub fn new_incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // RandomState is seeded from the operating system's randomness.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now);
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    hasher.finish().max(1)
+}
+
 /// The error of a store that cannot follow its resource: live atoms need
 /// [`Store::follow`].
 pub(crate) fn cannot_follow(resource: String) -> Error {

@@ -378,21 +378,7 @@ impl Drop for Held<'_> {
     }
 }
 
-/// A new incarnation number: different in every process and every call, never 0.
-pub(crate) fn new_incarnation() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    // RandomState is seeded from the operating system's randomness.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(now);
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
-    hasher.finish().max(1)
-}
+pub(crate) use enduro_core::new_incarnation;
 
 #[cfg(test)]
 mod tests {

@@ -89,7 +89,7 @@ pub mod store {
     pub use enduro_core::{AsyncStore, Blocking, BoxFuture, Deferred, OffThread};
     pub use enduro_core::{
         Committed, Encoder, Nudge, Observed, OpRecord, Replay, Snapshot, Step, Store, Subscription,
-        Version,
+        Version, new_incarnation,
     };
 }
 

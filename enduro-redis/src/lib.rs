@@ -1,0 +1,1 @@
+//! Redis atoms for enduro (in progress).

@@ -1,0 +1,1 @@
+//! SQLite atoms for enduro (in progress).
