@@ -77,6 +77,8 @@ pub use enduro_pg::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PgAtom, PgStore, PgStoreBuilder, Pool,
     deadpool_postgres, postgresql_atom, postgresql_atom_async, tokio_postgres,
 };
+#[cfg(feature = "redis")]
+pub use enduro_redis::{RedisAtom, RedisStore, RedisStoreBuilder, redis_atom, redis_atom_async};
 
 /// For writing a backend of your own: the [`Store`](store::Store) trait (and, with the
 /// `async` feature, `AsyncStore`) and the types their methods take

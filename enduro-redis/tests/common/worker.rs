@@ -1,0 +1,112 @@
+//! The worker process of the Redis multi-process tests: each run is its own process with
+//! its own connections, working on one shared key. A test binary runs itself again,
+//! through [`command`], with the worker's arguments in [`ARGS_VAR`], and its
+//! `#[test] fn worker()` then calls [`entry`], which acts as the worker and exits.
+//!
+//! ```text
+//! worker URL KEY count N        N swaps of +1 on a u64; prints "acked N"
+//! worker URL KEY append ID N    appends "ID-0".."ID-(N-1)" to a list of strings,
+//!                               printing "ack ID-i" after each acknowledged swap; a
+//!                               failed swap (the server down) is retried, printing
+//!                               "retry" (an uncertain one "uncertain ID-i")
+//! ```
+
+use std::io::Write;
+use std::process::Command;
+
+/// The environment variable that makes the `worker` test of a test binary act as the
+/// worker; it holds the worker's arguments, one per line.
+pub const ARGS_VAR: &str = "ENDURO_REDIS_WORKER_ARGS";
+
+const HARNESS_ARGS: [&str; 5] = [
+    "worker",
+    "--exact",
+    "--nocapture",
+    "--quiet",
+    "--test-threads=1",
+];
+
+/// A command that runs the worker with `args` (this test binary, run again).
+pub fn command(args: &[&str]) -> Command {
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let mut command = Command::new(exe);
+    command.args(HARNESS_ARGS).env(ARGS_VAR, args.join("\n"));
+    command
+}
+
+/// The worker's own lines in its captured stdout (without the test harness's).
+pub fn lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.is_empty() && *l != "running 1 test")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs the worker when this test binary was started as one (see [`command`]), then exits
+/// the process; returns at once in a normal test run.
+pub fn entry() {
+    let Ok(args) = std::env::var(ARGS_VAR) else {
+        return;
+    };
+    let args: Vec<String> = args.lines().map(str::to_owned).collect();
+    run(&args);
+    let _ = std::io::stdout().flush();
+    std::process::exit(0);
+}
+
+fn run(args: &[String]) {
+    let [url, key, task, rest @ ..] = args else {
+        eprintln!("usage: worker URL KEY (count N | append ID N)");
+        std::process::exit(2);
+    };
+    let mut out = std::io::stdout().lock();
+    match (task.as_str(), rest) {
+        ("count", [n]) => {
+            let n: u64 = n.parse().unwrap();
+            let atom = enduro_redis::RedisAtom::builder(url, key).open(0u64).unwrap();
+            for _ in 0..n {
+                atom.swap(|v| v + 1).unwrap();
+            }
+            writeln!(out, "acked {n}").unwrap();
+        }
+        ("append", [id, n]) => {
+            let n: u64 = n.parse().unwrap();
+            let atom = loop {
+                match enduro_redis::RedisAtom::builder(url, key).open(Vec::<String>::new()) {
+                    Ok(atom) => break atom,
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            };
+            for i in 0..n {
+                let item = format!("{id}-{i}");
+                loop {
+                    let result = atom.swap(|list| {
+                        let mut list = list.clone();
+                        if !list.contains(&item) {
+                            list.push(item.clone());
+                        }
+                        list
+                    });
+                    match result {
+                        Ok(_) => break,
+                        Err(e) if e.may_have_been_stored() => {
+                            writeln!(out, "uncertain {item}").unwrap();
+                        }
+                        Err(_) => writeln!(out, "retry").unwrap(),
+                    }
+                    out.flush().unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    // Catch up with what the server holds before trying again.
+                    let _ = atom.refresh();
+                }
+                writeln!(out, "ack {item}").unwrap();
+                out.flush().unwrap();
+            }
+        }
+        _ => {
+            eprintln!("unknown task {task:?} {rest:?}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The conformance kit against a private Redis server: the blocking suite, and the async
+//! suite through the core's `OffThread` adapter.
+
+mod common;
+
+enduro_core::conformance!(redis_backend_or_skip!());
+enduro_core::async_conformance!(redis_backend_or_skip!());
