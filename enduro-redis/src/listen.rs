@@ -25,8 +25,14 @@ pub(crate) fn channel_of(key: &str) -> Vec<u8> {
 
 /// What a live atom's store asks of its server's subscriber.
 enum Request {
-    Follow { id: u64, channel: Vec<u8>, nudge: Nudge },
-    Stop { id: u64 },
+    Follow {
+        id: u64,
+        channel: Vec<u8>,
+        nudge: Nudge,
+    },
+    Stop {
+        id: u64,
+    },
 }
 
 /// One server's subscriber, shared by the live atoms of that server in this process.
@@ -160,13 +166,20 @@ enum Served {
 
 /// Applies one request; subscribes or unsubscribes on `pubsub` when given. Returns
 /// `false` when the subscriber should end.
-fn apply(request: Request, followers: &mut Followers, pubsub: Option<&mut redis::PubSub<'_>>) -> bool {
+fn apply(
+    request: Request,
+    followers: &mut Followers,
+    pubsub: Option<&mut redis::PubSub<'_>>,
+) -> bool {
     match request {
         Request::Follow { id, channel, nudge } => {
             let list = followers.by_channel.entry(channel.clone()).or_default();
             let first = list.is_empty();
             list.push((id, nudge.clone()));
-            if first && let Some(pubsub) = pubsub && pubsub.subscribe(&channel[..]).is_err() {
+            if first
+                && let Some(pubsub) = pubsub
+                && pubsub.subscribe(&channel[..]).is_err()
+            {
                 // The connection failed: the reconnect subscribes and nudges everyone.
                 return true;
             }
@@ -191,7 +204,11 @@ fn apply(request: Request, followers: &mut Followers, pubsub: Option<&mut redis:
     true
 }
 
-fn serve(connection: &mut Connection, followers: &mut Followers, requests: &Receiver<Request>) -> Served {
+fn serve(
+    connection: &mut Connection,
+    followers: &mut Followers,
+    requests: &Receiver<Request>,
+) -> Served {
     let mut pubsub = connection.as_pubsub();
     for channel in followers.by_channel.keys() {
         if pubsub.subscribe(&channel[..]).is_err() {
@@ -212,7 +229,9 @@ fn serve(connection: &mut Connection, followers: &mut Followers, requests: &Rece
         }
         match pubsub.get_message() {
             Ok(message) => {
-                let Some(list) = followers.by_channel.get(message.get_channel_name().as_bytes())
+                let Some(list) = followers
+                    .by_channel
+                    .get(message.get_channel_name().as_bytes())
                 else {
                     continue;
                 };
@@ -234,5 +253,8 @@ fn serve(connection: &mut Connection, followers: &mut Followers, requests: &Rece
 fn version_in(payload: &[u8]) -> Option<Version> {
     let text = std::str::from_utf8(payload).ok()?;
     let (generation, incarnation) = text.split_once(' ')?;
-    Some(Version::new(generation.parse().ok()?, incarnation.parse().ok()?))
+    Some(Version::new(
+        generation.parse().ok()?,
+        incarnation.parse().ok()?,
+    ))
 }

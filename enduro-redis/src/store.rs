@@ -222,6 +222,20 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// How one call on one connection went.
+enum Attempt {
+    /// The server answered.
+    Answered(Reply),
+    /// No connection could be had: nothing was sent.
+    NotSent(RedisError),
+    /// The server answered with an error: the call did not run (a script fails before
+    /// it writes, see `scripts.rs`).
+    Refused(RedisError),
+    /// The connection failed after the call was sent, or no answer came in time: it may
+    /// or may not have run.
+    Lost(RedisError, Origin),
+}
+
 /// Where a connection came from: one that waited in the pool may have been closed by
 /// the server meanwhile (a restart, an idle timeout), so a failure on it is tried once
 /// more on a new connection.
@@ -284,20 +298,25 @@ impl RedisStore {
     }
 
     /// Runs `call` on a connection; a connection that failed is dropped, not given back.
-    fn on_connection<R>(
+    fn on_connection(
         &self,
-        call: &mut dyn FnMut(&mut Connection) -> std::result::Result<R, RedisError>,
-    ) -> (std::result::Result<R, RedisError>, Origin) {
+        call: &mut dyn FnMut(&mut Connection) -> std::result::Result<Reply, RedisError>,
+    ) -> Attempt {
         let (mut connection, origin) = match self.connection() {
             Ok(got) => got,
-            Err(e) => return (Err(e), Origin::Fresh),
+            Err(e) => return Attempt::NotSent(e),
         };
-        let result = call(&mut connection);
-        match &result {
-            Err(e) if lost_connection(e) => {}
-            _ => self.give_back(connection),
+        match call(&mut connection) {
+            Ok(reply) => {
+                self.give_back(connection);
+                Attempt::Answered(reply)
+            }
+            Err(e) if lost_connection(&e) => Attempt::Lost(e, origin),
+            Err(e) => {
+                self.give_back(connection);
+                Attempt::Refused(e)
+            }
         }
-        (result, origin)
     }
 
     /// Runs a call that changes nothing, once more on a new connection if a pooled one
@@ -309,9 +328,11 @@ impl RedisStore {
     ) -> Result<Reply> {
         loop {
             match self.on_connection(call) {
-                (Ok(reply), _) => return Ok(reply),
-                (Err(e), Origin::Pooled) if lost_connection(&e) => continue,
-                (Err(e), _) => return Err(self.error(what, &e)),
+                Attempt::Answered(reply) => return Ok(reply),
+                Attempt::Lost(_, Origin::Pooled) => continue,
+                Attempt::Lost(e, Origin::Fresh) | Attempt::NotSent(e) | Attempt::Refused(e) => {
+                    return Err(self.error(what, &e));
+                }
             }
         }
     }
@@ -447,11 +468,14 @@ impl Store for RedisStore {
                 .invoke(c)
         };
         let first = match self.on_connection(&mut call) {
-            (Ok(reply), _) => return Ok(self.committed(&reply)?.map_or(Committed::Conflict, Committed::Done)),
-            (Err(e), _) if !lost_connection(&e) => {
-                return Err(self.error("commit", &e));
+            Attempt::Answered(reply) => {
+                return Ok(self
+                    .committed(&reply)?
+                    .map_or(Committed::Conflict, Committed::Done));
             }
-            (Err(e), _) => e,
+            // No connection, or the server refused the script: nothing was stored.
+            Attempt::NotSent(e) | Attempt::Refused(e) => return Err(self.error("commit", &e)),
+            Attempt::Lost(e, _) => e,
         };
         // The answer was lost with the connection: the commit may or may not have run.
         // Send it again on a new connection. Its token makes it harmless: if the first

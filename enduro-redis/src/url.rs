@@ -41,7 +41,10 @@ impl Target {
     /// ``Redis key `hits` at redis://app@cache:6379/2``: no password, ever.
     pub(crate) fn resource(&self) -> String {
         let settings = self.info.redis_settings();
-        let user = settings.username().map(|u| format!("{u}@")).unwrap_or_default();
+        let user = settings
+            .username()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
         let db = settings.db();
         let place = match self.info.addr() {
             ConnectionAddr::Tcp(host, port) => format!("redis://{user}{host}:{port}/{db}"),
@@ -108,7 +111,10 @@ mod tests {
             ("redis://app:s3cret@host", "redis://app:***@host"),
             ("rediss://app:p@ss@host/0", "rediss://app:***@host/0"),
             ("redis://s3cret@host", "redis://***@host"),
-            ("redis+unix:///run/r.sock?db=1&pass=s3cret", "redis+unix:///run/r.sock?db=1&pass=***"),
+            (
+                "redis+unix:///run/r.sock?db=1&pass=s3cret",
+                "redis+unix:///run/r.sock?db=1&pass=***",
+            ),
             ("redis://host:6379", "redis://host:6379"),
             ("not a url :s3cret@", "(a string that is not a URL)"),
         ] {
@@ -126,7 +132,12 @@ mod tests {
 
     #[test]
     fn bad_urls_say_what_is_expected_without_the_password() {
-        for url in ["http://:s3cret@host", "redis://:s3cret@host:notaport", "", "redis://host/x"] {
+        for url in [
+            "http://:s3cret@host",
+            "redis://:s3cret@host:notaport",
+            "",
+            "redis://host/x",
+        ] {
             let e = Target::parse(url, "k").err().unwrap().to_string();
             assert!(e.contains("invalid Redis URL"), "{url}: {e}");
             assert!(!e.contains("s3cret"), "{url}: {e}");

@@ -34,7 +34,9 @@ pub struct RedisServer {
 
 impl std::fmt::Debug for RedisServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisServer").field("port", &self.port).finish()
+        f.debug_struct("RedisServer")
+            .field("port", &self.port)
+            .finish()
     }
 }
 
@@ -152,7 +154,9 @@ impl RedisServer {
         while !self.answers() {
             if start.elapsed() > Duration::from_secs(20) {
                 let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                return Err(io::Error::other(format!("redis-server did not start:\n{log}")));
+                return Err(io::Error::other(format!(
+                    "redis-server did not start:\n{log}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

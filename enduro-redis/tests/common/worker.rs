@@ -38,9 +38,14 @@ pub fn command(args: &[&str]) -> Command {
 pub fn lines(stdout: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(stdout)
         .lines()
-        .filter(|l| !l.is_empty() && *l != "running 1 test")
+        .filter(|l| !is_harness_line(l))
         .map(str::to_owned)
         .collect()
+}
+
+/// Whether `line` is one the test harness printed before the worker started.
+pub fn is_harness_line(line: &str) -> bool {
+    line.is_empty() || line == "running 1 test"
 }
 
 /// Runs the worker when this test binary was started as one (see [`command`]), then exits
@@ -64,7 +69,9 @@ fn run(args: &[String]) {
     match (task.as_str(), rest) {
         ("count", [n]) => {
             let n: u64 = n.parse().unwrap();
-            let atom = enduro_redis::RedisAtom::builder(url, key).open(0u64).unwrap();
+            let atom = enduro_redis::RedisAtom::builder(url, key)
+                .open(0u64)
+                .unwrap();
             for _ in 0..n {
                 atom.swap(|v| v + 1).unwrap();
             }
@@ -90,6 +97,13 @@ fn run(args: &[String]) {
                     });
                     match result {
                         Ok(_) => break,
+                        Err(enduro_core::Error::Released) => {
+                            // The key is gone (a server that lost its data): nothing to
+                            // retry against.
+                            writeln!(out, "released at {item}").unwrap();
+                            out.flush().unwrap();
+                            std::process::exit(1);
+                        }
                         Err(e) if e.may_have_been_stored() => {
                             writeln!(out, "uncertain {item}").unwrap();
                         }
