@@ -25,7 +25,7 @@ end
 local function atom_fields(...)
   local got = redis.call('HMGET', KEYS[1], 'gen', 'inc', ...)
   if kind == 'hash' and (not got[1] or not got[2]) then
-    return nil, redis.error_reply('ENDURO_NOTATOM')
+    return nil, redis.error_reply('ENDURO_NOTATOM hash')
   end
   return got
 end

@@ -106,7 +106,13 @@ fn a_server_killed_and_restarted_under_load_loses_nothing_acknowledged() {
                     assert!(
                         status.success(),
                         "a worker failed: {:?}",
-                        lines.lock().unwrap().iter().rev().take(3).collect::<Vec<_>>()
+                        lines
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .rev()
+                            .take(3)
+                            .collect::<Vec<_>>()
                     );
                 }
             }
