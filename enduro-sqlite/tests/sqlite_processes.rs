@@ -226,3 +226,100 @@ fn assert_integrity(db: &Path) {
         .unwrap();
     assert_eq!(result, "ok");
 }
+
+/// Runs the `faults` worker under strace, which makes the `when`-th `fsync`/`fdatasync`
+/// fail with EIO; returns the worker's lines.
+fn run_with_failing_sync(db: &Path, when: u32) -> Vec<String> {
+    let exe = std::env::current_exe().unwrap();
+    let inject = format!("inject=fsync,fdatasync:error=EIO:when={when}");
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=fsync,fdatasync",
+            "-e",
+        ])
+        .arg(&inject)
+        .arg(exe)
+        .args([
+            "worker",
+            "--exact",
+            "--nocapture",
+            "--quiet",
+            "--test-threads=1",
+        ])
+        .env(
+            worker::ARGS_VAR,
+            [db.to_str().unwrap(), TABLE, "faults", "faults", "20"].join("\n"),
+        )
+        .output()
+        .unwrap();
+    worker::lines(&out.stdout)
+}
+
+/// Whether strace can run here (installed, and ptrace allowed).
+fn strace_works() -> bool {
+    std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The value a worker line reports: `ack V` or `uncertain V ...`.
+fn value_of(line: &str) -> Option<u64> {
+    let rest = line
+        .strip_prefix("ack ")
+        .or_else(|| line.strip_prefix("uncertain "))?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn a_failing_fsync_in_a_commit_is_uncertain_and_settles_from_what_sqlite_holds() {
+    if !strace_works() {
+        eprintln!("skipped: strace is not installed or may not trace here");
+        return;
+    }
+    let mut uncertain = 0;
+    // The n-th fsync of a worker's life fails: some during its open (which then fails, or
+    // not, as SQLite decides), the later ones in its commits.
+    for when in 1..=16 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("faults.db");
+        let lines = run_with_failing_sync(&db, when);
+        assert!(!lines.is_empty(), "when={when}: the worker said nothing");
+        let reopened = SqliteAtom::builder(&db, TABLE).key("faults").open(0u64);
+        if lines[0].starts_with("open-error") {
+            // Nothing acknowledged; whatever is stored opens.
+            reopened.unwrap_or_else(|e| panic!("when={when}: {e}"));
+            continue;
+        }
+        for line in &lines {
+            // A commit that failed is never a plain "nothing happened" error.
+            assert!(!line.starts_with("error"), "when={when}: {line}");
+            if line.starts_with("uncertain") {
+                uncertain += 1;
+                assert!(line.contains("I/O error"), "when={when}: {line}");
+            }
+        }
+        // Each line's value is one more than the value before it, or the same after an
+        // uncertain commit that did not land; what the atom showed last is stored.
+        let values: Vec<u64> = lines.iter().map(|l| value_of(l).unwrap()).collect();
+        for pair in values.windows(2) {
+            assert!(
+                pair[1] == pair[0] + 1 || pair[1] == pair[0],
+                "when={when}: {lines:?}"
+            );
+        }
+        let atom = reopened.unwrap_or_else(|e| panic!("when={when}: {e}"));
+        assert_eq!(
+            Some(*atom.deref()),
+            values.last().copied(),
+            "when={when}: {lines:?}"
+        );
+        assert_integrity(&db);
+    }
+    assert!(uncertain > 0, "no injected failure landed in a commit");
+}

@@ -8,6 +8,12 @@
 //! worker DB TABLE KEY count N        N swaps of +1 on a u64; prints "acked N"
 //! worker DB TABLE KEY append ID N    appends "ID-0".."ID-(N-1)" to a list of strings;
 //!                                    prints "ack ID-i" after each (flushed)
+//! worker DB TABLE KEY faults N       N swaps of +1 on a u64, going on after failures;
+//!                                    prints "ack V" for each done (V the new value),
+//!                                    "uncertain V MESSAGE" for an Error::Uncertain (V
+//!                                    what the atom shows after it), "error MESSAGE" for
+//!                                    any other error, "open-error MESSAGE" if it cannot
+//!                                    open
 //! ```
 
 use std::io::Write;
@@ -98,6 +104,28 @@ fn run(args: &[String]) {
                 .unwrap();
                 writeln!(out, "ack {item}").unwrap();
                 out.flush().unwrap();
+            }
+        }
+        ("faults", [n]) => {
+            let n: u64 = n.parse().unwrap();
+            let atom = match enduro_sqlite::SqliteAtom::builder(db, table)
+                .key(key.as_str())
+                .open(0u64)
+            {
+                Ok(atom) => atom,
+                Err(e) => {
+                    writeln!(out, "open-error {e}").unwrap();
+                    return;
+                }
+            };
+            for _ in 0..n {
+                match atom.swap(|v| v + 1) {
+                    Ok(v) => writeln!(out, "ack {v}").unwrap(),
+                    Err(e @ enduro_core::Error::Uncertain { .. }) => {
+                        writeln!(out, "uncertain {} {e}", atom.deref()).unwrap()
+                    }
+                    Err(e) => writeln!(out, "error {e}").unwrap(),
+                }
             }
         }
         _ => {
