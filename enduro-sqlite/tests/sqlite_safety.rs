@@ -62,6 +62,8 @@ fn odd_table_names_and_keys_work_and_stay_apart() {
         "",
         " ",
         "a\nb",
+        "a\0b",
+        "a",
     ];
     for (i, name) in names.iter().enumerate() {
         for (j, key) in keys.iter().enumerate() {
