@@ -64,7 +64,11 @@
 //! middle of a commit leaves the old value or the new one, and the next open recovers
 //! the log. A commit that fails with an I/O error may have reached the log nonetheless:
 //! it fails with [`Error::Uncertain`](enduro_core::Error::Uncertain), and the atom reads
-//! the row back to learn what it holds. Every other failure (a lock held too long, a full
+//! the row back to learn what it holds. (After a failed `fsync` nobody can tell what
+//! reached the disk: if the process or the machine stops before the next commit to the
+//! database, the next open's log recovery may still find the change. That is why such a
+//! commit is uncertain, and why its error says not to repeat the change blindly.) Every
+//! other failure (a lock held too long, a full
 //! disk, a read-only file) is an [`Error::Backend`](enduro_core::Error::Backend) naming
 //! the table, the row and the file, and nothing was written.
 //!
