@@ -118,6 +118,7 @@ fn many_rows_in_one_table_stay_apart() {
     assert_eq!(*atoms[8].swap(|n| n + 1).unwrap(), 8009);
 }
 
+#[cfg(feature = "async")]
 #[test]
 fn async_atoms_shared_by_tasks_reach_exact_counts() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -170,6 +171,7 @@ fn async_atoms_shared_by_tasks_reach_exact_counts() {
     assert_eq!(stored(&db, "t", "tasks").as_deref(), Some(&b"800"[..]));
 }
 
+#[cfg(feature = "async")]
 #[test]
 fn open_async_outside_a_runtime_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,6 +185,7 @@ fn open_async_outside_a_runtime_is_an_error() {
 }
 
 /// Polls `future` once, without a runtime.
+#[cfg(feature = "async")]
 fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
