@@ -168,3 +168,43 @@ fn a_server_killed_and_restarted_under_load_loses_nothing_acknowledged() {
         acked.len()
     );
 }
+
+/// A live atom follows another process's swaps without `refresh`, also after the server
+/// was killed and started again (its subscriber connects again and checks once).
+#[test]
+fn a_live_atom_follows_other_processes_across_a_server_restart() {
+    if !redis_server::available() {
+        assert!(std::env::var("CI").is_err(), "CI=true needs redis-server");
+        return;
+    }
+    let server = RedisServer::start().unwrap();
+    let url = server.url(0);
+    let key = unique_key("live");
+    let live = enduro::RedisAtom::builder(&url, &key)
+        .live(true)
+        .open(0u64)
+        .unwrap();
+    let wait_for = |n: u64| {
+        let start = Instant::now();
+        while *live.deref() != n {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the live atom is stuck at {} (waiting for {n})",
+                live.deref()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let run = |n: &str| {
+        let out = worker::command(&[&url, &key, "count", n])
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "a worker failed: {out:?}");
+    };
+    run("50");
+    wait_for(50);
+    server.restart().unwrap();
+    run("25");
+    wait_for(75);
+}

@@ -104,14 +104,19 @@
 //! [`AsyncAtom`](enduro_core::AsyncAtom) whose every statement (and the open) runs on
 //! tokio's blocking thread pool, never on the runtime's own threads.
 //!
-//! Live atoms (following other writers without `refresh`) are not supported by this
-//! backend yet: call `refresh` (a swap picks up other writers by itself).
+//!
+//! # Live atoms
+//!
+//! With [`SqliteAtom::live`], other writers' commits reach an atom without `refresh`: one
+//! watcher thread per database file and process asks SQLite every 25 ms whether anyone
+//! committed (`PRAGMA data_version`), and the file's live atoms then check their rows.
 #![deny(missing_docs)]
 // The links to the async items resolve only with the feature `async` (as docs.rs builds).
 #![cfg_attr(feature = "async", deny(rustdoc::broken_intra_doc_links))]
 #![cfg_attr(not(feature = "async"), allow(rustdoc::broken_intra_doc_links))]
 
 mod failure;
+mod follow;
 mod ident;
 mod path;
 mod store;
@@ -266,6 +271,36 @@ impl<T: Value> SqliteAtom<T> {
     /// ```
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.store = self.store.busy_timeout(timeout);
+        self
+    }
+
+    /// Makes the atom follow other writers' commits by itself (with `true`): a commit by
+    /// any thread or process on the atom's row reaches [`deref`](Atom::deref), the watches
+    /// and (for async atoms) `changes` soon after, without a call to
+    /// [`refresh`](Atom::refresh); so does a release (the atom is then released).
+    ///
+    /// How, and what it costs: one watcher thread per database file and process, with a
+    /// connection of its own, runs `PRAGMA data_version` every 25 ms (a read of SQLite's
+    /// shared memory, no disk I/O); when it changed, every live atom of the file reads
+    /// its row once, as `refresh` does. So a commit reaches live atoms within about 25 ms,
+    /// and a commit to one row costs the live atoms of other rows of that file one read
+    /// each. Commits in quick succession may reach the watches as one transition (`old`
+    /// the value before them, `new` the latest), never out of order. The thread ends with
+    /// the file's last live atom.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = dir.path().join("app.db");
+    /// let live = enduro_sqlite::SqliteAtom::builder(&db, "hits").live(true).open(0u64)?;
+    /// let other = enduro_sqlite::sqlite_atom(0u64, &db, "hits")?; // another process, say
+    /// other.swap(|n| n + 1)?;
+    /// while *live.deref() == 0 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(5)); // no refresh()
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn live(mut self, live: bool) -> Self {
+        self.options = self.options.live(live);
         self
     }
 

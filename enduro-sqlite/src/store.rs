@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use enduro_core::{Committed, Encoder, Error, Observed, Result, Snapshot, Store, Version};
+use enduro_core::{
+    Committed, Encoder, Error, Nudge, Observed, Result, Snapshot, Store, Subscription, Version,
+};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
@@ -641,6 +643,15 @@ impl Store for SqliteStore {
     /// value.
     fn cheap_check(&self) -> bool {
         true
+    }
+
+    /// Live atoms: see [`SqliteAtom::live`](crate::SqliteAtom::live).
+    fn follow(&self, nudge: Nudge) -> Result<Subscription> {
+        crate::follow::follow(&self.path, nudge).map_err(|e| {
+            self.error(format!(
+                "cannot start the thread that watches the database for live atoms: {e}"
+            ))
+        })
     }
 }
 

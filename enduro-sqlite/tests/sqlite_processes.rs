@@ -53,6 +53,52 @@ fn four_processes_times_250_swaps_is_exactly_1000() {
     assert_eq!(common::stored_version(&db, TABLE, "hits"), Some(1001));
 }
 
+/// A live atom follows two other processes' 200 swaps without `refresh`: it ends at
+/// their total, and its watch saw a rising chain of transitions ending there.
+#[test]
+fn a_live_atom_follows_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let live = SqliteAtom::builder(&db, TABLE)
+        .key("followed")
+        .live(true)
+        .open(0u64)
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    live.add_watch("chain", move |old: &u64, new: &u64| {
+        record.lock().unwrap().push((*old, *new));
+    });
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            worker::command(&[db.to_str().unwrap(), TABLE, "followed", "count", "100"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "a worker failed: {:?}", out.status);
+    }
+    let start = std::time::Instant::now();
+    while *live.deref() != 200 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the live atom is stuck at {}",
+            live.deref()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.first().map(|t| t.0), Some(0));
+    assert_eq!(seen.last().map(|t| t.1), Some(200));
+    for pair in seen.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "transitions chain: {pair:?}");
+        assert!(pair[1].1 > pair[1].0, "transitions rise: {pair:?}");
+    }
+}
+
 #[test]
 fn list_appends_across_processes_keep_every_acknowledged_id_once_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
