@@ -21,6 +21,10 @@
 //! - `postgresql_atom` and `postgresql_atom_async` (feature `pg`, opt-in): the value lives
 //!   in one row of a PostgreSQL table, shared by every process and machine that opens it;
 //!   `PgAtom::builder` takes a row key, an existing pool, a codec and a validator.
+//! - `redis_atom` and `redis_atom_async` (feature `redis`, opt-in): the value lives in one
+//!   hash of a Redis server; each swap is one compare-and-set script.
+//! - `sqlite_atom` (feature `sqlite`, opt-in): the value lives in one row of a table of a
+//!   SQLite database file, shared by the processes of one machine; many atoms per file.
 //!
 //! Every atom has the same contract: [`Atom::deref`], [`Atom::swap`], [`Atom::swap_vals`],
 //! [`Atom::reset`], [`Atom::reset_vals`], [`Atom::compare_and_set`], watches, validators,
@@ -40,6 +44,8 @@
 //! | `async`   | no      | `AsyncAtom`, `AsyncStore`, `OffThread`, `Blocking`; with `file`, `file_atom_async` and `FileAtom::open_async` (pulls tokio) |
 //! | `live`    | no      | `FileAtom::live`: file atoms that follow other processes (pulls notify); PostgreSQL atoms are live without it |
 //! | `pg`      | no      | `postgresql_atom`, `postgresql_atom_async`, `PgAtom`; implies `async` |
+//! | `redis`   | no      | `redis_atom`, `redis_atom_async`, `RedisAtom`; implies `async`    |
+//! | `sqlite`  | no      | `sqlite_atom`, `SqliteAtom` (SQLite compiled in); with `async`, `sqlite_atom_async` |
 //! | `testing` | no      | `testing`: a fault-injecting store, for tests only                |
 #![deny(missing_docs)]
 // These docs link the default backends' items, which exist only with their features:
@@ -79,6 +85,12 @@ pub use enduro_pg::{
 };
 #[cfg(feature = "redis")]
 pub use enduro_redis::{RedisAtom, RedisStore, RedisStoreBuilder, redis_atom, redis_atom_async};
+#[cfg(all(feature = "sqlite", feature = "async"))]
+pub use enduro_sqlite::sqlite_atom_async;
+#[cfg(feature = "sqlite")]
+pub use enduro_sqlite::{
+    DEFAULT_BUSY_TIMEOUT, SqliteAtom, SqliteStore, SqliteStoreBuilder, sqlite_atom,
+};
 
 /// For writing a backend of your own: the [`Store`](store::Store) trait (and, with the
 /// `async` feature, `AsyncStore`) and the types their methods take

@@ -34,6 +34,12 @@ const FORBIDDEN: &[&str] = &[
     "rmp-serde",
     "rmp",
     "postcard",
+    // Redis and SQLite atoms are opt-in features, with their own trees.
+    "enduro-redis",
+    "redis",
+    "enduro-sqlite",
+    "rusqlite",
+    "libsqlite3-sys",
 ];
 
 /// The check for the host.
