@@ -85,6 +85,43 @@ impl<S: Store> OffThread<S> {
         }
     }
 
+    /// Opens a store with `open` on the blocking pool of the current tokio runtime (opening
+    /// may create files, connect, or wait for another process's lock) and wraps it: how a
+    /// backend's `open_async` gets its store. Fails, naming `resource`, outside a runtime
+    /// or when `open` does.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use enduro::{AsyncAtom, MemStore, Options};
+    ///
+    /// let store = enduro::store::OffThread::open("memory cell", || Ok(MemStore::new())).await?;
+    /// let atom = AsyncAtom::open(store, 1u8, Options::new()).await?;
+    /// # Ok::<(), enduro::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn open(
+        resource: impl Into<String>,
+        open: impl FnOnce() -> Result<S> + Send + 'static,
+    ) -> Result<Self> {
+        let resource = resource.into();
+        let runtime = Handle::try_current().map_err(|_| {
+            Error::backend(
+                resource.clone(),
+                "an async atom over a blocking store must be opened inside a tokio runtime, \
+                 whose blocking thread pool runs the store's calls",
+                None,
+            )
+        })?;
+        match runtime.spawn_blocking(open).await {
+            Ok(opened) => Ok(Self::with_runtime(opened?, runtime)),
+            Err(e) => Err(Error::backend(
+                resource,
+                not_finished("opening the store", e),
+                None,
+            )),
+        }
+    }
+
     /// The wrapped store.
     ///
     /// ```
@@ -111,15 +148,17 @@ impl<S: Store> OffThread<S> {
         Box::pin(async move {
             match task.await {
                 Ok(result) => result,
-                Err(e) => {
-                    let why = match e.try_into_panic() {
-                        Ok(panic) => format!("the store panicked: {}", panic_message(&*panic)),
-                        Err(e) => format!("the store's call did not finish: {e}"),
-                    };
-                    Err(lost(resource, why))
-                }
+                Err(e) => Err(lost(resource, not_finished("the store's call", e))),
             }
         })
+    }
+}
+
+/// Why a call on the blocking pool did not finish: it panicked, or the runtime is going.
+fn not_finished(what: &str, e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(panic) => format!("{what} panicked: {}", panic_message(&*panic)),
+        Err(e) => format!("{what} did not finish: {e}"),
     }
 }
 

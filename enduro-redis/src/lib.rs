@@ -88,7 +88,7 @@ pub use store::{
 use std::fmt;
 use std::time::Duration;
 
-use enduro_core::{AsyncAtom, Atom, Error, Options, Result, Value};
+use enduro_core::{AsyncAtom, Atom, Options, Result, Value};
 
 /// Opens a blocking atom at `key` on the Redis server of `url`
 /// (`redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS). If the key
@@ -259,27 +259,10 @@ impl<T: Value> RedisAtom<T> {
     /// ```
     pub async fn open_async(self, init: T) -> Result<AsyncAtom<T>> {
         let options = self.options.resolved(&self.store.resource())?;
-        let store = self.store;
-        let resource = store.resource();
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::backend(
-                resource.clone(),
-                "open_async must be called inside a tokio runtime, whose blocking thread \
-                 pool runs the calls to the server",
-                None,
-            )
-        })?;
-        let store = match runtime.spawn_blocking(move || store.open()).await {
-            Ok(opened) => opened?,
-            Err(e) => {
-                return Err(Error::backend(
-                    resource,
-                    format!("opening the connection did not finish: {e}"),
-                    None,
-                ));
-            }
-        };
-        let store = enduro_core::OffThread::with_runtime(store, runtime);
+        let builder = self.store;
+        // Opening connects (and checks the password and the key).
+        let store =
+            enduro_core::OffThread::open(builder.resource(), move || builder.open()).await?;
         AsyncAtom::open(store, init, options).await
     }
 }

@@ -347,27 +347,9 @@ impl<T: Value> SqliteAtom<T> {
     pub async fn open_async(self, init: T) -> Result<enduro_core::AsyncAtom<T>> {
         let resource = self.store.resource();
         let options = self.options.resolved(&resource)?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            enduro_core::Error::backend(
-                resource.clone(),
-                "open_async must be called inside a tokio runtime, whose blocking thread \
-                 pool runs SQLite's calls",
-                None,
-            )
-        })?;
         let builder = self.store;
         // Opening creates files and directories and may wait for another process's lock.
-        let store = match runtime.spawn_blocking(move || builder.open()).await {
-            Ok(opened) => opened?,
-            Err(e) => {
-                return Err(enduro_core::Error::backend(
-                    resource,
-                    format!("opening the SQLite store did not finish: {e}"),
-                    None,
-                ));
-            }
-        };
-        let store = enduro_core::OffThread::with_runtime(store, runtime);
+        let store = enduro_core::OffThread::open(resource, move || builder.open()).await?;
         enduro_core::AsyncAtom::open(store, init, options).await
     }
 }
