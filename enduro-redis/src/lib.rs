@@ -55,6 +55,8 @@
 //! | `appendonly no` (RDB snapshots only)     | only until the next snapshot: a crash loses every swap since the last one |
 //! | no persistence                           | nothing: a restart empties the key (the next open stores `init` again) |
 //!
+//! A server that evicts keys under memory pressure (`maxmemory` with an `allkeys-*`
+//! policy) may evict an atom's key, which its atoms then take for a release.
 //! Replication does not change this: a swap acknowledged by a primary that fails before
 //! its replicas received it is lost when a replica takes over (`WAIT` is not used).
 //!

@@ -571,7 +571,8 @@ fn explain(what: &str, e: &RedisError) -> String {
         Some("NOPERM") => {
             return format!(
                 "cannot {what}: the user may not run this ({e}); the user needs EVALSHA, \
-                 EVAL, HMGET, HGET, HSET, HINCRBY, DEL and TYPE on the key"
+                 EVAL, HMGET, HGET, HSET, HINCRBY, DEL and TYPE on the key, \
+                 and PUBLISH on the channel `enduro:` and the key"
             );
         }
         _ => {}
