@@ -14,7 +14,8 @@
 //! `ENDURO_BENCH_JOURNAL_RECORDS` (that row's record count, whatever the mode),
 //! `ENDURO_BENCH_ONLY` (a comma-separated list of the sections to run, of [`SECTIONS`];
 //! all when unset: e.g. `ENDURO_BENCH_ONLY=apply` runs the ops rows alone and writes a table
-//! of them).
+//! of them), `DATABASE_URL` (the pg rows' database; default a private cluster),
+//! `REDIS_URL` (the Redis rows' server; default a private `redis-server`).
 
 mod apply;
 mod concurrent;
@@ -26,6 +27,8 @@ mod memory;
 mod ops;
 #[cfg(feature = "pg")]
 mod pg;
+mod redis_rows;
+mod sqlite_rows;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,8 +48,10 @@ const ONLY: &str = "ENDURO_BENCH_ONLY";
 /// The sections `ENDURO_BENCH_ONLY` can name: `ops` (the small and 1 MiB file rows, rustbreak,
 /// memory atoms), `concurrent` (8 threads, plain mode), `journal`, `apply` (ops: delta
 /// commits), `memory` (the 100 MiB file row), `pg` (every PostgreSQL row), `async`, `live`,
-/// `formats` (the 1 MiB map in every format against JSON).
-pub const SECTIONS: [&str; 9] = [
+/// `formats` (the 1 MiB map in every format against JSON), `redis` (1 and 16 threads on a
+/// Redis atom; `REDIS_URL` or a private `redis-server`; built with the `redis` feature),
+/// `sqlite` (1 and 16 threads on a SQLite atom).
+pub const SECTIONS: [&str; 11] = [
     "ops",
     "concurrent",
     "journal",
@@ -56,6 +61,8 @@ pub const SECTIONS: [&str; 9] = [
     "async",
     "live",
     "formats",
+    "redis",
+    "sqlite",
 ];
 
 /// Which sections run: all, or those `ENDURO_BENCH_ONLY` names.
@@ -175,6 +182,15 @@ fn main() {
     if let Some(pg) = &pg {
         pg::run_per_op(&mut c, &mut per_op, pg, timing.passes);
     }
+    #[cfg(feature = "redis")]
+    let redis = only.runs("redis").then(redis_rows::Server::start);
+    #[cfg(feature = "redis")]
+    if let Some(redis) = &redis {
+        redis_rows::run_per_op(&mut c, &mut per_op, redis, timing.passes);
+    }
+    if only.runs("sqlite") {
+        sqlite_rows::run_per_op(&mut c, &mut per_op, timing.passes);
+    }
     c.final_summary();
 
     let mut rows: Vec<Row> = Vec::new();
@@ -245,6 +261,19 @@ fn main() {
     #[cfg(feature = "pg")]
     if let Some(pg) = &pg {
         rows.push(pg::live_row(pg, timing));
+    }
+    #[cfg(feature = "redis")]
+    if let Some(redis) = &redis {
+        rows.extend(redis_rows::rows(&per_op, redis, timing));
+    }
+    #[cfg(not(feature = "redis"))]
+    if only.runs("redis") {
+        rows.extend(redis_rows::not_run_rows(
+            "built without the `redis` feature",
+        ));
+    }
+    if only.runs("sqlite") {
+        rows.extend(sqlite_rows::rows(&per_op, timing));
     }
 
     let mut machine = machine;

@@ -53,6 +53,7 @@ impl Results {
             .into_iter()
             .chain(crate::journal::GROUPS)
             .chain(crate::apply::GROUPS)
+            .chain([crate::redis_rows::REDIS_1T, crate::sqlite_rows::SQLITE_1T])
         {
             let _ = std::fs::remove_dir_all(home.join(group));
         }
