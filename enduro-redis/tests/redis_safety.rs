@@ -291,3 +291,56 @@ fn tls_with_a_private_certificate_authority() {
     assert_no_secret(&e, server.password());
     eprintln!("untrusted server: {e}");
 }
+
+/// `redis_atom_async`: an async atom shared by 16 tokio tasks, and a second one on the same
+/// key, reach exact counts; outside a runtime, `open_async` says what it needs.
+#[test]
+fn async_atoms_from_tasks_are_exact() {
+    let Some(server) = server() else { return };
+    let url = server.url(0);
+    let key = unique_key("async");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let a = enduro::redis_atom_async(0u64, &url, &key).await.unwrap();
+        let b = RedisAtom::builder(&url, &key)
+            .open_async(0u64)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let atom = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move {
+                    for _ in 0..25 {
+                        atom.swap(|n| n + 1).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*a.refresh().await.unwrap(), 400);
+        assert_eq!(*b.refresh().await.unwrap(), 400);
+    });
+    // No runtime: a tiny executor of our own polls the future.
+    let future = RedisAtom::builder(&url, &key).open_async(0u64);
+    let e = poll_here(future).unwrap_err();
+    assert!(e.to_string().contains("tokio runtime"), "{e}");
+}
+
+/// Polls `future` to its end on this thread, with no runtime around it.
+fn poll_here<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut context) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
