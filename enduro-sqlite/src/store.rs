@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use enduro_core::{
     Committed, Encoder, Error, Nudge, Observed, Result, Snapshot, Store, Subscription, Version,
@@ -149,29 +149,23 @@ impl SqliteStoreBuilder {
         let millis = busy_timeout.as_millis().min(i32::MAX as u128) as u64;
         conn.busy_timeout(Duration::from_millis(millis))
             .map_err(|e| fail(Action::Open, e))?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(|e| fail(Action::Open, e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::backend(
-                resource,
-                format!(
-                    "cannot switch the database to WAL mode (SQLite kept journal mode \
-                     `{mode}`): enduro needs WAL for durable commits that readers do not \
-                     block; nothing was changed (a database on a file system without shared \
-                     memory, or opened by a program that holds it in another mode, cannot \
-                     use it)"
-                ),
-                None,
-            ));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| fail(Action::Open, e))?;
-        let sql = Sql::new(&table);
-        conn.execute_batch(&sql.create)
-            .map_err(|e| fail(Action::Create, e))?;
-        check_table(&conn, &table)
-            .map_err(|problem| Error::backend(resource.clone(), problem, None))?;
+        // Switching a new database to WAL (or making the table) while other processes do
+        // the same can fail with SQLITE_BUSY at once, without SQLite's busy handler ever
+        // waiting (it does not wait where waiting could deadlock): try again, within the
+        // busy timeout.
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let sql = loop {
+            match set_up(&conn, &table, &resource) {
+                Ok(sql) => break sql,
+                Err(SetUp::Sqlite(_, e)) if is_busy(&e) && started.elapsed() < busy_timeout => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(SetUp::Sqlite(action, e)) => return Err(fail(action, e)),
+                Err(SetUp::Refused(e)) => return Err(e),
+            }
+        };
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             sql,
@@ -183,6 +177,49 @@ impl SqliteStoreBuilder {
             known: Mutex::new(Known::Nothing),
         })
     }
+}
+
+/// Why setting up a connection failed: SQLite's error in one step, or a refusal.
+enum SetUp {
+    Sqlite(Action, rusqlite::Error),
+    Refused(Error),
+}
+
+/// Sets up a new connection: WAL (checked), `synchronous = FULL`, the table (made if
+/// missing, checked otherwise). Every step can be run again.
+fn set_up(conn: &Connection, table: &Table, resource: &str) -> std::result::Result<Sql, SetUp> {
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| SetUp::Sqlite(Action::Open, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SetUp::Refused(Error::backend(
+            resource,
+            format!(
+                "cannot switch the database to WAL mode (SQLite kept journal mode \
+                 `{mode}`): enduro needs WAL for durable commits that readers do not \
+                 block; nothing was changed (a database on a file system without shared \
+                 memory, or opened by a program that holds it in another mode, cannot \
+                 use it)"
+            ),
+            None,
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| SetUp::Sqlite(Action::Open, e))?;
+    let sql = Sql::new(table);
+    conn.execute_batch(&sql.create)
+        .map_err(|e| SetUp::Sqlite(Action::Create, e))?;
+    check_table(conn, table)
+        .map_err(|problem| SetUp::Refused(Error::backend(resource, problem, None)))?;
+    Ok(sql)
+}
+
+/// Whether `e` is SQLite's "the database is locked" (by another connection).
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// The columns the store reads and writes.
