@@ -37,7 +37,7 @@ enum Request {
 
 /// One server's subscriber, shared by the live atoms of that server in this process.
 struct Listener {
-    requests: Mutex<Sender<Request>>,
+    requests: Sender<Request>,
 }
 
 /// Keeps one live atom's following; dropping it stops the nudges.
@@ -48,9 +48,7 @@ struct Following {
 
 impl Drop for Following {
     fn drop(&mut self) {
-        if let Ok(requests) = self.listener.requests.lock() {
-            let _ = requests.send(Request::Stop { id: self.id });
-        }
+        let _ = self.listener.requests.send(Request::Stop { id: self.id });
     }
 }
 
@@ -63,14 +61,15 @@ fn listeners() -> &'static Mutex<HashMap<String, Weak<Listener>>> {
 }
 
 /// Starts nudging `nudge` whenever `key` on the server `client` reaches is committed to
-/// or released, until the returned subscription drops.
+/// or released, until the returned subscription drops. Fails only when no thread can be
+/// started.
 pub(crate) fn follow(
     server: String,
     client: &Client,
     connect_timeout: Duration,
     key: &str,
     nudge: Nudge,
-) -> Subscription {
+) -> std::io::Result<Subscription> {
     static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let listener = {
@@ -80,27 +79,22 @@ pub(crate) fn follow(
             Some(listener) => listener,
             None => {
                 let (requests, received) = channel();
-                let listener = Arc::new(Listener {
-                    requests: Mutex::new(requests),
-                });
+                let listener = Arc::new(Listener { requests });
                 let client = client.clone();
                 std::thread::Builder::new()
                     .name("enduro-redis-listen".into())
-                    .spawn(move || listen(&client, connect_timeout, &received))
-                    .ok();
+                    .spawn(move || listen(&client, connect_timeout, &received))?;
                 all.insert(server, Arc::downgrade(&listener));
                 listener
             }
         }
     };
-    if let Ok(requests) = listener.requests.lock() {
-        let _ = requests.send(Request::Follow {
-            id,
-            channel: channel_of(key),
-            nudge,
-        });
-    }
-    Subscription::new(Following { listener, id })
+    let _ = listener.requests.send(Request::Follow {
+        id,
+        channel: channel_of(key),
+        nudge,
+    });
+    Ok(Subscription::new(Following { listener, id }))
 }
 
 /// The live atoms of one subscriber, by channel.
@@ -145,11 +139,7 @@ fn listen(client: &Client, connect_timeout: Duration, requests: &Receiver<Reques
         }
         // Wait before the next attempt, still taking requests (and ending if none remain).
         match requests.recv_timeout(pause) {
-            Ok(request) => {
-                if !apply(request, &mut followers, None) {
-                    return;
-                }
-            }
+            Ok(request) => apply(request, &mut followers, None),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -164,13 +154,8 @@ enum Served {
     Lost,
 }
 
-/// Applies one request; subscribes or unsubscribes on `pubsub` when given. Returns
-/// `false` when the subscriber should end.
-fn apply(
-    request: Request,
-    followers: &mut Followers,
-    pubsub: Option<&mut redis::PubSub<'_>>,
-) -> bool {
+/// Applies one request; subscribes or unsubscribes on `pubsub` when given.
+fn apply(request: Request, followers: &mut Followers, pubsub: Option<&mut redis::PubSub<'_>>) {
     match request {
         Request::Follow { id, channel, nudge } => {
             let list = followers.by_channel.entry(channel.clone()).or_default();
@@ -181,7 +166,7 @@ fn apply(
                 && pubsub.subscribe(&channel[..]).is_err()
             {
                 // The connection failed: the reconnect subscribes and nudges everyone.
-                return true;
+                return;
             }
             nudge.changed();
         }
@@ -201,7 +186,6 @@ fn apply(
             }
         }
     }
-    true
 }
 
 fn serve(

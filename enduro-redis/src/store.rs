@@ -281,12 +281,17 @@ impl RedisStore {
         if let Some(connection) = pooled {
             return Ok((connection, Origin::Pooled));
         }
+        Ok((self.fresh_connection()?, Origin::Fresh))
+    }
+
+    /// A new connection, with the store's timeouts.
+    fn fresh_connection(&self) -> std::result::Result<Connection, RedisError> {
         let connection = self
             .client
             .get_connection_with_timeout(self.connect_timeout)?;
         connection.set_read_timeout(Some(self.command_timeout))?;
         connection.set_write_timeout(Some(self.command_timeout))?;
-        Ok((connection, Origin::Fresh))
+        Ok(connection)
     }
 
     fn give_back(&self, connection: Connection) {
@@ -481,16 +486,11 @@ impl Store for RedisStore {
         // Send it again on a new connection. Its token makes it harmless: if the first
         // one was stored and is still the last commit, the server says so instead of
         // storing it twice.
-        let fresh = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)
-            .and_then(|mut c| {
-                c.set_read_timeout(Some(self.command_timeout))?;
-                c.set_write_timeout(Some(self.command_timeout))?;
-                let reply = call(&mut c)?;
-                self.give_back(c);
-                Ok(reply)
-            });
+        let fresh = self.fresh_connection().and_then(|mut c| {
+            let reply = call(&mut c)?;
+            self.give_back(c);
+            Ok(reply)
+        });
         match fresh {
             Ok(reply) => match self.committed(&reply)? {
                 Some(version) => Ok(Committed::Done(version)),
@@ -512,13 +512,20 @@ impl Store for RedisStore {
     }
 
     fn follow(&self, nudge: Nudge) -> Result<Subscription> {
-        Ok(crate::listen::follow(
+        crate::listen::follow(
             self.server.clone(),
             &self.client,
             self.connect_timeout,
             &self.key,
             nudge,
-        ))
+        )
+        .map_err(|e| {
+            Error::backend(
+                self.resource.clone(),
+                format!("cannot start the thread that listens for live atoms: {e}"),
+                None,
+            )
+        })
     }
 
     fn release(&self) -> Result<()> {
