@@ -93,11 +93,15 @@ mod path;
 #[cfg(unix)]
 mod replace;
 #[cfg(unix)]
+mod report;
+#[cfg(unix)]
 mod store;
 
 #[cfg(all(unix, feature = "async"))]
 pub use atom::file_atom_async;
 #[cfg(unix)]
 pub use atom::{FileAtom, file_atom};
+#[cfg(unix)]
+pub use report::{FileReport, JournalReport, LockState};
 #[cfg(unix)]
 pub use store::{FileStore, FileStoreBuilder};

@@ -467,6 +467,92 @@ impl FileStore {
         })
     }
 
+    /// Compacts the journal now, whatever its size: the value (the last record) becomes
+    /// the data file, by the rename protocol, and the journal starts over, empty. It takes
+    /// the lock like a commit, so running atoms lose nothing, and the value and its
+    /// generation stay as they were (other handles reload the same value). Returns whether
+    /// there was anything to compact: `false` without a journal, or with an empty one.
+    ///
+    /// A journal whose records end in ops (see `Atom::apply`) is not compacted: only an
+    /// atom of the program's type can apply them, which it does at its own compactions.
+    /// That is an error saying so; nothing is written.
+    ///
+    /// ```
+    /// use enduro::{FileAtom, FileStore};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("enduro-doc-{}-{}", std::process::id(), line!()));
+    /// let path = dir.join("a.json");
+    /// let atom = FileAtom::builder(&path).journal(true).open(0u64)?;
+    /// atom.swap(|n| n + 1)?;
+    /// let store = FileStore::open(&path)?;
+    /// assert!(store.compact()?);
+    /// assert_eq!(std::fs::read_to_string(&path)?, "1");
+    /// assert!(!store.compact()?); // nothing left to compact
+    /// assert_eq!(*atom.swap(|n| n + 1)?, 2);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn compact(&self) -> Result<bool> {
+        let Some(held) = self.lock.acquire(false)? else {
+            return Ok(false);
+        };
+        let Some(meta) = self.stat()? else {
+            return Ok(false);
+        };
+        let header = held.header()?;
+        let now = match header.valid() {
+            Some(_) => match self.observe(Some(header), &meta, None)? {
+                Seen::At(now) => now,
+                Seen::Gone => {
+                    return Err(Error::backend(
+                        &self.resource,
+                        "the value was released and created again since this store was \
+                         opened; open it again to compact the new one",
+                        None,
+                    ));
+                }
+            },
+            None => self.repair(&held, &meta, None)?,
+        };
+        let reading = Reading {
+            write: true,
+            ..Reading::default()
+        };
+        let mut current = self.current(now, reading)?;
+        let cursor = match &current.active {
+            Some(active) if active.cursor.tail > journal::FIRST => active.cursor,
+            _ => {
+                self.keep_active(current);
+                return Ok(false);
+            }
+        };
+        if cursor.ops {
+            self.keep_active(current);
+            return Err(Error::backend(
+                &self.resource,
+                format!(
+                    "the journal `{}` ends in ops (written by `apply`), which only the \
+                     program that defines them can apply: it compacts them itself once the \
+                     journal is large enough; nothing was written",
+                    self.layout.journal.display()
+                ),
+                None,
+            ));
+        }
+        let state = self.state(&mut current)?;
+        let Some(mut active) = current.active.take() else {
+            return Ok(false);
+        };
+        let compacted = self.try_compact(
+            &mut active.journal,
+            &meta,
+            &state.base.bytes,
+            cursor.generation,
+        );
+        self.keep_journal(active.journal);
+        compacted.map(|_| true)
+    }
+
     fn incarnation(&self) -> u64 {
         *self.incarnation.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -1124,7 +1210,7 @@ impl FileStore {
                 }
             };
             if let Some(value) = value
-                && let Some(meta) = self.compact(&mut journal, meta, &value, made)
+                && let Some(meta) = self.compact_journal(&mut journal, meta, &value, made)
             {
                 done = version(incarnation, made, &meta);
             }
@@ -1174,29 +1260,47 @@ impl FileStore {
     /// rename protocol, then starts the journal over on it. Its failures are not the
     /// commit's (it is durable already): at every point the path opens to `value`, and
     /// the next commit tries again. The new data file's metadata once it is in place.
-    fn compact(
+    fn compact_journal(
         &self,
         journal: &mut Journal,
         meta: &Metadata,
         value: &[u8],
         generation: u64,
     ) -> Option<Metadata> {
-        let dir = self.open_dir().ok()?;
-        if self.write_snapshot(&dir, meta, value).is_err() {
+        match self.try_compact(journal, meta, value, generation) {
+            Ok(meta) => Some(meta),
+            Err(_) => self.stat().ok().flatten(),
+        }
+    }
+
+    /// [`compact_journal`](FileStore::compact_journal), failing with what went wrong: the new data file's
+    /// metadata once it is in place and the journal started over.
+    fn try_compact(
+        &self,
+        journal: &mut Journal,
+        meta: &Metadata,
+        value: &[u8],
+        generation: u64,
+    ) -> Result<Metadata> {
+        let dir = self.open_dir()?;
+        if let Err(e) = self.write_snapshot(&dir, meta, value) {
             // Not renamed (the journal still applies), or renamed without the directory
             // flushed: the journal must stay as it is until a rename is known durable.
             self.remember(None);
-            return self.stat().ok().flatten();
+            return Err(e);
         }
         let base = Base::new(value, generation);
         let restarted = journal.restart(&base);
-        let meta = self.stat().ok().flatten()?;
-        self.remember(restarted.ok().map(|()| Known {
+        let meta = self.stat()?.ok_or_else(|| {
+            let missing = std::io::Error::from(ErrorKind::NotFound);
+            Error::io("find the data file", &self.layout.target, missing)
+        })?;
+        self.remember(restarted.as_ref().ok().map(|()| Known {
             base,
             cursor: Cursor::start(&base),
             data: fingerprint(self.incarnation(), &meta),
         }));
-        Some(meta)
+        restarted.map(|()| meta)
     }
 
     fn same_dir(&self, meta: &Metadata) -> Result<()> {

@@ -74,7 +74,9 @@ pub use enduro_core::{AsyncAtom, AsyncStore, Blocking, BoxFuture, OffThread};
 #[cfg(all(feature = "file", feature = "async"))]
 pub use enduro_file::file_atom_async;
 #[cfg(feature = "file")]
-pub use enduro_file::{FileAtom, FileStore, FileStoreBuilder, file_atom};
+pub use enduro_file::{
+    FileAtom, FileReport, FileStore, FileStoreBuilder, JournalReport, LockState, file_atom,
+};
 #[cfg(feature = "mem")]
 pub use enduro_mem::{MemAtom, MemStore, mem_atom};
 #[cfg(feature = "pg")]

@@ -23,6 +23,10 @@ pub(crate) struct Scan {
     pub(crate) steps: bool,
     /// A bad record at the tail (offset, space it may take): a crash's torn write.
     pub(crate) torn: Option<(u64, u64)>,
+    /// How many value records were read.
+    pub(crate) values: u64,
+    /// How many ops were read (in however many records).
+    pub(crate) ops: u64,
 }
 
 /// One record, as read.
@@ -143,12 +147,15 @@ impl Journal {
         let mut items: Vec<Item> = Vec::new();
         let mut kept = 0;
         let mut steps = steps;
-        let done = |cursor, items, steps, torn| {
+        let (mut values, mut op_count) = (0, 0);
+        let done = |cursor, items, steps, torn, values, ops| {
             Ok(Scan {
                 cursor,
                 items,
                 steps,
                 torn,
+                values,
+                ops,
             })
         };
         loop {
@@ -163,6 +170,7 @@ impl Journal {
                     cursor.generation += kind.generations();
                     match kind {
                         Kind::Value => {
+                            values += 1;
                             if !steps {
                                 items.clear();
                                 kept = 0;
@@ -179,6 +187,7 @@ impl Journal {
                         }
                         Kind::Ops(count) => {
                             let ops = self.split_ops(at, &payload, count)?;
+                            op_count += u64::from(count);
                             for (index, op) in ops.into_iter().enumerate() {
                                 kept += op.len();
                                 items.push(Item {
@@ -210,17 +219,24 @@ impl Journal {
                         ),
                     });
                 }
-                Read::Zero => return done(cursor, items, steps, None),
+                Read::Zero => return done(cursor, items, steps, None, values, op_count),
                 Read::Stale | Read::Bad { .. } if !check => {
-                    return done(cursor, items, steps, None);
+                    return done(cursor, items, steps, None, values, op_count);
                 }
                 Read::Stale => {
                     self.nothing_after(base, cursor, "a record of an earlier journal")?;
-                    return done(cursor, items, steps, None);
+                    return done(cursor, items, steps, None, values, op_count);
                 }
                 Read::Bad { span, why } => {
                     self.nothing_after(base, cursor, &why)?;
-                    return done(cursor, items, steps, Some((cursor.tail, span)));
+                    return done(
+                        cursor,
+                        items,
+                        steps,
+                        Some((cursor.tail, span)),
+                        values,
+                        op_count,
+                    );
                 }
             }
         }

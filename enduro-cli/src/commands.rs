@@ -1,0 +1,337 @@
+//! `get`, `set`, `info` and `compact`.
+
+use std::io::{IsTerminal, Read, Write};
+
+use enduro::Atom;
+use enduro::store::{Replay, Store};
+use serde_json::Value;
+
+use crate::fail::{Fail, NOT_FOUND, Outcome};
+use crate::target::Place;
+use crate::value;
+
+/// What is stored at a place, read and decoded: the store, the stored bytes, the value.
+pub struct Stored {
+    pub store: Box<dyn Store>,
+    pub bytes: Vec<u8>,
+    pub value: Value,
+    pub generation: u64,
+}
+
+/// Reads the atom at `place`: "no atom there" (exit 3) when nothing is stored, an error
+/// when a journal ends in ops (only the program can apply them) or the bytes do not
+/// decode.
+pub fn load(place: &Place, live: bool) -> Outcome<Stored> {
+    place.must_exist()?;
+    let store = place.open(live)?;
+    let Some(replay) = store.load_replay()? else {
+        return Err(place.not_found());
+    };
+    check_no_ops(&*store, &replay)?;
+    let bytes = replay.base.bytes;
+    if place.format.is_blank(&bytes) {
+        return Err(Fail::new(
+            NOT_FOUND,
+            format!(
+                "{} holds no value yet (it is empty); `enduro set` writes one",
+                store.resource()
+            ),
+        ));
+    }
+    let value = decode(place, &*store, &bytes)?;
+    Ok(Stored {
+        store,
+        bytes,
+        value,
+        generation: replay.base.version.generation,
+    })
+}
+
+fn check_no_ops(store: &dyn Store, replay: &Replay) -> Outcome {
+    if let Some(first) = replay.ops.first() {
+        return Err(Fail::failed(format!(
+            "{} ends in {} op(s) written by `apply` (the first at {}): only the program that \
+             defines them can apply them, so the tool cannot tell the value; the program \
+             replays them when it opens the atom, and compacts them away in time",
+            store.resource(),
+            replay.ops.len(),
+            first.at
+        )));
+    }
+    Ok(())
+}
+
+fn decode(place: &Place, store: &dyn Store, bytes: &[u8]) -> Outcome<Value> {
+    place.format.decode(bytes).map_err(|e| {
+        Fail::failed(format!(
+            "{} does not hold {} that reads: {e}; nothing was changed. If it is stored in \
+             another format, say which with --format (json, toml, ron, cbor, msgpack)",
+            store.resource(),
+            place.format.name()
+        ))
+    })
+}
+
+/// Opens the atom of a store known to hold a value, writing what the tool writes.
+pub fn open_atom(place: &Place, stored: Stored, live: bool) -> Outcome<Atom<Value>> {
+    let options = place
+        .format
+        .options(place.format.looks_pretty(&stored.bytes))?;
+    Ok(Atom::open(stored.store, stored.value, options.live(live))?)
+}
+
+pub fn get(place: &Place, at: Option<&str>, compact: bool, raw: bool) -> Outcome {
+    let stored = load(place, false)?;
+    let mut out = std::io::stdout().lock();
+    if raw {
+        if !place.format.is_text() && out.is_terminal() {
+            return Err(Fail::usage(format!(
+                "{} is binary ({}); send --raw into a file or a pipe, or leave --raw out \
+                 to see it as JSON",
+                stored.store.resource(),
+                place.format.name()
+            )));
+        }
+        return write_out(&mut out, &stored.bytes);
+    }
+    if place.format == crate::format::Format::Ron {
+        eprintln!(
+            "enduro: note: JSON has no names for RON's structs and enum variants (`Slow(3)` \
+             shows as `[3]`); `--raw` shows the stored text"
+        );
+    }
+    let readable = place.format.for_people(&stored.value);
+    let (_, inner) = value::unwrap(&readable);
+    let shown = match at {
+        Some(pointer) => value::at(inner, pointer)?,
+        None => inner,
+    };
+    let text = if compact {
+        value::line(shown)
+    } else {
+        value::pretty(shown)
+    };
+    write_out(&mut out, format!("{text}\n").as_bytes())
+}
+
+/// Writes to stdout; a closed pipe (`enduro get x | head -1`) is not an error.
+fn write_out(out: &mut impl Write, bytes: &[u8]) -> Outcome {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Fail::failed(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+pub fn set(place: &Place, text: &str, at: Option<&str>, create: bool) -> Outcome {
+    let text = if text == "-" {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map_err(|e| Fail::usage(format!("cannot read the value from stdin: {e}")))?;
+        input
+    } else {
+        text.to_owned()
+    };
+    let new = value::parse(&text, "the value")?;
+    let whole = at.is_none_or(str::is_empty);
+    let stored = match load(place, false) {
+        Ok(stored) => stored,
+        Err(fail) if fail.code == NOT_FOUND && create => {
+            if !whole {
+                return Err(Fail::usage(
+                    "nothing is stored there yet, so there is no part to set: give the whole \
+                     value (without --at)",
+                ));
+            }
+            return create_with(place, new);
+        }
+        Err(fail) => return Err(fail),
+    };
+    place.format.check_writable(&stored.value)?;
+    let atom = open_atom(place, stored, false)?;
+    atom.try_swap(|current: &Value| -> Outcome<Value> {
+        let (schema, inner) = value::unwrap(current);
+        let changed = match at {
+            Some(pointer) if !whole => {
+                let mut inner = inner.clone();
+                value::put(&mut inner, pointer, new.clone())?;
+                inner
+            }
+            _ => new.clone(),
+        };
+        Ok(value::wrap(schema, changed))
+    })?;
+    Ok(())
+}
+
+/// Makes the atom with `value` (or sets it, if someone made it meanwhile).
+fn create_with(place: &Place, value: Value) -> Outcome {
+    place.format.check_writable(&value)?;
+    let store = place.open(false)?;
+    let atom = Atom::open(store, value.clone(), place.format.options(false)?)?;
+    if *atom.deref() != value {
+        atom.try_swap(|current: &Value| -> Outcome<Value> {
+            let (schema, _) = value::unwrap(current);
+            Ok(value::wrap(schema, value.clone()))
+        })?;
+    }
+    Ok(())
+}
+
+pub fn compact(place: &Place) -> Outcome {
+    let Some(path) = place.file() else {
+        return Err(Fail::usage(format!(
+            "only file atoms in journal mode have a journal to compact; {} keeps one value",
+            place.describe()
+        )));
+    };
+    place.must_exist()?;
+    let before = enduro::FileReport::read(path)?;
+    let store = enduro::FileStore::builder(path)
+        .lock_timeout(place.lock_timeout)
+        .open()?;
+    if store.compact()? {
+        let records = before.journal.map_or(0, |j| j.values + j.ops);
+        eprintln!(
+            "enduro: compacted the journal of {} ({records} records)",
+            store.resource()
+        );
+    } else {
+        eprintln!(
+            "enduro: {} has no journal records to compact",
+            store.resource()
+        );
+    }
+    Ok(())
+}
+
+pub fn info(place: &Place, json: bool) -> Outcome {
+    let mut fields: Vec<(&str, Value)> = Vec::new();
+    fields.push(("format", place.format.name().into()));
+    let report = match place.file() {
+        Some(path) => {
+            place.must_exist()?;
+            Some(enduro::FileReport::read(path)?)
+        }
+        None => None,
+    };
+    // The value, for its size and schema: a file atom's lock is waited for a moment only.
+    let quick = Place {
+        lock_timeout: place.lock_timeout.min(std::time::Duration::from_secs(2)),
+        ..place.clone()
+    };
+    let stored = load(&quick, false);
+    match (&report, &stored) {
+        (Some(report), _) => {
+            fields.insert(
+                0,
+                ("atom", format!("file `{}`", report.path.display()).into()),
+            );
+            fields.push(("size", report.data_len.unwrap_or(0).into()));
+            fields.push(("generation", report.generation.into()));
+        }
+        (None, Ok(stored)) => {
+            fields.insert(0, ("atom", stored.store.resource().into()));
+            fields.push(("size", stored.bytes.len().into()));
+            fields.push(("generation", stored.generation.into()));
+        }
+        (None, Err(_)) => {}
+    }
+    match &stored {
+        Ok(stored) => {
+            let (schema, _) = value::unwrap(&stored.value);
+            fields.push(("schema", schema.unwrap_or(0).into()));
+        }
+        Err(fail) if report.is_none() => return Err(Fail::new(fail.code, fail.message.clone())),
+        Err(fail) => fields.push(("schema", format!("unknown: {}", fail.message).into())),
+    }
+    if let Some(report) = &report {
+        fields.push(("journal", journal_field(report, json)));
+        let pending: Vec<Value> = report
+            .pending
+            .iter()
+            .map(|p| p.display().to_string().into())
+            .collect();
+        fields.push(("pending", pending.into()));
+        let lock = match report.lock {
+            enduro::LockState::Free => "free",
+            enduro::LockState::Held => "held by another process (committing now, or stuck)",
+            enduro::LockState::Missing => "no lock file (the next commit makes one)",
+            enduro::LockState::Damaged => {
+                "damaged (the next open or commit repairs it from the data file)"
+            }
+            _ => "unknown",
+        };
+        fields.push(("lock", lock.into()));
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let object: serde_json::Map<String, Value> =
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        return write_out(
+            &mut out,
+            format!("{}\n", value::pretty(&Value::Object(object))).as_bytes(),
+        );
+    }
+    let mut text = String::new();
+    for (name, field) in fields {
+        let shown = match (name, field) {
+            ("size", Value::Number(n)) => format!("{n} bytes"),
+            ("pending", Value::Array(items)) if items.is_empty() => "none".into(),
+            ("pending", Value::Array(items)) => format!(
+                "{} (left by a crash or being written now; the next open or commit removes it)",
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ("schema", Value::Number(n)) if n.as_u64() == Some(0) => "0 (no migrations)".into(),
+            (_, Value::String(s)) => s,
+            (_, other) => other.to_string(),
+        };
+        text.push_str(&format!("{name:<11} {shown}\n"));
+    }
+    write_out(&mut out, text.as_bytes())
+}
+
+/// The journal, for `info`: words for people, an object for `--json`.
+fn journal_field(report: &enduro::FileReport, json: bool) -> Value {
+    let Some(journal) = &report.journal else {
+        return if json {
+            Value::Null
+        } else {
+            "none (plain mode)".into()
+        };
+    };
+    if json {
+        return serde_json::json!({
+            "path": journal.path.display().to_string(),
+            "file_size": journal.file_len,
+            "used": journal.used,
+            "applies": journal.applies,
+            "values": journal.values,
+            "ops": journal.ops,
+            "records": journal.values + journal.ops,
+            "ends_in_ops": journal.ends_in_ops,
+        });
+    }
+    if !journal.applies {
+        return format!(
+            "`{}` does not apply to the data file (a leftover: the next commit starts it over)",
+            journal.path.display()
+        )
+        .into();
+    }
+    format!(
+        "{} records ({} values, {} ops), {} bytes used of {}; `{}`",
+        journal.values + journal.ops,
+        journal.values,
+        journal.ops,
+        journal.used,
+        journal.file_len,
+        journal.path.display()
+    )
+    .into()
+}
