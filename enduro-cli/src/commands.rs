@@ -21,9 +21,9 @@ pub struct Stored {
 /// Reads the atom at `place`: "no atom there" (exit 3) when nothing is stored, an error
 /// when a journal ends in ops (only the program can apply them) or the bytes do not
 /// decode.
-pub fn load(place: &Place, live: bool) -> Outcome<Stored> {
+pub fn load(place: &Place) -> Outcome<Stored> {
     place.must_exist()?;
-    let store = place.open(live)?;
+    let store = place.open()?;
     let Some(replay) = store.load_replay()? else {
         return Err(place.not_found());
     };
@@ -81,7 +81,7 @@ pub fn open_atom(place: &Place, stored: Stored, live: bool) -> Outcome<Atom<Valu
 }
 
 pub fn get(place: &Place, at: Option<&str>, compact: bool, raw: bool) -> Outcome {
-    let stored = load(place, false)?;
+    let stored = load(place)?;
     let mut out = std::io::stdout().lock();
     if raw {
         if !place.format.is_text() && out.is_terminal() {
@@ -135,7 +135,7 @@ pub fn set(place: &Place, text: &str, at: Option<&str>, create: bool) -> Outcome
     };
     let new = value::parse(&text, "the value")?;
     let whole = at.is_none_or(str::is_empty);
-    let stored = match load(place, false) {
+    let stored = match load(place) {
         Ok(stored) => stored,
         Err(fail) if fail.code == NOT_FOUND && create => {
             if !whole {
@@ -168,7 +168,7 @@ pub fn set(place: &Place, text: &str, at: Option<&str>, create: bool) -> Outcome
 /// Makes the atom with `value` (or sets it, if someone made it meanwhile).
 fn create_with(place: &Place, value: Value) -> Outcome {
     place.format.check_writable(&value)?;
-    let store = place.open(false)?;
+    let store = place.open()?;
     let atom = Atom::open(store, value.clone(), place.format.options(false)?)?;
     if *atom.deref() != value {
         atom.try_swap(|current: &Value| -> Outcome<Value> {
@@ -221,7 +221,7 @@ pub fn info(place: &Place, json: bool) -> Outcome {
         lock_timeout: place.lock_timeout.min(std::time::Duration::from_secs(2)),
         ..place.clone()
     };
-    let stored = load(&quick, false);
+    let stored = load(&quick);
     match (&report, &stored) {
         (Some(report), _) => {
             fields.insert(
@@ -234,7 +234,8 @@ pub fn info(place: &Place, json: bool) -> Outcome {
         (None, Ok(stored)) => {
             fields.insert(0, ("atom", stored.store.resource().into()));
             fields.push(("size", stored.bytes.len().into()));
-            fields.push(("generation", stored.generation.into()));
+            // A database's version counter only grows, from where the store started it.
+            fields.push(("version", stored.generation.into()));
         }
         (None, Err(_)) => {}
     }

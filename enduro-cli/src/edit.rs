@@ -13,7 +13,7 @@ use crate::target::Place;
 use crate::value;
 
 pub fn edit(place: &Place) -> Outcome {
-    let stored = load(place, false)?;
+    let stored = load(place)?;
     place.format.check_writable(&stored.value)?;
     let atom = open_atom(place, stored, false)?;
     let resource = atom.resource().to_owned();

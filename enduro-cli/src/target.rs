@@ -214,7 +214,7 @@ impl Place {
     }
 
     /// Opens the store (a file atom in journal mode when a journal lies beside it).
-    pub fn open(&self, live: bool) -> Outcome<Box<dyn Store>> {
+    pub fn open(&self) -> Outcome<Box<dyn Store>> {
         let connect_timeout = Duration::from_secs(10);
         Ok(match &self.target {
             Target::File { path } => Box::new(
@@ -227,7 +227,6 @@ impl Place {
                 enduro::PgStore::builder(url, table)
                     .key(key)
                     .connect_timeout(connect_timeout)
-                    .notify(live)
                     .max_connections(2)
                     .open_blocking()?,
             ),

@@ -15,7 +15,7 @@ pub fn watch(place: &Place, at: Option<&str>) -> Outcome {
     if let Some(pointer) = at {
         value::check_pointer(pointer)?;
     }
-    let stored = load(place, true)?;
+    let stored = load(place)?;
     let atom = open_atom(place, stored, true)?;
     let (changes, seen) = mpsc::channel::<Value>();
     atom.add_watch("enduro watch", move |_old: &Value, new: &Value| {
