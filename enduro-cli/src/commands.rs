@@ -47,7 +47,7 @@ pub fn load(place: &Place) -> Outcome<Stored> {
     })
 }
 
-fn check_no_ops(store: &dyn Store, replay: &Replay) -> Outcome {
+pub fn check_no_ops(store: &dyn Store, replay: &Replay) -> Outcome {
     if let Some(first) = replay.ops.first() {
         return Err(Fail::failed(format!(
             "{} ends in {} op(s) written by `apply` (the first at {}): only the program that \
@@ -234,8 +234,9 @@ pub fn info(place: &Place, json: bool) -> Outcome {
         (None, Ok(stored)) => {
             fields.insert(0, ("atom", stored.store.resource().into()));
             fields.push(("size", stored.bytes.len().into()));
-            // A database's version counter only grows, from where the store started it.
-            fields.push(("version", stored.generation.into()));
+            // A database's version counter: it only grows (PostgreSQL's from a random
+            // start, so that versions never repeat across re-creation).
+            fields.push(("generation", stored.generation.into()));
         }
         (None, Err(_)) => {}
     }
@@ -292,7 +293,7 @@ pub fn info(place: &Place, json: bool) -> Outcome {
             (_, Value::String(s)) => s,
             (_, other) => other.to_string(),
         };
-        text.push_str(&format!("{name:<11} {shown}\n"));
+        text.push_str(&format!("{:<12}{shown}\n", format!("{name}:")));
     }
     write_out(&mut out, text.as_bytes())
 }

@@ -93,13 +93,17 @@ enum Command {
     },
     /// Edit the value in $VISUAL or $EDITOR; saved only if nobody committed meanwhile
     #[command(
-        after_help = "Examples:\n  enduro edit state.json\n  EDITOR=nano enduro edit --sqlite app.db --table atoms"
+        after_help = "Examples:\n  enduro edit state.json\n  enduro edit config.toml --raw        (the TOML text itself)\n  EDITOR=nano enduro edit --sqlite app.db --table atoms"
     )]
     Edit {
         /// The file atom
         path: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
+        /// Edit the stored text in its own format (JSON, TOML, RON) instead of as JSON;
+        /// RON values, and TOML values with dates, are always edited so
+        #[arg(long)]
+        raw: bool,
     },
     /// Print the value, then one JSON line per committed change, live, until interrupted
     #[command(
@@ -202,7 +206,9 @@ fn run(command: Command, env: FromEnv) -> Outcome {
             let place = Place::from_args(path, &target, env)?;
             commands::set(&place, &value, at.as_deref(), create)
         }
-        Command::Edit { path, target } => edit::edit(&Place::from_args(path, &target, env)?),
+        Command::Edit { path, target, raw } => {
+            edit::edit(&Place::from_args(path, &target, env)?, raw)
+        }
         Command::Watch { path, target, at } => {
             watch::watch(&Place::from_args(path, &target, env)?, at.as_deref())
         }

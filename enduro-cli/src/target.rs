@@ -8,6 +8,10 @@ use enduro::store::Store;
 use crate::fail::{Fail, NOT_FOUND, Outcome};
 use crate::format::Format;
 
+/// The row of a database table an atom uses unless `--key` says otherwise (as
+/// `PgAtom` and `SqliteAtom` do).
+const DEFAULT_KEY: &str = "default";
+
 /// The options that say where the atom is, shared by every command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TargetArgs {
@@ -117,10 +121,7 @@ impl Place {
             (_, Some(url), ..) => Target::Pg {
                 url,
                 table: table(args, "--pg")?,
-                key: args
-                    .key
-                    .clone()
-                    .unwrap_or_else(|| enduro::DEFAULT_KEY.into()),
+                key: args.key.clone().unwrap_or_else(|| DEFAULT_KEY.into()),
             },
             (_, _, Some(url), _) => {
                 refuse(
@@ -136,10 +137,7 @@ impl Place {
             (_, _, _, Some(db)) => Target::Sqlite {
                 db,
                 table: table(args, "--sqlite")?,
-                key: args
-                    .key
-                    .clone()
-                    .unwrap_or_else(|| enduro::DEFAULT_KEY.into()),
+                key: args.key.clone().unwrap_or_else(|| DEFAULT_KEY.into()),
             },
             _ => {
                 return Err(Fail::usage(
@@ -215,34 +213,76 @@ impl Place {
 
     /// Opens the store (a file atom in journal mode when a journal lies beside it).
     pub fn open(&self) -> Outcome<Box<dyn Store>> {
-        let connect_timeout = Duration::from_secs(10);
-        Ok(match &self.target {
-            Target::File { path } => Box::new(
+        match &self.target {
+            Target::File { path } => Ok(Box::new(
                 enduro::FileStore::builder(path)
                     .journal(has_journal(path))
                     .lock_timeout(self.lock_timeout)
                     .open()?,
-            ),
-            Target::Pg { url, table, key } => Box::new(
-                enduro::PgStore::builder(url, table)
-                    .key(key)
-                    .connect_timeout(connect_timeout)
-                    .max_connections(2)
-                    .open_blocking()?,
-            ),
-            Target::Redis { url, key } => Box::new(
-                enduro::RedisStore::builder(url, key)
-                    .connect_timeout(connect_timeout)
-                    .open()?,
-            ),
-            Target::Sqlite { db, table, key } => Box::new(
-                enduro::SqliteStore::builder(db, table)
-                    .key(key)
-                    .busy_timeout(self.lock_timeout)
-                    .open()?,
-            ),
-        })
+            )),
+            Target::Pg { url, table, key } => open_pg(url, table, key),
+            Target::Redis { url, key } => open_redis(url, key),
+            Target::Sqlite { db, table, key } => open_sqlite(db, table, key, self.lock_timeout),
+        }
     }
+}
+
+/// How long the tool waits to connect to a database.
+#[cfg(any(feature = "pg", feature = "redis"))]
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(feature = "pg")]
+fn open_pg(url: &str, table: &str, key: &str) -> Outcome<Box<dyn Store>> {
+    Ok(Box::new(
+        enduro::PgStore::builder(url, table)
+            .key(key)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .max_connections(2)
+            .open_blocking()?,
+    ))
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(url: &str, key: &str) -> Outcome<Box<dyn Store>> {
+    Ok(Box::new(
+        enduro::RedisStore::builder(url, key)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .open()?,
+    ))
+}
+
+#[cfg(feature = "sqlite")]
+fn open_sqlite(db: &Path, table: &str, key: &str, busy: Duration) -> Outcome<Box<dyn Store>> {
+    Ok(Box::new(
+        enduro::SqliteStore::builder(db, table)
+            .key(key)
+            .busy_timeout(busy)
+            .open()?,
+    ))
+}
+
+#[cfg(not(feature = "pg"))]
+fn open_pg(_: &str, _: &str, _: &str) -> Outcome<Box<dyn Store>> {
+    Err(not_built("PostgreSQL", "pg"))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis(_: &str, _: &str) -> Outcome<Box<dyn Store>> {
+    Err(not_built("Redis", "redis"))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn open_sqlite(_: &Path, _: &str, _: &str, _: Duration) -> Outcome<Box<dyn Store>> {
+    Err(not_built("SQLite", "sqlite"))
+}
+
+/// The error for a backend this build of the tool was made without.
+#[cfg(not(all(feature = "pg", feature = "redis", feature = "sqlite")))]
+fn not_built(what: &str, feature: &str) -> Fail {
+    Fail::usage(format!(
+        "this `enduro` was built without {what} atoms; build it with them: `cargo install \
+         enduro-cli --features {feature}` (or with the default features)"
+    ))
 }
 
 fn table(args: &TargetArgs, option: &str) -> Outcome<String> {

@@ -102,9 +102,15 @@ pub fn check_pointer(pointer: &str) -> Outcome {
 /// Parses what a person typed as JSON, saying where it is wrong.
 pub fn parse(text: &str, what: &str) -> Outcome<Value> {
     serde_json::from_str(text).map_err(|e| {
-        Fail::usage(format!(
-            "{what} is not JSON: {e} (strings need double quotes: '\"text\"')"
-        ))
+        // A bare word is most often a string typed without its quotes.
+        let bare = text.trim_start().starts_with(|c: char| c.is_alphabetic())
+            && !["true", "false", "null"].contains(&text.trim());
+        let hint = if bare {
+            " (a string needs double quotes, inside the shell's: '\"text\"')"
+        } else {
+            ""
+        };
+        Fail::usage(format!("{what} is not JSON: {e}{hint}"))
     })
 }
 

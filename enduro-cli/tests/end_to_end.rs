@@ -535,7 +535,8 @@ fn edit_in_a_terminal_saves_and_offers_to_edit_again_after_a_conflict() {
     );
     let status = dir.path().join("status");
     let command = format!(
-        "VISUAL= EDITOR={} {BIN} edit {}; echo $? > {}; sleep 60",
+        "TMPDIR={} VISUAL= EDITOR={} {BIN} edit {}; echo $? > {}; sleep 60",
+        arg(dir.path()),
         arg(&editor),
         arg(&path),
         arg(&status)
@@ -558,7 +559,8 @@ fn edit_in_a_terminal_saves_and_offers_to_edit_again_after_a_conflict() {
     let before = fs::read(&path).unwrap();
     let status = dir.path().join("status2");
     let command = format!(
-        "VISUAL= EDITOR={} {BIN} edit {}; echo $? > {}; sleep 60",
+        "TMPDIR={} VISUAL= EDITOR={} {BIN} edit {}; echo $? > {}; sleep 60",
+        arg(dir.path()),
         arg(&bad),
         arg(&path),
         arg(&status)
@@ -587,6 +589,7 @@ fn edit_without_a_terminal_never_overwrites_a_commit_made_meanwhile() {
     let out = Command::new(BIN)
         .args(["edit", arg(&path)])
         .env("EDITOR", &editor)
+        .env("TMPDIR", dir.path())
         .env_remove("VISUAL")
         .stdin(Stdio::null())
         .output()
@@ -602,6 +605,7 @@ fn edit_without_a_terminal_never_overwrites_a_commit_made_meanwhile() {
     let out = Command::new(BIN)
         .args(["edit", arg(&path)])
         .env("EDITOR", &changed)
+        .env("TMPDIR", dir.path())
         .env_remove("VISUAL")
         .stdin(Stdio::null())
         .output()
@@ -722,8 +726,121 @@ fn sqlite_atoms_get_set_info_and_refuse_compact() {
     assert_eq!(atom.refresh().unwrap().port, 443);
     let info = stdout(&with(&["info"]));
     assert!(
-        info.contains("SQLite") && info.contains("version"),
+        info.contains("SQLite") && info.contains("generation: "),
         "{info}"
     );
     assert_eq!(code(&with(&["compact"])), 2);
+}
+
+/// `edit` with a scripted editor and no terminal, `TMPDIR` in `dir`.
+fn edit_with(dir: &Path, editor: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("edit")
+        .args(args)
+        .env("EDITOR", editor)
+        .env("TMPDIR", dir)
+        .env_remove("VISUAL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ron_and_toml_dates_are_edited_as_their_own_text() {
+    let dir = tempfile::tempdir().unwrap();
+    // RON: the editor sees RON (names and all), and the program reads the result.
+    let ron = dir.path().join("c.ron");
+    let atom = FileAtom::builder(&ron)
+        .codec(enduro::Ron::default())
+        .open(config())
+        .unwrap();
+    let editor = script(
+        dir.path(),
+        "ron.sh",
+        "grep -q 'Slow(delay:5)' \"$1\" && sed -i 's/delay:5/delay:6/' \"$1\"",
+    );
+    let out = edit_with(dir.path(), &editor, &[arg(&ron)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(atom.refresh().unwrap().mode, Mode::Slow { delay: 6 });
+    // Text that is not RON is refused (no terminal: exit 2), nothing written.
+    let before = fs::read(&ron).unwrap();
+    let broken = script(dir.path(), "broken.sh", "echo '(name: ' > \"$1\"");
+    let out = edit_with(dir.path(), &broken, &[arg(&ron)]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not RON"), "{}", stderr(&out));
+    assert_eq!(fs::read(&ron).unwrap(), before);
+    // Someone (the program) commits while the text is edited: not saved (exit 4), their
+    // value kept.
+    let before = atom.refresh().unwrap();
+    let conflict = script(
+        dir.path(),
+        "conflict.sh",
+        &format!(
+            "sed -i 's/port:80/port:81/' \"$1\"\ntouch {}\nwhile [ ! -e {} ]; do sleep 0.05; done",
+            arg(&dir.path().join("editing")),
+            arg(&dir.path().join("committed"))
+        ),
+    );
+    let child = Command::new(BIN)
+        .args(["edit", arg(&ron)])
+        .env("EDITOR", &conflict)
+        .env("TMPDIR", dir.path())
+        .env_remove("VISUAL")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !dir.path().join("editing").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the editor did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    atom.swap(|c| Config {
+        name: "theirs".into(),
+        ..c.clone()
+    })
+    .unwrap();
+    fs::write(dir.path().join("committed"), b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let now = atom.refresh().unwrap();
+    assert_eq!((now.name.as_str(), now.port), ("theirs", before.port));
+
+    // TOML with a date: edited as TOML; the date stays a date.
+    let toml = dir.path().join("t.toml");
+    fs::write(&toml, "when = 1979-05-27T07:32:00Z\nn = 1\n").unwrap();
+    let editor = script(dir.path(), "toml.sh", "sed -i 's/^n = 1/n = 2/' \"$1\"");
+    let out = edit_with(dir.path(), &editor, &[arg(&toml)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(&toml).unwrap(),
+        "when = 1979-05-27T07:32:00Z\nn = 2\n"
+    );
+    assert_eq!(
+        stdout(&enduro(&["get", arg(&toml), "--at", "/when"])),
+        "\"1979-05-27T07:32:00Z\"\n"
+    );
+
+    // --raw on a binary format is refused; on JSON it edits the text as stored.
+    let cbor = dir.path().join("c.cbor");
+    FileAtom::builder(&cbor)
+        .codec(enduro::Cbor)
+        .open(config())
+        .unwrap();
+    assert_eq!(
+        code(&edit_with(dir.path(), &editor, &[arg(&cbor), "--raw"])),
+        2
+    );
+    let json_file = dir.path().join("j.json");
+    fs::write(&json_file, "{\n  \"n\": 1\n}\n").unwrap();
+    let editor = script(dir.path(), "json.sh", "sed -i 's/1/3/' \"$1\"");
+    let out = edit_with(dir.path(), &editor, &[arg(&json_file), "--raw"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(&json_file).unwrap(),
+        "{\n  \"n\": 3\n}\n"
+    );
 }

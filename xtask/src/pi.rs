@@ -178,6 +178,7 @@ impl Target {
         eprintln!("xtask: pi: {} ({})", self.triple, self.what);
         let slim = slim::check_target(Some(self.triple))?;
         let size = self.example()?;
+        let cli = self.cli()?;
         let tests = self.tests()?;
         let mut report = format!(
             "{} ({}), under {}:\n  slim build: {} crates, none async, database or network\n  \
@@ -190,6 +191,12 @@ impl Target {
             thousands(size),
             size / 1024,
         );
+        report.push_str(&format!(
+            "  the files-only `enduro` command: set --create, set --at and get ran on one \
+             file; stripped release binary: {} bytes ({} KiB)\n",
+            thousands(cli),
+            cli / 1024
+        ));
         let (mut passed, mut failed) = (0, 0);
         report.push_str("  enduro-file tests (workers started through the emulator):\n");
         for run in &tests {
@@ -261,6 +268,69 @@ impl Target {
                     String::from_utf8_lossy(&out.stderr)
                 ));
             }
+        }
+        Ok(size)
+    }
+
+    /// Builds the files-only `enduro` command in release mode, strips a copy, and runs it
+    /// under qemu: `set --create`, `set --at`, then `get` must print what was set; returns
+    /// the stripped size.
+    fn cli(&self) -> Result<u64> {
+        crate::run(self.cargo().args([
+            "build",
+            "--release",
+            "--target",
+            self.triple,
+            "-p",
+            "enduro-cli",
+            "--no-default-features",
+        ]))?;
+        let release = target_dir().join(self.triple).join("release");
+        let stripped = release.join("enduro-stripped");
+        crate::run(
+            Command::new(self.strip())
+                .arg("-o")
+                .arg(&stripped)
+                .arg(release.join("enduro")),
+        )?;
+        let size = std::fs::metadata(&stripped)
+            .map_err(|e| format!("cannot read {}: {e}", stripped.display()))?
+            .len();
+        let dir = release.join("pi-cli");
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot remove {}: {e}", dir.display()));
+            }
+            _ => {}
+        }
+        let state = dir.join("state.json");
+        let state = state.to_string_lossy();
+        let runs: [&[&str]; 3] = [
+            &["set", "--create", &state, "{\"n\": 1, \"on\": true}"],
+            &["set", &state, "--at", "/n", "2"],
+            &["get", &state, "--compact"],
+        ];
+        let mut last = String::new();
+        for args in runs {
+            let out = Command::new(self.qemu)
+                .env("QEMU_LD_PREFIX", self.libraries())
+                .arg(&stripped)
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot start {}: {e}", self.qemu))?;
+            last = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !out.status.success() {
+                return Err(format!(
+                    "`enduro {}` on {} failed ({}):\n{last}{}",
+                    args.join(" "),
+                    self.triple,
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        if last != "{\"n\":2,\"on\":true}\n" {
+            return Err(format!("`enduro get` on {} printed {last:?}", self.triple));
         }
         Ok(size)
     }
