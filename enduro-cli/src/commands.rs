@@ -18,9 +18,9 @@ pub struct Stored {
     pub generation: u64,
 }
 
-/// Reads the atom at `place`: "no atom there" (exit 3) when nothing is stored, an error
-/// when a journal ends in ops (only the program can apply them) or the bytes do not
-/// decode.
+/// Reads the atom at `place` through its store, to change it: "no atom there" (exit 3)
+/// when nothing is stored, an error when a journal ends in ops (only the program can apply
+/// them) or the bytes do not decode.
 pub fn load(place: &Place) -> Outcome<Stored> {
     place.must_exist()?;
     let store = place.open()?;
@@ -28,17 +28,9 @@ pub fn load(place: &Place) -> Outcome<Stored> {
         return Err(place.not_found());
     };
     check_no_ops(&*store, &replay)?;
+    let resource = store.resource();
     let bytes = replay.base.bytes;
-    if place.format.is_blank(&bytes) {
-        return Err(Fail::new(
-            NOT_FOUND,
-            format!(
-                "{} holds no value yet (it is empty); `enduro set` writes one",
-                store.resource()
-            ),
-        ));
-    }
-    let value = decode(place, &*store, &bytes)?;
+    let value = decoded(place, &resource, &bytes)?;
     Ok(Stored {
         store,
         bytes,
@@ -47,26 +39,77 @@ pub fn load(place: &Place) -> Outcome<Stored> {
     })
 }
 
-pub fn check_no_ops(store: &dyn Store, replay: &Replay) -> Outcome {
-    if let Some(first) = replay.ops.first() {
-        return Err(Fail::failed(format!(
-            "{} ends in {} op(s) written by `apply` (the first at {}): only the program that \
-             defines them can apply them, so the tool cannot tell the value; the program \
-             replays them when it opens the atom, and compacts them away in time",
-            store.resource(),
-            replay.ops.len(),
-            first.at
-        )));
-    }
-    Ok(())
+/// What a look at a place found: for a file atom, read without opening its store (no
+/// lock file made, nothing repaired, no lock waited for).
+pub struct Peeked {
+    pub resource: String,
+    pub bytes: Vec<u8>,
+    pub value: Value,
+    pub generation: u64,
 }
 
-fn decode(place: &Place, store: &dyn Store, bytes: &[u8]) -> Outcome<Value> {
+/// Reads the atom at `place` to look at it; see [`load`] for the errors.
+pub fn peek(place: &Place) -> Outcome<Peeked> {
+    let Some(path) = place.file() else {
+        let stored = load(place)?;
+        return Ok(Peeked {
+            resource: stored.store.resource(),
+            bytes: stored.bytes,
+            value: stored.value,
+            generation: stored.generation,
+        });
+    };
+    place.must_exist()?;
+    let report = enduro::FileReport::read(path)?;
+    let resource = format!("file `{}`", report.path.display());
+    let Some(bytes) = report.value else {
+        if report.data_len.is_none() {
+            return Err(place.not_found());
+        }
+        let ops = report.journal.as_ref().map_or(0, |j| j.ops);
+        return Err(ends_in_ops(&resource, ops, "the journal"));
+    };
+    let value = decoded(place, &resource, &bytes)?;
+    Ok(Peeked {
+        resource,
+        bytes,
+        value,
+        generation: report.generation,
+    })
+}
+
+pub fn check_no_ops(store: &dyn Store, replay: &Replay) -> Outcome {
+    match replay.ops.first() {
+        Some(first) => Err(ends_in_ops(
+            &store.resource(),
+            replay.ops.len() as u64,
+            &first.at,
+        )),
+        None => Ok(()),
+    }
+}
+
+fn ends_in_ops(resource: &str, ops: u64, at: &str) -> Fail {
+    Fail::failed(format!(
+        "{resource} ends in {ops} op(s) written by `apply` (in {at}): only the program that \
+         defines them can apply them, so the tool cannot tell the value; the program replays \
+         them when it opens the atom, and compacts them away in time"
+    ))
+}
+
+/// The stored bytes decoded, or why not: empty (no value yet, exit 3), or not the format.
+fn decoded(place: &Place, resource: &str, bytes: &[u8]) -> Outcome<Value> {
+    if place.format.is_blank(bytes) {
+        return Err(Fail::new(
+            NOT_FOUND,
+            format!("{resource} holds no value yet (it is empty); `enduro set` writes one"),
+        ));
+    }
     place.format.decode(bytes).map_err(|e| {
         Fail::failed(format!(
-            "{} does not hold {} that reads: {e}; nothing was changed. If it is stored in \
-             another format, say which with --format (json, toml, ron, cbor, msgpack)",
-            store.resource(),
+            "{resource} does not hold {} that reads: {e}; nothing was changed. If it is \
+             stored in another format, say which with --format (json, toml, ron, cbor, \
+             msgpack)",
             place.format.name()
         ))
     })
@@ -81,14 +124,14 @@ pub fn open_atom(place: &Place, stored: Stored, live: bool) -> Outcome<Atom<Valu
 }
 
 pub fn get(place: &Place, at: Option<&str>, compact: bool, raw: bool) -> Outcome {
-    let stored = load(place)?;
+    let stored = peek(place)?;
     let mut out = std::io::stdout().lock();
     if raw {
         if !place.format.is_text() && out.is_terminal() {
             return Err(Fail::usage(format!(
                 "{} is binary ({}); send --raw into a file or a pipe, or leave --raw out \
                  to see it as JSON",
-                stored.store.resource(),
+                stored.resource,
                 place.format.name()
             )));
         }
@@ -208,44 +251,40 @@ pub fn compact(place: &Place) -> Outcome {
 
 pub fn info(place: &Place, json: bool) -> Outcome {
     let mut fields: Vec<(&str, Value)> = Vec::new();
-    fields.push(("format", place.format.name().into()));
-    let report = match place.file() {
+    let (peeked, report) = match place.file() {
         Some(path) => {
             place.must_exist()?;
-            Some(enduro::FileReport::read(path)?)
+            // The report, even when the value cannot be told (ops, or bytes that do not
+            // decode): then the schema says why.
+            let report = enduro::FileReport::read(path)?;
+            (peek(place), Some(report))
         }
-        None => None,
+        None => (peek(place), None),
     };
-    // The value, for its size and schema: a file atom's lock is waited for a moment only.
-    let quick = Place {
-        lock_timeout: place.lock_timeout.min(std::time::Duration::from_secs(2)),
-        ..place.clone()
-    };
-    let stored = load(&quick);
-    match (&report, &stored) {
-        (Some(report), _) => {
-            fields.insert(
-                0,
-                ("atom", format!("file `{}`", report.path.display()).into()),
-            );
+    match &report {
+        Some(report) => {
+            fields.push(("path", report.path.display().to_string().into()));
+            fields.push(("format", place.format.name().into()));
             fields.push(("size", report.data_len.unwrap_or(0).into()));
             fields.push(("generation", report.generation.into()));
         }
-        (None, Ok(stored)) => {
-            fields.insert(0, ("atom", stored.store.resource().into()));
-            fields.push(("size", stored.bytes.len().into()));
+        None => {
+            let peeked = peeked
+                .as_ref()
+                .map_err(|f| Fail::new(f.code, f.message.clone()))?;
+            fields.push(("atom", peeked.resource.clone().into()));
+            fields.push(("format", place.format.name().into()));
+            fields.push(("size", peeked.bytes.len().into()));
             // A database's version counter: it only grows (PostgreSQL's from a random
             // start, so that versions never repeat across re-creation).
-            fields.push(("generation", stored.generation.into()));
+            fields.push(("generation", peeked.generation.into()));
         }
-        (None, Err(_)) => {}
     }
-    match &stored {
-        Ok(stored) => {
-            let (schema, _) = value::unwrap(&stored.value);
+    match &peeked {
+        Ok(peeked) => {
+            let (schema, _) = value::unwrap(&peeked.value);
             fields.push(("schema", schema.unwrap_or(0).into()));
         }
-        Err(fail) if report.is_none() => return Err(Fail::new(fail.code, fail.message.clone())),
         Err(fail) => fields.push(("schema", format!("unknown: {}", fail.message).into())),
     }
     if let Some(report) = &report {
@@ -271,10 +310,8 @@ pub fn info(place: &Place, json: bool) -> Outcome {
     if json {
         let object: serde_json::Map<String, Value> =
             fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        return write_out(
-            &mut out,
-            format!("{}\n", value::pretty(&Value::Object(object))).as_bytes(),
-        );
+        let text = format!("{}\n", value::pretty(&Value::Object(object)));
+        return write_out(&mut out, text.as_bytes());
     }
     let mut text = String::new();
     for (name, field) in fields {

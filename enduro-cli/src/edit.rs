@@ -100,13 +100,11 @@ fn run(session: &mut dyn Session, interactive: bool) -> Outcome {
                 let kept = keep(file)?;
                 eprintln!(
                     "enduro: the value changed while you were editing (someone else \
-                     committed); nothing was saved. Your text is kept in `{}`.",
+                     committed); nothing was saved. Your text is kept in `{}`; editing \
+                     again starts from the new value.",
                     kept.display()
                 );
-                if !ask(
-                    interactive,
-                    "Edit again, starting from the new value? [Y/n] ",
-                ) {
+                if !ask(interactive, "Edit again? [Y/n] ") {
                     return Err(Fail::new(
                         CONFLICT,
                         format!(

@@ -79,15 +79,15 @@ impl Format {
                 "RON names structs and enum variants (`Mode::Slow(3)` is `Slow(3)`), and \
                  those names do not survive a trip through JSON (it reads as `[3]`), so a \
                  value written back would no longer read as the program's type; nothing was \
-                 written. `enduro get --raw` shows the stored text; change the value with the \
-                 program",
+                 written. `enduro edit` changes the RON text itself; `enduro get --raw` \
+                 shows it",
             ));
         }
         if self == Format::Toml && has_toml_datetime(stored) {
             return Err(Fail::usage(
                 "the value holds TOML dates or times, which JSON has no type for: written \
                  back, they would be strings, and the program could no longer read them; \
-                 nothing was written. Change the value with the program",
+                 nothing was written. `enduro edit` changes the TOML text itself",
             ));
         }
         Ok(())

@@ -30,6 +30,7 @@ use crate::path::Layout;
 /// let journal = report.journal.expect("a journal");
 /// assert_eq!((journal.values, journal.ops), (1, 0));
 /// assert!(journal.applies);
+/// assert_eq!(report.value.as_deref(), Some(&b"1"[..]));
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -50,6 +51,10 @@ pub struct FileReport {
     /// Pending files beside the data file: left by a crash mid-commit (the next open or
     /// commit removes them), or being written right now.
     pub pending: Vec<PathBuf>,
+    /// The value's bytes as stored: the last value record when a journal applies, else
+    /// the data file. `None` without a data file, or when ops follow the last value (only
+    /// an atom of the program's type can apply them).
+    pub value: Option<Vec<u8>>,
 }
 
 /// The lock file's state, in a [`FileReport`].
@@ -125,9 +130,19 @@ impl FileReport {
             Some(Header::Damaged) => LockState::Damaged,
             Some(Header::Valid { .. } | Header::Empty) => lock_state(&layout.lock)?,
         };
-        let journal = match data {
-            Some(_) => journal_report(&layout)?,
-            None => None,
+        let (journal, value) = match data {
+            Some(_) => {
+                let bytes = fs::read(&layout.target)
+                    .map_err(|e| Error::io("read the data file", &layout.target, e))?;
+                match journal_report(&layout, &bytes)? {
+                    Some((report, Some(replayed))) => {
+                        (Some((report, Some(replayed.0))), replayed.1)
+                    }
+                    Some((report, None)) => (Some((report, None)), Some(bytes)),
+                    None => (None, Some(bytes)),
+                }
+            }
+            None => (None, None),
         };
         let generation = match (&journal, header) {
             (Some((_, Some(generation))), _) => *generation,
@@ -146,6 +161,7 @@ impl FileReport {
             lock,
             journal: journal.map(|(report, _)| report),
             pending,
+            value,
         })
     }
 }
@@ -164,9 +180,9 @@ fn lock_state(path: &Path) -> Result<LockState> {
     }
 }
 
-/// The journal beside the data file, if any, and the generation its records reach when it
-/// applies.
-fn journal_report(layout: &Layout) -> Result<Option<(JournalReport, Option<u64>)>> {
+/// The journal beside the data file holding `data`, if any, and when it applies, the
+/// generation its records reach and the value they make (`None` when ops follow it).
+fn journal_report(layout: &Layout, data: &[u8]) -> Result<Option<(JournalReport, Replayed)>> {
     let Some(journal) = Journal::open(&layout.journal, false)? else {
         return Ok(None);
     };
@@ -185,16 +201,23 @@ fn journal_report(layout: &Layout) -> Result<Option<(JournalReport, Option<u64>)
     let journal::Header::Valid(base) = journal.header()? else {
         return Ok(Some((report, None)));
     };
-    let data =
-        fs::read(&layout.target).map_err(|e| Error::io("read the data file", &layout.target, e))?;
-    if !base.matches(&data) {
+    if !base.matches(data) {
         return Ok(Some((report, None)));
     }
-    let scan = journal.scan(&base, Cursor::start(&base), false, false)?;
+    // Checked as an open checks it: a damaged record with good ones after it is an error.
+    let mut scan = journal.scan(&base, Cursor::start(&base), true, false)?;
     report.applies = true;
     report.used = scan.cursor.tail - journal::FIRST;
     report.values = scan.values;
     report.ops = scan.ops;
     report.ends_in_ops = scan.cursor.ops;
-    Ok(Some((report, Some(scan.cursor.generation))))
+    let value = match (scan.cursor.ops, scan.items.pop()) {
+        (true, _) => None,
+        (false, Some(last)) => Some(last.bytes),
+        (false, None) => Some(data.to_vec()),
+    };
+    Ok(Some((report, Some((scan.cursor.generation, value)))))
 }
+
+/// What an applying journal replays to: its generation, and its value unless ops follow.
+type Replayed = Option<(u64, Option<Vec<u8>>)>;

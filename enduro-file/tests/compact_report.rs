@@ -31,6 +31,11 @@ fn compaction_on_demand_keeps_the_value_the_generation_and_running_atoms() {
         (20, 0, true)
     );
     assert_eq!(before.generation, 21);
+    assert_eq!(
+        before.value.as_deref(),
+        Some(&b"20"[..]),
+        "the last record's value"
+    );
 
     let store = FileStore::open(&path).unwrap();
     assert!(store.compact().unwrap());
@@ -89,6 +94,7 @@ fn a_journal_ending_in_ops_is_not_compacted_and_nothing_is_written() {
         (1, 3, true)
     );
     assert_eq!(report.generation, 5);
+    assert_eq!(report.value, None, "ops follow the last value");
 
     let before = contents(dir.path());
     let err = FileStore::open(&path).unwrap().compact().unwrap_err();
