@@ -299,6 +299,7 @@ pub fn info(place: &Place, json: bool) -> Outcome {
             enduro::LockState::Free => "free",
             enduro::LockState::Held => "held by another process (committing now, or stuck)",
             enduro::LockState::Missing => "no lock file (the next commit makes one)",
+            enduro::LockState::Unreadable => "unknown (this user may not read the lock file)",
             enduro::LockState::Damaged => {
                 "damaged (the next open or commit repairs it from the data file)"
             }

@@ -482,9 +482,25 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        // The socket file stays behind a killed server: remove it too.
+        let socket = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display-message",
+                "-p",
+                "#{socket_path}",
+            ])
+            .output();
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .status();
+        if let Ok(out) = socket {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if !path.is_empty() {
+                let _ = fs::remove_file(path);
+            }
+        }
     }
 }
 

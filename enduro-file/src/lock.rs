@@ -130,6 +130,28 @@ fn open(path: &Path, create: bool) -> std::io::Result<File> {
         .open(path)
 }
 
+/// The header of the lock file at `path`, read through a read-only handle, for a report by
+/// someone who may read but not write it; `None` when there is none. Anything but a
+/// regular file there reads as damaged (and is never opened: a FIFO would block).
+pub(crate) fn read_only_header(path: &Path) -> Result<Option<Header>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_file() => return Ok(Some(Header::Damaged)),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("inspect the lock file", path, e)),
+    }
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open the lock file", path, e)),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("inspect the lock file", path, e))?
+        .len();
+    read_header(&file, path, len).map(Some)
+}
+
 /// Reads the header of a lock file `len` bytes long (known from its metadata): one read,
 /// and none for a file whose size already says it is empty or damaged.
 fn read_header(file: &File, path: &Path, len: u64) -> Result<Header> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use enduro_core::{Error, Result};
 
 use crate::journal::{self, Cursor, Journal};
-use crate::lock::{Header, LockFile};
+use crate::lock::{Header, read_only_header};
 use crate::path::Layout;
 
 /// What a file atom's path holds, read without writing, creating or repairing anything
@@ -70,6 +70,10 @@ pub enum LockState {
     /// The lock file's header does not read; the next open or commit repairs it from the
     /// data file.
     Damaged,
+    /// The lock file could not be read (most often: it belongs to another user, who
+    /// made it readable to nobody else): whether it is held is unknown, and so is the
+    /// generation of a value without a journal (reported as 0).
+    Unreadable,
 }
 
 /// The journal beside a data file (journal mode), in a [`FileReport`].
@@ -124,12 +128,16 @@ impl FileReport {
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("inspect the data file", &layout.target, e)),
         };
-        let header = LockFile::new(layout.lock.clone(), None).peek()?;
-        let lock = match header {
-            None => LockState::Missing,
-            Some(Header::Damaged) => LockState::Damaged,
-            Some(Header::Valid { .. } | Header::Empty) => lock_state(&layout.lock)?,
+        // A lock file this user may not open (another user's atom, looked at by someone
+        // who may read its data) does not stop the look: its state is unknown.
+        let header = read_only_header(&layout.lock);
+        let lock = match &header {
+            Err(_) => LockState::Unreadable,
+            Ok(None) => LockState::Missing,
+            Ok(Some(Header::Damaged)) => LockState::Damaged,
+            Ok(Some(Header::Valid { .. } | Header::Empty)) => lock_state(&layout.lock)?,
         };
+        let header = header.ok().flatten();
         let (journal, value) = match data {
             Some(_) => {
                 let bytes = fs::read(&layout.target)

@@ -133,3 +133,20 @@ fn a_report_changes_nothing_and_tells_the_lock_and_pending_files() {
     lock.unlock().unwrap();
     assert_eq!(FileReport::read(&path).unwrap().lock, LockState::Free);
 }
+
+#[test]
+fn a_report_never_opens_a_special_file_at_the_lock_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.json");
+    fs::write(&path, b"1").unwrap();
+    // A FIFO would block an open forever: it reads as a damaged lock file.
+    let fifo = dir.path().join(".a.json.enduro-lock");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let report = FileReport::read(&path).unwrap();
+    assert_eq!(report.lock, LockState::Damaged);
+    assert_eq!(report.value.as_deref(), Some(&b"1"[..]));
+}
