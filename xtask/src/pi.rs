@@ -230,27 +230,8 @@ impl Target {
             "addresses",
         ]))?;
         let release = target_dir().join(self.triple).join("release");
-        let binary = release.join("examples").join("addresses");
-        let stripped = release.join("addresses-stripped");
-        crate::run(
-            Command::new(self.strip())
-                .arg("-o")
-                .arg(&stripped)
-                .arg(&binary),
-        )?;
-        let size = std::fs::metadata(&stripped)
-            .map_err(|e| format!("cannot read {}: {e}", stripped.display()))?
-            .len();
-
-        // A fresh directory, so that nothing of an earlier run (the file, its sidecars) is
-        // found.
-        let dir = release.join("pi-example");
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(format!("cannot remove {}: {e}", dir.display()));
-            }
-            _ => {}
-        }
+        let (stripped, size) = self.stripped(&release.join("examples").join("addresses"))?;
+        let dir = fresh(release.join("pi-example"))?;
         let book = dir.join("addresses.json");
         for (run, expected) in [(1, "(0 entries on opening)"), (2, "(2 entries on opening)")] {
             let out = Command::new(self.qemu)
@@ -272,6 +253,22 @@ impl Target {
         Ok(size)
     }
 
+    /// A stripped copy of `binary` beside it (`NAME-stripped`), and its size.
+    fn stripped(&self, binary: &Path) -> Result<(PathBuf, u64)> {
+        let name = binary.file_name().map(|n| n.to_string_lossy().into_owned());
+        let stripped = binary.with_file_name(format!("{}-stripped", name.unwrap_or_default()));
+        crate::run(
+            Command::new(self.strip())
+                .arg("-o")
+                .arg(&stripped)
+                .arg(binary),
+        )?;
+        let size = std::fs::metadata(&stripped)
+            .map_err(|e| format!("cannot read {}: {e}", stripped.display()))?
+            .len();
+        Ok((stripped, size))
+    }
+
     /// Builds the files-only `enduro` command in release mode, strips a copy, and runs it
     /// under qemu: `set --create`, `set --at`, then `get` must print what was set; returns
     /// the stripped size.
@@ -286,24 +283,8 @@ impl Target {
             "--no-default-features",
         ]))?;
         let release = target_dir().join(self.triple).join("release");
-        let stripped = release.join("enduro-stripped");
-        crate::run(
-            Command::new(self.strip())
-                .arg("-o")
-                .arg(&stripped)
-                .arg(release.join("enduro")),
-        )?;
-        let size = std::fs::metadata(&stripped)
-            .map_err(|e| format!("cannot read {}: {e}", stripped.display()))?
-            .len();
-        let dir = release.join("pi-cli");
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(format!("cannot remove {}: {e}", dir.display()));
-            }
-            _ => {}
-        }
-        let state = dir.join("state.json");
+        let (stripped, size) = self.stripped(&release.join("enduro"))?;
+        let state = fresh(release.join("pi-cli"))?.join("state.json");
         let state = state.to_string_lossy();
         let runs: [&[&str]; 3] = [
             &["set", "--create", &state, "{\"n\": 1, \"on\": true}"],
@@ -425,6 +406,16 @@ fn thousands(n: u64) -> String {
         out.push(d);
     }
     out
+}
+
+/// `dir`, emptied: nothing of an earlier run (a file, its sidecars) is found there.
+fn fresh(dir: PathBuf) -> Result<PathBuf> {
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {e}", dir.display()))
+        }
+        _ => Ok(dir),
+    }
 }
 
 #[cfg(test)]
