@@ -25,10 +25,12 @@ mod pg_cluster;
 #[path = "../../enduro-redis/tests/common/redis_server.rs"]
 mod redis_server;
 
+mod common;
+
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -447,68 +449,23 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
     }
 }
 
-/// Reads `stream` to its end on a thread of its own.
-fn drain(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stream.read_to_end(&mut bytes);
-        bytes
-    })
-}
-
 /// Runs `cmd` to its end (killed and failing the test after [`COMMAND_TIMEOUT`]), with
 /// `stdin` as its input (or none), and checks that no password of `secrets` shows in
 /// what it printed.
 #[track_caller]
 fn run(cmd: &mut Command, stdin: Option<&[u8]>, secrets: &[String]) -> Run {
     let what = describe(cmd, secrets);
-    let mut child = cmd
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin");
-        let input = input.to_vec();
-        // A command that does not read its input must not block the test.
-        thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        });
-    }
-    let stdout = drain(child.stdout.take().expect("stdout"));
-    let stderr = drain(child.stderr.take().expect("stderr"));
-    let status = wait_bounded(&mut child, COMMAND_TIMEOUT)
+    let output = common::output_within(cmd, stdin, COMMAND_TIMEOUT)
+        .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"))
         .unwrap_or_else(|| panic!("`{what}` did not end within {COMMAND_TIMEOUT:?}"));
-    let stdout = stdout.join().expect("stdout reader");
-    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
-    assert_no_secret(&what, &String::from_utf8_lossy(&stdout), secrets);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_no_secret(&what, &String::from_utf8_lossy(&output.stdout), secrets);
     assert_no_secret(&what, &stderr, secrets);
     Run {
         what,
-        code: status.code(),
-        stdout,
+        code: output.status.code(),
+        stdout: output.stdout,
         stderr,
-    }
-}
-
-/// Waits for `child` at most `timeout`; kills it (and answers `None`) after that.
-fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -977,7 +934,7 @@ fn watch_prints_each_change(db: &Db) {
     watch.expect_value(&as_json(&*new));
     // Released: the watch ends, with exit 0.
     atom.release().expect("release");
-    let status = wait_bounded(&mut watch.child, Duration::from_secs(30));
+    let status = common::wait_within(&mut watch.child, Duration::from_secs(30));
     let stderr = watch.stderr();
     assert_no_secret(&watch.what, &stderr, &watch.secrets);
     assert_eq!(

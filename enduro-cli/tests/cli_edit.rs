@@ -9,8 +9,9 @@
 //! so.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -432,43 +433,13 @@ fn edit_without_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out
         .env_remove("VISUAL")
         .env_remove("EDITOR")
         .env("ENDURO_BIN", BIN)
-        .env("TMPDIR", &temp)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("TMPDIR", &temp);
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.spawn().expect("start enduro edit");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        bytes
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > WAIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("enduro edit {args:?} did not end within {WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+    common::output_within(&mut command, None, WAIT)
+        .expect("start enduro edit")
+        .unwrap_or_else(|| panic!("enduro edit {args:?} did not end within {WAIT:?}"))
 }
 
 fn stderr(out: &Output) -> String {

@@ -7,14 +7,16 @@
 //! and the usage errors.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use enduro::{FileAtom, Migrations};
 use serde::{Deserialize, Serialize};
@@ -76,56 +78,24 @@ impl Out {
 /// Runs `enduro ARGS` in `cwd` with `input` on stdin (none: stdin is /dev/null), killed if
 /// it has not ended within [`RUN_LIMIT`].
 fn run_with(cwd: &Path, args: &[&str], input: Option<&[u8]>) -> Out {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("ENDURO_PG_URL")
-        .env_remove("ENDURO_REDIS_URL")
-        .env("EDITOR", "false")
-        .env_remove("VISUAL")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the enduro binary");
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        // A binary that does not read stdin may close it: not this test's concern here.
-        let _ = stdin.write_all(input);
-    }
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        bytes
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("enduro {args:?} did not end within {RUN_LIMIT:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let output = common::output_within(
+        Command::new(BIN)
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("ENDURO_PG_URL")
+            .env_remove("ENDURO_REDIS_URL")
+            .env("EDITOR", "false")
+            .env_remove("VISUAL"),
+        input,
+        RUN_LIMIT,
+    )
+    .expect("start the enduro binary")
+    .unwrap_or_else(|| panic!("enduro {args:?} did not end within {RUN_LIMIT:?}: killed"));
     Out {
         args: args.iter().map(|a| (*a).to_owned()).collect(),
-        code: status.code().unwrap_or(-1),
-        stdout: out_reader.join().unwrap(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 

@@ -9,6 +9,8 @@
 //! does it let the workers stop; each worker then does a few swaps more before it ends.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -180,43 +182,9 @@ fn finish(mut worker: Worker, started: Instant) -> Report {
 
 /// Runs `enduro ARGS`, killed if it has not ended within [`LIMIT`].
 fn enduro(args: &[&str]) -> Output {
-    let mut child = Worker(
-        Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start enduro"),
-    );
-    let mut stdout = child.0.stdout.take().unwrap();
-    let mut stderr = child.0.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        bytes
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < LIMIT,
-            "enduro {args:?} did not end within {LIMIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+    common::output_within(Command::new(BIN).args(args), None, LIMIT)
+        .expect("start enduro")
+        .unwrap_or_else(|| panic!("enduro {args:?} did not end within {LIMIT:?}"))
 }
 
 /// Two workers swap; `enduro set` with `set_args` (after the path) runs once meanwhile.

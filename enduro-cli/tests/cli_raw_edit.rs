@@ -5,6 +5,8 @@
 //! `cli_edit.rs`, `cli_processes.rs`, `cli_watch.rs` and `cli_databases.rs`.)
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,12 +17,18 @@ use serde::{Deserialize, Serialize};
 
 const BIN: &str = env!("CARGO_BIN_EXE_enduro");
 
+/// How long one run of the binary may take before the test fails.
+const LIMIT: Duration = Duration::from_secs(60);
+
 fn enduro(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    bounded(Command::new(BIN).args(args))
+}
+
+/// `command` run to its end, failing the test if it takes longer than [`LIMIT`].
+fn bounded(command: &mut Command) -> Output {
+    common::output_within(command, None, LIMIT)
+        .expect("start enduro")
+        .unwrap_or_else(|| panic!("enduro did not end within {LIMIT:?}"))
 }
 
 fn code(output: &Output) -> i32 {
@@ -72,15 +80,14 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 
 /// `edit` with a scripted editor and no terminal, `TMPDIR` in `dir`.
 fn edit_with(dir: &Path, editor: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("edit")
-        .args(args)
-        .env("EDITOR", editor)
-        .env("TMPDIR", dir)
-        .env_remove("VISUAL")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    bounded(
+        Command::new(BIN)
+            .arg("edit")
+            .args(args)
+            .env("EDITOR", editor)
+            .env("TMPDIR", dir)
+            .env_remove("VISUAL"),
+    )
 }
 
 #[test]
