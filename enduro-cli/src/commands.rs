@@ -60,9 +60,14 @@ pub fn peek(place: &Place) -> Outcome<Peeked> {
         });
     };
     place.must_exist()?;
-    let report = enduro::FileReport::read(path)?;
+    peek_report(place, &mut enduro::FileReport::read(path)?)
+}
+
+/// What `report` (of the file atom at `place`) holds, decoded; its value's bytes are taken
+/// out of it.
+fn peek_report(place: &Place, report: &mut enduro::FileReport) -> Outcome<Peeked> {
     let resource = format!("file `{}`", report.path.display());
-    let Some(bytes) = report.value else {
+    let Some(bytes) = report.value.take() else {
         if report.data_len.is_none() {
             return Err(place.not_found());
         }
@@ -256,8 +261,8 @@ pub fn info(place: &Place, json: bool) -> Outcome {
             place.must_exist()?;
             // The report, even when the value cannot be told (ops, or bytes that do not
             // decode): then the schema says why.
-            let report = enduro::FileReport::read(path)?;
-            (peek(place), Some(report))
+            let mut report = enduro::FileReport::read(path)?;
+            (peek_report(place, &mut report), Some(report))
         }
         None => (peek(place), None),
     };
