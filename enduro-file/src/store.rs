@@ -499,20 +499,16 @@ impl FileStore {
         let Some(meta) = self.stat()? else {
             return Ok(false);
         };
-        let header = held.header()?;
-        let now = match header.valid() {
-            Some(_) => match self.observe(Some(header), &meta, None)? {
-                Seen::At(now) => now,
-                Seen::Gone => {
-                    return Err(Error::backend(
-                        &self.resource,
-                        "the value was released and created again since this store was \
-                         opened; open it again to compact the new one",
-                        None,
-                    ));
-                }
-            },
-            None => self.repair(&held, &meta, None)?,
+        let now = match self.seen_locked(&held, held.header()?, &meta, None)? {
+            Seen::At(now) => now,
+            Seen::Gone => {
+                return Err(Error::backend(
+                    &self.resource,
+                    "the value was released and created again since this store was opened; \
+                     open it again to compact the new one",
+                    None,
+                ));
+            }
         };
         let reading = Reading {
             write: true,
@@ -643,6 +639,22 @@ impl FileStore {
         held.repair(incarnation, 1)?;
         self.set_incarnation(incarnation);
         Ok(version(incarnation, 1, meta))
+    }
+
+    /// What the data file `meta` is for this handle, with the lock held exclusively and
+    /// its `header` read: as the header says, or, when the header is not valid, as the
+    /// repair writes it (the data file is the truth).
+    fn seen_locked(
+        &self,
+        held: &Held<'_>,
+        header: Header,
+        meta: &Metadata,
+        known: Option<Version>,
+    ) -> Result<Seen> {
+        match header.valid() {
+            Some(_) => self.observe(Some(header), meta, known),
+            None => self.repair(held, meta, known).map(Seen::At),
+        }
     }
 
     /// Opens the data file's directory for the fsync after a rename, making sure it is
@@ -1365,12 +1377,9 @@ impl FileStore {
                 return Ok(Committed::Conflict);
             }
             Some(meta) => {
-                let now = match header.valid() {
-                    Some(_) => match self.observe(Some(header), meta, Some(expected))? {
-                        Seen::At(now) => now,
-                        Seen::Gone => return Ok(Committed::Conflict),
-                    },
-                    None => self.repair(&held, meta, Some(expected))?,
+                let now = match self.seen_locked(&held, header, meta, Some(expected))? {
+                    Seen::At(now) => now,
+                    Seen::Gone => return Ok(Committed::Conflict),
                 };
                 // Written to only by a journal commit (a plain one reads it, and removes it).
                 let current = self.current(
