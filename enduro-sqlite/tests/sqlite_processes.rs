@@ -290,13 +290,7 @@ fn run_with_failing_sync(db: &Path, when: u32) -> Vec<String> {
         ])
         .arg(&inject)
         .arg(exe)
-        .args([
-            "worker",
-            "--exact",
-            "--nocapture",
-            "--quiet",
-            "--test-threads=1",
-        ])
+        .args(worker::HARNESS_ARGS)
         .env(
             worker::ARGS_VAR,
             [db.to_str().unwrap(), TABLE, "faults", "faults", "20"].join("\n"),

@@ -14,55 +14,17 @@
 //! ```
 
 use std::io::Write;
-use std::process::Command;
 
-/// The environment variable that makes the `worker` test of a test binary act as the
-/// worker; it holds the worker's arguments, one per line.
-pub const ARGS_VAR: &str = "ENDURO_PG_WORKER_ARGS";
+#[path = "../../../test-support/worker_harness.rs"]
+mod harness;
 
-/// The arguments that make the test harness run only the `worker` test, without
-/// capturing its output (it prints one blank line and `running 1 test`
-/// first, which [`lines`] leaves out).
-const HARNESS_ARGS: [&str; 5] = [
-    "worker",
-    "--exact",
-    "--nocapture",
-    "--quiet",
-    "--test-threads=1",
-];
-
-/// A command that runs the worker with `args` (this test binary, run again).
-pub fn command(args: &[&str]) -> Command {
-    let exe = std::env::current_exe().expect("the test binary's own path");
-    let mut command = Command::new(exe);
-    command.args(HARNESS_ARGS).env(ARGS_VAR, args.join("\n"));
-    command
-}
-
-/// The worker's own lines in its captured stdout (without the test harness's).
-pub fn lines(stdout: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter(|l| !is_harness_line(l))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Whether `line` is one the test harness printed before the worker started.
-pub fn is_harness_line(line: &str) -> bool {
-    line.is_empty() || line == "running 1 test"
-}
+#[allow(unused_imports)] // each test binary uses its own part
+pub use harness::{ARGS_VAR, HARNESS_ARGS, command, is_harness_line, lines};
 
 /// Runs the worker when this test binary was started as one (see [`command`]), then exits
 /// the process; returns at once in a normal test run.
 pub fn entry() {
-    let Ok(args) = std::env::var(ARGS_VAR) else {
-        return;
-    };
-    let args: Vec<String> = args.lines().map(str::to_owned).collect();
-    run(&args);
-    let _ = std::io::stdout().flush();
-    std::process::exit(0);
+    harness::entry(run);
 }
 
 fn run(args: &[String]) {
